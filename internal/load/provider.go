@@ -1,0 +1,113 @@
+// Package load delivers planned operations to partners: bounded concurrent
+// workers per partner, intents and outcomes written to the ledger, and
+// stop-on-fatal. Partners plug in through the Provider interface.
+package load
+
+import (
+	"context"
+
+	"github.com/northwind-data/etl/internal/model"
+)
+
+// Kind is what an operation does at the partner.
+type Kind string
+
+const (
+	Create     Kind = "create"
+	Update     Kind = "update"
+	Deactivate Kind = "deactivate"
+)
+
+// Outcome is the final state of one operation, as written to the ledger.
+type Outcome string
+
+const (
+	OK        Outcome = "ok"        // the partner has it
+	Rejected  Outcome = "rejected"  // the partner refused the content; do not retry
+	Failed    Outcome = "failed"    // did not happen (outage, retries exhausted, breaker open); the rerun sends it
+	Uncertain Outcome = "uncertain" // sent, answer lost: the partner may or may not have it; the rerun resolves it
+	Pending   Outcome = "pending"   // intent written, call not finished (a crash leaves this)
+)
+
+// Op is one entity to deliver to one partner. Map fills EntityKey,
+// CustomerID, Origin and Payload; the planner fills Kind, Hash, IdemKey and
+// RemoteID from sync_state.
+type Op struct {
+	EntityKey  string // stable key at this partner, e.g. "customer/C1001" or "card/C1001/K1"
+	CustomerID string
+	Origin     model.Origin
+
+	// Payload is the partner's request body (its own wire type). It may hold
+	// a PAN: it is hashed under a key, sent, and never logged or stored.
+	Payload any
+
+	Kind     Kind
+	Hash     string // keyed HMAC of the payload: the content identity
+	IdemKey  string // deterministic: HMAC(partner, kind, entity key, hash)
+	RemoteID string // the partner's id for the entity, known after the first delivery
+	Intent   string // detail saved with a previous run's unfinished intent (Resolver input)
+}
+
+// Child is a sub-entity that a partner created as part of an operation,
+// e.g. the paymentMethodId Q2 gives each card of a client sync.
+type Child struct {
+	EntityKey string
+	RemoteID  string
+}
+
+// Result is what happened to one Op.
+type Result struct {
+	EntityKey  string
+	Outcome    Outcome
+	RemoteID   string // the partner's object id (Synctera id, Q2 clientId, ...)
+	RequestID  string // the partner's request id (data feed requestId), if any
+	HTTPStatus int
+	Attempts   int
+	// Err explains a non-OK outcome. Use *httpx.Error so the engine can tell
+	// retryable, rejected and fatal apart. Never include card data.
+	Err      error
+	Children []Child
+}
+
+// Journal lets a partner persist a detail durably before a call whose
+// effect cannot be looked up afterwards (ClubReady's single-use token), so
+// that a crash leaves something the rerun can resolve.
+type Journal interface {
+	Note(ctx context.Context, op Op, detail string) error
+}
+
+// Provider is everything the engine needs from a partner package.
+type Provider interface {
+	Name() string
+	// MaxBatch is how many ops one Send may carry: 1 for per-record APIs,
+	// 50 for the data feed.
+	MaxBatch() int
+	// Map turns a validated customer into this partner's operations. A
+	// record the partner cannot take (say, a phone that is not E.164 for
+	// Synctera) comes back as a reject for this partner only.
+	Map(c *model.Customer) ([]Op, []model.Reject)
+	// Send delivers one batch and returns exactly one Result per op, in
+	// order. It retries what is safe to retry and returns when done or when
+	// ctx is cancelled.
+	Send(ctx context.Context, ops []Op, j Journal) []Result
+}
+
+// Deactivator is implemented by partners that can switch off an entity
+// that vanished from the source. Op.Payload is nil; Op.RemoteID is set.
+type Deactivator interface {
+	Deactivate(ctx context.Context, op Op) Result
+}
+
+// Resolver is implemented by partners whose calls are not idempotent, so
+// that an op left pending or uncertain by an earlier run is settled from
+// the journal detail (Op.Intent) instead of being sent blind.
+type Resolver interface {
+	Resolve(ctx context.Context, op Op, j Journal) Result
+}
+
+// Hashable lets a payload choose what its content hash covers: a CVV must
+// not be stored in any form, not even inside a keyed hash, so payloads
+// carrying one return a copy without it.
+type Hashable interface {
+	HashContent() any
+}
