@@ -49,6 +49,10 @@ type Config struct {
 	// Sleep is replaceable in tests; default waits on a timer or ctx.
 	Sleep func(ctx context.Context, d time.Duration) error
 	Rand  *rand.Rand
+	// Classify, if set, may override the Kind a non-2xx answer gets from
+	// its status (return 0 to keep it): e.g. a partner that reports
+	// validation failures as 500 with details.
+	Classify func(status int, body []byte) Kind
 }
 
 // Request is one logical call; Do may make several attempts of it.
@@ -315,6 +319,11 @@ func (c *Client) attempt(ctx context.Context, req Request) (*Response, error) {
 		}
 	default:
 		e.Kind = Rejected
+	}
+	if c.cfg.Classify != nil {
+		if k := c.cfg.Classify(resp.StatusCode, data); k != 0 {
+			e.Kind = k
+		}
 	}
 	return out, e
 }

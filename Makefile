@@ -1,0 +1,41 @@
+# The two commands a new machine needs: `make demo` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: build demo test test-short fuzz chaos bench vet fmt clean deps
+
+build:
+	$(GO) build -o bin/etl ./cmd/etl
+
+# Install what the tests and demo need on a fresh Debian machine
+# (PostgreSQL server binaries, psql, curl). Skipped when already there.
+deps:
+	@./scripts/deps.sh
+
+# Throwaway PostgreSQL (or $$DATABASE_URL), sandboxes on loopback, the
+# sample data delivered to every partner, the summary printed.
+demo: deps build
+	./scripts/with-postgres.sh ./scripts/demo.sh
+
+# Every test, on real PostgreSQL, plus a short run of each fuzz target.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+	./scripts/fuzz.sh 10s
+
+# Longer fuzzing and chaos runs (not part of make test).
+fuzz:
+	./scripts/fuzz.sh 2m
+
+chaos: deps
+	ETL_CHAOS_KILLS=20 $(GO) test -count=1 -timeout 60m -run 'Chaos' -v ./internal/e2e/...
+
+bench: deps build
+	./scripts/bench.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin .tmp-sandbox.log

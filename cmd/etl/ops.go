@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"text/tabwriter"
+
+	"github.com/northwind-data/etl/internal/config"
+	"github.com/northwind-data/etl/internal/gen"
+	"github.com/northwind-data/etl/internal/ledger"
+	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/redact"
+)
+
+func dbFlag(fs *flag.FlagSet) *string {
+	return fs.String("database-url", "", "ledger database URL (default: DATABASE_URL)")
+}
+
+func cmdMigrate(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	db := dbFlag(fs)
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	store, err := openLedger(ctx, *db)
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	defer store.Close()
+	applied, err := ledger.Migrate(ctx, store.Pool())
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	if len(applied) == 0 {
+		fmt.Println("schema is up to date")
+	} else {
+		fmt.Printf("applied migrations %v\n", applied)
+	}
+	return exitOK
+}
+
+func cmdStatus(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	db := dbFlag(fs)
+	limit := fs.Int("n", 20, "how many runs")
+	asJSON := fs.Bool("json", false, "JSON output")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	store, err := openLedger(ctx, *db)
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	defer store.Close()
+	runs, err := store.Runs(ctx, *limit)
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	if *asJSON {
+		_ = json.NewEncoder(os.Stdout).Encode(runs)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tGROUP\tSHARD\tSTATUS\tSTARTED\tFINISHED\tCUSTOMERS\tREJECTS\tCALLS\tPARTNERS")
+	for _, r := range runs {
+		var c runCounts
+		_ = json.Unmarshal(r.Counts, &c)
+		fin := "-"
+		if r.Finished != nil {
+			fin = r.Finished.Format("2006-01-02 15:04:05")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d/%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.ID, r.Group, r.ShardIndex, r.ShardCount, r.Status,
+			r.Started.Format("2006-01-02 15:04:05"), fin, c.Customers, c.Rejects, c.Calls, strings.Join(r.Providers, ","))
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func cmdRejects(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("rejects", flag.ContinueOnError)
+	db := dbFlag(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: etl rejects RUN [flags] > rejects.csv\n\nRUN is a run id or a run group (all shards).\n")
+		fs.PrintDefaults()
+	}
+	if fs.Parse(reorder(args)) != nil || fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	store, err := openLedger(ctx, *db)
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	defer store.Close()
+	runs, err := store.RunsOf(ctx, fs.Arg(0))
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	w := csv.NewWriter(os.Stdout)
+	_ = w.Write([]string{"file", "line", "entity_key", "field", "reason", "partner", "message"})
+	err = store.EachReject(ctx, ids(runs), func(r ledger.RejectRow) error {
+		return w.Write([]string{r.File, strconv.Itoa(r.Line), r.EntityKey, r.Field, r.Reason, r.Provider, redact.MaskPANs(r.Message)})
+	})
+	w.Flush()
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	return exitOK
+}
+
+func ids(runs []ledger.Run) []int64 {
+	out := make([]int64, len(runs))
+	for i, r := range runs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+// reorder lets flags follow the positional argument (etl report 7 --format json).
+func reorder(args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			flags = append(flags, a)
+			if !strings.Contains(a, "=") && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") && !isBoolFlag(a) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return append(flags, pos...)
+}
+
+func isBoolFlag(a string) bool {
+	a = strings.TrimLeft(a, "-")
+	return a == "json" || a == "v" || a == "q"
+}
+
+func cmdGen(_ context.Context, args []string) int {
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	n := fs.Int("customers", 1000, "number of customers")
+	out := fs.String("out", "", "output directory (required)")
+	seed := fs.Uint64("seed", 1, "random seed: same seed, same files")
+	bad := fs.Float64("bad", 0.02, "fraction of deliberately bad rows")
+	cards := fs.Float64("cards-per-customer", 1.5, "mean cards per customer")
+	unsorted := fs.Bool("unsorted", false, "shuffle rows instead of sorting by customer_id")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: etl gen --customers N --out DIR [flags]\n\nSynthetic customers.csv and cards.csv: test BINs, valid Luhn, realistic names and addresses.\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), "\nExample:\n  etl gen --customers 100000 --out /tmp/gen100k --seed 7\n")
+	}
+	if fs.Parse(args) != nil || *out == "" {
+		fs.Usage()
+		return exitUsage
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	st, err := gen.Write(*out, gen.Options{Customers: *n, CardsPerCustomer: *cards, BadFraction: *bad, Seed: *seed, Sorted: !*unsorted})
+	if err != nil {
+		return fail(exitFatal, "gen: %v", err)
+	}
+	fmt.Printf("wrote %s: %+v\n", *out, st)
+	return exitOK
+}
+
+func cmdConfig(_ context.Context, args []string) int {
+	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	path := fs.String("config", "etl.yaml", "config file")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: etl config check [--config FILE]\n\nValidate the config and resolve every secret it names; print each problem with its field path.\n")
+		fs.PrintDefaults()
+	}
+	if len(args) == 0 || args[0] != "check" {
+		fs.Usage()
+		return exitUsage
+	}
+	if fs.Parse(args[1:]) != nil {
+		return exitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	if es := cfg.Validate(); len(es) > 0 {
+		fmt.Fprintf(os.Stderr, "config %s: %d problem(s):\n", *path, len(es))
+		for _, e := range es {
+			fmt.Fprintf(os.Stderr, "  %s\n", e)
+		}
+		return exitUsage
+	}
+	fmt.Printf("config %s is valid\n", *path)
+	return exitOK
+}
+
+// dryRun writes the bodies a dry run would send, masked.
+type dryRun struct {
+	dir string
+	n   atomic.Int64
+}
+
+func newDryRun(dir string) *dryRun { return &dryRun{dir: dir} }
+
+func (d *dryRun) write(provider string, op load.Op) {
+	b, err := json.Marshal(op.Payload)
+	if err != nil {
+		return
+	}
+	masked, err := redact.JSON(b)
+	if err != nil {
+		return
+	}
+	name := strings.NewReplacer("/", "_", "\\", "_").Replace(op.EntityKey)
+	dir := filepath.Join(d.dir, provider)
+	_ = os.MkdirAll(dir, 0o755)
+	doc := fmt.Sprintf("{\"operation\": %q, \"entity_key\": %q, \"remote_id\": %q, \"body\": %s}\n", op.Kind, op.EntityKey, op.RemoteID, masked)
+	if os.WriteFile(filepath.Join(dir, name+".json"), []byte(doc), 0o600) == nil {
+		d.n.Add(1)
+	}
+}

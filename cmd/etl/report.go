@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/northwind-data/etl/internal/ledger"
+)
+
+// Report is everything `etl report` shows, in every format.
+type Report struct {
+	Runs     []ledger.Run          `json:"runs"`
+	Outcomes []ledger.OutcomeCount `json:"outcomes"`
+	Errors   []ledger.ErrorCount   `json:"top_errors"`
+	Rejects  []ledger.ErrorCount   `json:"rejects"`
+}
+
+func cmdReport(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	db := dbFlag(fs)
+	format := fs.String("format", "text", "text, json or html")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: etl report RUN [--format text|json|html]\n\nRUN is a run id or a run group (aggregates every shard).\n\nExample:\n  etl report 42 --format html > run42.html\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if fs.Parse(reorder(args)) != nil || fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	store, err := openLedger(ctx, *db)
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	defer store.Close()
+	rep, err := buildReport(ctx, store, fs.Arg(0))
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	switch *format {
+	case "json":
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	case "html":
+		if err := writeHTML(os.Stdout, rep); err != nil {
+			return fail(exitFatal, "%v", err)
+		}
+	case "text":
+		writeText(rep)
+	default:
+		return fail(exitUsage, "--format %q: use text, json or html", *format)
+	}
+	return exitOK
+}
+
+func buildReport(ctx context.Context, store *ledger.Store, ref string) (*Report, error) {
+	runs, err := store.RunsOf(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Runs: runs}
+	if rep.Outcomes, err = store.Outcomes(ctx, ids(runs)); err != nil {
+		return nil, err
+	}
+	if rep.Errors, err = store.TopErrors(ctx, ids(runs), 20); err != nil {
+		return nil, err
+	}
+	if rep.Rejects, err = store.RejectCounts(ctx, ids(runs)); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func writeText(rep *Report) {
+	for _, r := range rep.Runs {
+		fin := "running"
+		if r.Finished != nil {
+			fin = r.Finished.Sub(r.Started).Round(1e6).String()
+		}
+		fmt.Printf("run %d (group %s, shard %d/%d): %s, %s, source %s\n", r.ID, r.Group, r.ShardIndex, r.ShardCount, r.Status, fin, r.Source)
+		var c runCounts
+		if json.Unmarshal(r.Counts, &c) == nil && c.Partners != nil {
+			for _, n := range sortedKeys(c.Partners) {
+				p := c.Partners[n]
+				fmt.Printf("  %-13s created %d, updated %d, unchanged %d, deactivated %d, partner-rejected %d, map-rejected %d, failed %d, uncertain %d, not sent %d\n",
+					n, p.Create, p.Update, p.Unchanged, p.Deactivate, p.Rejected, p.MapRejected, p.Failed, p.Uncertain, p.NotSent)
+			}
+		}
+	}
+	fmt.Println("\nledger rows by partner, operation and outcome:")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PARTNER\tOPERATION\tOUTCOME\tCOUNT\tATTEMPTS\tAVG ms\tP95 ms")
+	for _, o := range rep.Outcomes {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%.1f\t%.1f\n", o.Provider, o.Operation, o.Outcome, o.Count, o.Attempts, o.AvgMS, o.P95MS)
+	}
+	tw.Flush()
+	if len(rep.Errors) > 0 {
+		fmt.Println("\ntop error reasons:")
+		for _, e := range rep.Errors {
+			fmt.Printf("  %-13s %-24s %6d  e.g. %s\n", e.Provider, e.Code, e.Count, e.Message)
+		}
+	}
+	if len(rep.Rejects) > 0 {
+		fmt.Println("\nrejects by reason:")
+		for _, e := range rep.Rejects {
+			p := e.Provider
+			if p == "" {
+				p = "(all)"
+			}
+			fmt.Printf("  %-13s %-20s %6d  e.g. %s\n", p, e.Code, e.Count, e.Message)
+		}
+	}
+}

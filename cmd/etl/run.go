@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/northwind-data/etl/internal/config"
+	"github.com/northwind-data/etl/internal/extract"
+	"github.com/northwind-data/etl/internal/httpx"
+	"github.com/northwind-data/etl/internal/ledger"
+	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/logx"
+	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partners"
+	"github.com/northwind-data/etl/internal/shard"
+	"github.com/northwind-data/etl/internal/transform"
+)
+
+type runFlags struct {
+	config, dbURL, sourceDir, providers, shard, runGroup, dryRunOut string
+	dryRun, fullResync, noDeactivate, verbose, quiet               bool
+	maxDeactivate                                                  float64
+}
+
+func cmdRun(ctx context.Context, args []string) int {
+	var f runFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.StringVar(&f.config, "config", "etl.yaml", "config file")
+	fs.StringVar(&f.dbURL, "database-url", "", "ledger database URL (overrides config and DATABASE_URL)")
+	fs.StringVar(&f.sourceDir, "source-dir", "", "CSV directory (overrides source.dir)")
+	fs.StringVar(&f.providers, "providers", "", "comma-separated partners to deliver to (default: every enabled partner)")
+	fs.StringVar(&f.shard, "shard", "", "i/N: take only the customers whose id hashes to shard i of N (JOB_COMPLETION_INDEX fills i when i is empty, e.g. --shard /4)")
+	fs.StringVar(&f.runGroup, "run-group", os.Getenv("ETL_RUN_GROUP"), "id shared by the shards of one logical run (default: new per run)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "read, validate and plan against sync_state; send nothing, change nothing")
+	fs.StringVar(&f.dryRunOut, "dry-run-out", "", "with --dry-run: write each request body it would send (card data masked) under this directory")
+	fs.BoolVar(&f.fullResync, "full-resync", false, "ignore content hashes and send every record again")
+	fs.BoolVar(&f.noDeactivate, "no-deactivate", false, "do not deactivate records that vanished from the source")
+	fs.Float64Var(&f.maxDeactivate, "max-deactivate", 0, "largest fraction of a partner's active records a run may deactivate (default from config, else 0.05)")
+	fs.BoolVar(&f.verbose, "v", false, "verbose: debug logs")
+	fs.BoolVar(&f.quiet, "q", false, "quiet: warnings and errors only")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: etl run [flags]\n\nRead the source, plan against sync_state, deliver what is new or changed, record every call.\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), "\nExamples:\n  etl run --config etl.yaml\n  etl run --config etl.yaml --providers synctera,q2open --dry-run\n  etl run --config etl.yaml --shard 2/4 --run-group nightly-2026-11-23\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	log := logx.New(f.verbose, f.quiet)
+	defer log.Sync() //nolint:errcheck
+
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	if f.sourceDir != "" {
+		cfg.Source.Dir = f.sourceDir
+	}
+	if f.dbURL != "" {
+		os.Setenv("ETL_CLI_DATABASE_URL", f.dbURL)
+		cfg.Ledger.URL = config.Secret{Env: "ETL_CLI_DATABASE_URL"}
+	}
+	if es := cfg.Validate(); len(es) > 0 {
+		fmt.Fprintf(os.Stderr, "etl: config %s is not valid:\n", f.config)
+		for _, e := range es {
+			fmt.Fprintf(os.Stderr, "  %s\n", e)
+		}
+		return exitUsage
+	}
+	sh, err := shard.Parse(f.shard, os.Getenv("JOB_COMPLETION_INDEX"))
+	if err != nil {
+		return fail(exitUsage, "--shard: %v", err)
+	}
+	key, _ := cfg.HMACKey.Resolve()
+	provs, err := partners.Build(cfg, splitList(f.providers), func(name string, h *httpx.Config) {
+		if sh.Count > 1 && h.RatePerSec > 0 {
+			// Each shard takes its share of the partner's rate limit, so N
+			// shards together stay within it without coordination.
+			h.RatePerSec /= float64(sh.Count)
+		}
+	})
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	dbURL, _ := cfg.Ledger.URL.Resolve()
+	store, err := ledger.Open(ctx, dbURL)
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	defer store.Close()
+	if err := store.EnsureSchema(ctx); err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+
+	names := make([]string, len(provs))
+	for i, p := range provs {
+		names[i] = p.Name()
+	}
+	sourceID := sourceIdentity(cfg)
+	if !f.dryRun {
+		lock, err := store.TryLock(ctx, fmt.Sprintf("%s|%s|%s", sourceID, strings.Join(names, ","), sh))
+		if isLocked(err) {
+			return fail(exitLocked, "another etl run for source %s, partners %s, shard %s is in progress; nothing was sent (exit %d)", sourceID, strings.Join(names, ","), sh, exitLocked)
+		}
+		if err != nil {
+			return fail(exitFatal, "%v", err)
+		}
+		defer lock.Release()
+	}
+
+	validator := transform.NewValidator([]byte(key), time.Now())
+	src, err := openSource(ctx, cfg, validator, sh.Keep)
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	group := f.runGroup
+	if group == "" {
+		group = newGroupID()
+	}
+	deactivate := !f.noDeactivate && (cfg.Run.Deactivate == nil || *cfg.Run.Deactivate)
+	maxDeact := cfg.Run.MaxDeactivateFraction
+	if f.maxDeactivate > 0 {
+		maxDeact = f.maxDeactivate
+	}
+	var runID int64
+	if !f.dryRun {
+		runID, err = store.StartRun(ctx, ledger.RunInfo{Group: group, ShardIndex: sh.Index, ShardCount: sh.Count, Source: sourceID,
+			Providers: names, Version: version, Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": f.dryRun}})
+		if err != nil {
+			return fail(exitFatal, "%v", err)
+		}
+	}
+	log.Info("run started", zap.Int64("run_id", runID), zap.String("run_group", group), zap.String("source", sourceID),
+		zap.Strings("partners", names), zap.String("shard", sh.String()), zap.Bool("dry_run", f.dryRun))
+
+	dry := newDryRun(f.dryRunOut)
+	eng := &load.Engine{
+		Store: store, Providers: provs, Key: []byte(key), Log: log,
+		Concurrency: concurrency(cfg), FullResync: f.fullResync, DryRun: f.dryRun,
+		Deactivate: deactivate, MaxDeactivateFraction: maxDeact, Keep: sh.Keep,
+		GracePeriod: cfg.Run.GracePeriod.Duration,
+	}
+	if f.dryRun && f.dryRunOut != "" {
+		eng.DryRunOps = dry.write
+	}
+	start := time.Now()
+	var stats extract.Stats
+	sum, runErr := eng.Run(ctx, runID, load.SourceFunc(func(ctx context.Context, emit func(*model.Customer) error, reject func(model.Reject) error) error {
+		var err error
+		stats, err = src.Read(ctx, emit, reject)
+		return err
+	}))
+	elapsed := time.Since(start)
+	code := exitOK
+	status := "ok"
+	switch {
+	case runErr != nil:
+		code, status = exitFatal, "failed"
+	case sum.Cancelled:
+		code, status = exitPartial, "cancelled"
+	case !sum.Delivered():
+		code, status = exitPartial, "partial"
+	}
+	counts := runCounts{Files: stats.Files, Customers: stats.Customers, Rejects: sum.Rejects, Partners: sum.Providers,
+		Stopped: sum.Stopped, DeactivationRefused: sum.DeactGuard, Seconds: elapsed.Seconds(), Calls: sum.Calls()}
+	if !f.dryRun {
+		// The run row must be closed even when ctx was cancelled.
+		if err := store.FinishRun(context.WithoutCancel(ctx), runID, status, counts); err != nil {
+			log.Error("could not record the run's end", zap.Error(err))
+		}
+	}
+	printSummary(os.Stdout, runID, status, code, f.dryRun, counts, dry)
+	if runErr != nil {
+		fmt.Fprintf(os.Stderr, "etl: run %d failed: %v\n", runID, runErr)
+	}
+	log.Info("run finished", zap.Int64("run_id", runID), zap.String("status", status), zap.Int("exit_code", code),
+		zap.Int64("calls", sum.Calls()), zap.Duration("elapsed", elapsed))
+	return code
+}
+
+// runCounts is stored in runs.counts and printed.
+type runCounts struct {
+	Files               []extract.FileStats      `json:"files"`
+	Customers           int                      `json:"customers"`
+	Rejects             int                      `json:"rejects"`
+	Partners            map[string]*load.Counts  `json:"partners"`
+	Stopped             map[string]string        `json:"stopped,omitempty"`
+	DeactivationRefused map[string]string        `json:"deactivation_refused,omitempty"`
+	Seconds             float64                  `json:"seconds"`
+	Calls               int64                    `json:"calls"`
+}
+
+type readSource interface {
+	Read(ctx context.Context, emit func(*model.Customer) error, reject func(model.Reject) error) (extract.Stats, error)
+}
+
+func openSource(ctx context.Context, cfg *config.Config, v *transform.Validator, keep func(string) bool) (readSource, error) {
+	switch cfg.Source.Type {
+	case "", "csv":
+		return extract.OpenCSV(cfg.Source.Dir, extract.Options{Validator: v, Keep: keep})
+	}
+	return nil, fmt.Errorf("source type %q is not supported yet", cfg.Source.Type)
+}
+
+func sourceIdentity(cfg *config.Config) string {
+	if cfg.Source.Type == "postgres" {
+		return "postgres:" + cfg.Source.Postgres.Customers
+	}
+	abs, err := filepath.Abs(cfg.Source.Dir)
+	if err != nil {
+		abs = cfg.Source.Dir
+	}
+	return "csv:" + abs
+}
+
+func concurrency(cfg *config.Config) map[string]int {
+	out := map[string]int{}
+	for n, p := range cfg.Partners {
+		if p.Concurrency > 0 {
+			out[n] = p.Concurrency
+		}
+	}
+	return out
+}
+
+func newGroupID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+func printSummary(w io.Writer, runID int64, status string, code int, dry bool, c runCounts, d *dryRun) {
+	if dry {
+		fmt.Fprintf(w, "\nDRY RUN: nothing was sent and the ledger is unchanged.\n")
+	} else {
+		fmt.Fprintf(w, "\nrun %d: %s (exit %d) in %.1fs, %d partner calls\n", runID, status, code, c.Seconds, c.Calls)
+	}
+	for _, f := range c.Files {
+		fmt.Fprintf(w, "  %-14s %8d rows  %8d accepted  %6d rejected\n", f.File, f.Rows, f.Accepted, f.Rejected)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "partner\tcreate\tupdate\tunchanged\tdeactivate\tresolve\tmap-reject\tok\trejected\tfailed\tuncertain\tnot-sent\tcalls\t")
+	for _, n := range sortedKeys(c.Partners) {
+		p := c.Partners[n]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n, p.Create, p.Update, p.Unchanged, p.Deactivate, p.Resolve,
+			p.MapRejected, p.OK, p.Rejected, p.Failed, p.Uncertain, p.NotSent, p.Calls)
+	}
+	tw.Flush()
+	for _, n := range sortedKeys(c.Partners) {
+		if codes := c.Partners[n].ErrorCodes; len(codes) > 0 {
+			b, _ := json.Marshal(codes)
+			fmt.Fprintf(w, "  %s errors: %s\n", n, b)
+		}
+	}
+	for n, why := range c.Stopped {
+		fmt.Fprintf(w, "  %s STOPPED: %s\n", n, why)
+	}
+	for n, why := range c.DeactivationRefused {
+		fmt.Fprintf(w, "  %s deactivation refused: %s\n", n, why)
+	}
+	if c.Calls == 0 && !dry {
+		fmt.Fprintf(w, "  no partner calls were needed: nothing changed since the last run\n")
+	}
+	if d != nil && d.dir != "" {
+		fmt.Fprintf(w, "  request bodies written under %s (%d files, card data masked)\n", d.dir, d.n.Load())
+	}
+	if !dry && c.Rejects > 0 {
+		fmt.Fprintf(w, "  %d rejected rows: etl rejects %d > rejects.csv\n", c.Rejects, runID)
+	}
+}
+
+var errNotImplemented = errors.New("not implemented")

@@ -1,0 +1,266 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Store is the ledger database.
+type Store struct{ pool *pgxpool.Pool }
+
+// Open connects and pings, so an unreachable or misnamed database fails
+// fast with one line that says what to fix.
+func Open(ctx context.Context, url string) (*Store, error) {
+	if url == "" {
+		return nil, errors.New("ledger: no database URL: set --database-url, DATABASE_URL or ledger.url in the config")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: database URL is not valid: %v", redact(err))
+	}
+	cfg.MaxConns = 16
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %v", redact(err))
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ledger: cannot reach database %s:%d/%s: %v", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, redact(err))
+	}
+	return &Store{pool: pool}, nil
+}
+
+// FromPool wraps an existing pool (tests).
+func FromPool(p *pgxpool.Pool) *Store { return &Store{pool: p} }
+
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+func (s *Store) Close()              { s.pool.Close() }
+
+// redact keeps passwords out of connection errors.
+func redact(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s (SQLSTATE %s)", pe.Message, pe.Code)
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return errors.New(ce.Unwrap().Error())
+	}
+	return err
+}
+
+// EnsureSchema migrates when the schema is behind, so a nightly run after
+// an upgrade does not need a separate step.
+func (s *Store) EnsureSchema(ctx context.Context) error {
+	n, err := Pending(ctx, s.pool)
+	if err != nil {
+		return fmt.Errorf("ledger: check schema: %w", err)
+	}
+	if n > 0 {
+		_, err = Migrate(ctx, s.pool)
+	}
+	return err
+}
+
+// RunInfo describes a run at its start.
+type RunInfo struct {
+	Group      string
+	ShardIndex int
+	ShardCount int
+	Source     string
+	Providers  []string
+	Options    map[string]any
+	Version    string
+}
+
+// StartRun records a run as running and returns its id.
+func (s *Store) StartRun(ctx context.Context, ri RunInfo) (int64, error) {
+	host, _ := os.Hostname()
+	opts, _ := json.Marshal(ri.Options)
+	if ri.ShardCount == 0 {
+		ri.ShardCount = 1
+	}
+	var id int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO runs (run_group, shard_index, shard_count, status, source, providers, options, version, host, pid)
+		VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9) RETURNING id`,
+		ri.Group, ri.ShardIndex, ri.ShardCount, ri.Source, ri.Providers, opts, ri.Version, host, os.Getpid()).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: start run: %w", err)
+	}
+	return id, nil
+}
+
+// FinishRun records the final status and counts.
+func (s *Store) FinishRun(ctx context.Context, id int64, status string, counts any) error {
+	c, _ := json.Marshal(counts)
+	_, err := s.pool.Exec(ctx, `UPDATE runs SET status = $2, counts = $3, finished_at = now() WHERE id = $1`, id, status, c)
+	if err != nil {
+		return fmt.Errorf("ledger: finish run %d: %w", id, err)
+	}
+	_, err = s.pool.Exec(ctx, `DELETE FROM run_seen WHERE run_id = $1`, id)
+	return err
+}
+
+// Lock is a held run lock.
+type Lock struct{ conn *pgxpool.Conn }
+
+// Release frees the lock. A crashed process's lock is freed by Postgres
+// when its session ends, so cron never needs a manual unlock.
+func (l *Lock) Release() {
+	if l == nil || l.conn == nil {
+		return
+	}
+	// Closing the session releases every advisory lock it holds.
+	_ = l.conn.Conn().Close(context.Background())
+	l.conn.Release()
+	l.conn = nil
+}
+
+// ErrLocked means another run holds the lock.
+var ErrLocked = errors.New("another etl run holds the lock")
+
+// TryLock takes a session-level advisory lock named by key, on a
+// connection kept for the whole run.
+func (s *Store) TryLock(ctx context.Context, key string) (*Lock, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: lock: %w", err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, LockID(key)).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("ledger: lock: %w", err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, ErrLocked
+	}
+	return &Lock{conn: conn}, nil
+}
+
+// LockID maps a lock name to the 64-bit advisory lock key.
+func LockID(key string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("etl-run:" + key))
+	return int64(h.Sum64())
+}
+
+// State is what a partner last received for one entity.
+type State struct {
+	Provider  string
+	EntityKey string
+	Hash      string
+	RemoteID  string
+	Active    bool
+}
+
+// LoadState returns sync_state for the given customers, by provider then
+// entity key: one query for a whole batch of customers.
+func (s *Store) LoadState(ctx context.Context, customerIDs []string) (map[string]map[string]State, error) {
+	rows, err := s.pool.Query(ctx, `SELECT provider, entity_key, content_hash, coalesce(remote_id, ''), active
+		FROM sync_state WHERE customer_id = ANY($1)`, customerIDs)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: load sync_state: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]State{}
+	for rows.Next() {
+		var st State
+		if err := rows.Scan(&st.Provider, &st.EntityKey, &st.Hash, &st.RemoteID, &st.Active); err != nil {
+			return nil, err
+		}
+		m := out[st.Provider]
+		if m == nil {
+			m = map[string]State{}
+			out[st.Provider] = m
+		}
+		m[st.EntityKey] = st
+	}
+	return out, rows.Err()
+}
+
+// Note writes an intent row and waits for it to be durable: the partner
+// call that follows cannot be looked up afterwards.
+func (s *Store) Note(ctx context.Context, runID int64, provider, entityKey, customerID, detail string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO ledger (run_id, provider, entity_key, customer_id, operation, outcome, intent_detail)
+		VALUES ($1, $2, $3, $4, 'intent', 'pending', $5)`, runID, provider, entityKey, customerID, detail)
+	if err != nil {
+		return fmt.Errorf("ledger: write intent for %s %s: %w", provider, entityKey, err)
+	}
+	return nil
+}
+
+// OpenIntents returns, for the given customers, the latest unsettled
+// intent detail per entity for provider.
+func (s *Store) OpenIntents(ctx context.Context, provider string, customerIDs []string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (entity_key) entity_key, coalesce(intent_detail, '')
+		FROM ledger WHERE operation = 'intent' AND outcome = 'pending' AND provider = $1 AND customer_id = ANY($2)
+		ORDER BY entity_key, id DESC`, provider, customerIDs)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open intents: %w", err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var k, d string
+		if err := rows.Scan(&k, &d); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out[k] = d
+	}
+	rows.Close()
+	return out, rows.Err()
+}
+
+// HasOpenIntents reports whether provider has any unsettled intent, so the
+// per-batch intent query can be skipped on the common clean path.
+func (s *Store) HasOpenIntents(ctx context.Context, provider string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ledger WHERE operation = 'intent' AND outcome = 'pending' AND provider = $1)`, provider).Scan(&ok)
+	return ok, err
+}
+
+// Vanished lists active entities of provider whose customer the run did
+// not see in its source. keep filters to this shard's customers.
+func (s *Store) Vanished(ctx context.Context, runID int64, provider string, keep func(customerID string) bool) ([]Vanish, error) {
+	rows, err := s.pool.Query(ctx, `SELECT s.entity_key, s.customer_id, coalesce(s.remote_id, ''), s.content_hash FROM sync_state s
+		WHERE s.provider = $1 AND s.active
+		AND NOT EXISTS (SELECT 1 FROM run_seen r WHERE r.run_id = $2 AND r.customer_id = s.customer_id)
+		ORDER BY s.entity_key`, provider, runID)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: vanished: %w", err)
+	}
+	defer rows.Close()
+	var out []Vanish
+	for rows.Next() {
+		var v Vanish
+		if err := rows.Scan(&v.EntityKey, &v.CustomerID, &v.RemoteID, &v.Hash); err != nil {
+			return nil, err
+		}
+		if keep == nil || keep(v.CustomerID) {
+			out = append(out, v)
+		}
+	}
+	return out, rows.Err()
+}
+
+// Vanish is an entity gone from the source.
+type Vanish struct{ EntityKey, CustomerID, RemoteID, Hash string }
+
+// ActiveCount is the number of active entities for provider (the base for
+// the mass-deactivation guard).
+func (s *Store) ActiveCount(ctx context.Context, provider string) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM sync_state WHERE provider = $1 AND active`, provider).Scan(&n)
+	return n, err
+}

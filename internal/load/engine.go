@@ -1,0 +1,593 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/northwind-data/etl/internal/httpx"
+	"github.com/northwind-data/etl/internal/ledger"
+	"github.com/northwind-data/etl/internal/model"
+)
+
+// Source streams validated customers and rejects (the CSV and Postgres
+// sources, adapted by the caller). An error from emit or reject, or ctx,
+// stops it.
+type Source interface {
+	Read(ctx context.Context, emit func(*model.Customer) error, reject func(model.Reject) error) error
+}
+
+// SourceFunc adapts a function to Source.
+type SourceFunc func(ctx context.Context, emit func(*model.Customer) error, reject func(model.Reject) error) error
+
+func (f SourceFunc) Read(ctx context.Context, emit func(*model.Customer) error, reject func(model.Reject) error) error {
+	return f(ctx, emit, reject)
+}
+
+// Observer sees progress (terminal bars, JSON progress lines, metrics).
+type Observer interface {
+	Planned(provider string, kind Kind)
+	Unchanged(provider string)
+	Finished(provider string, r Result, latency time.Duration)
+}
+
+// Engine runs one delivery: read, plan against sync_state, send, record.
+type Engine struct {
+	Store     *ledger.Store
+	Providers []Provider
+	Key       []byte // HMAC key for content hashes and idempotency keys
+	Log       *zap.Logger
+
+	Concurrency map[string]int // workers per partner; default 8
+	FullResync  bool           // ignore content hashes: send everything again
+	DryRun      bool           // plan only: no partner call, no ledger change
+	// DryRunOps, if set, sees every op a dry run would send.
+	DryRunOps func(provider string, op Op)
+
+	// Deactivation of entities gone from the source, for partners that
+	// support it. Refused when it would switch off more than
+	// MaxDeactivateFraction of a partner's active entities, since a
+	// truncated export must not wipe a partner.
+	Deactivate            bool
+	MaxDeactivateFraction float64 // default 0.05 (and at least 10 entities)
+
+	Keep        func(customerID string) bool // shard filter for deactivation
+	GracePeriod time.Duration                // in-flight calls after SIGTERM; default 20s
+	PlanBatch   int                          // customers per sync_state lookup; default 500
+	Observer    Observer
+}
+
+// Summary is what a run did, per partner.
+type Summary struct {
+	RunID      int64
+	Rejects    int // rows rejected by validation (all partners)
+	Providers  map[string]*Counts
+	Stopped    map[string]string // partner -> fatal reason
+	Cancelled  bool
+	DeactGuard map[string]string // partner -> why deactivation was refused
+}
+
+// Counts per partner. Mapped rejects are records this partner could not take.
+type Counts struct {
+	Create, Update, Deactivate, Unchanged, Resolve int64
+	MapRejected                                    int64
+	OK, Rejected, Failed, Uncertain, NotSent       int64
+	Calls, Attempts                                int64
+	ErrorCodes                                     map[string]int64 `json:",omitempty"`
+	mu                                             sync.Mutex
+}
+
+func (c *Counts) addErr(code string) {
+	c.mu.Lock()
+	if c.ErrorCodes == nil {
+		c.ErrorCodes = map[string]int64{}
+	}
+	c.ErrorCodes[code]++
+	c.mu.Unlock()
+}
+
+// Delivered reports whether every planned op of every partner succeeded.
+func (s *Summary) Delivered() bool {
+	if s.Cancelled || len(s.Stopped) > 0 || len(s.DeactGuard) > 0 {
+		return false
+	}
+	for _, c := range s.Providers {
+		if c.Rejected+c.Failed+c.Uncertain+c.NotSent > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Calls is the total number of partner operations sent.
+func (s *Summary) Calls() int64 {
+	var n int64
+	for _, c := range s.Providers {
+		n += c.Calls
+	}
+	return n
+}
+
+type job struct {
+	ops     []Op
+	resolve bool
+}
+
+type lane struct {
+	p       Provider
+	in      chan Op
+	counts  *Counts
+	stopped atomic.Bool
+	stopMsg atomic.Value
+	workers int
+	resolve chan Op
+}
+
+// Run executes one run whose row runID the caller created (and finishes).
+func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, error) {
+	if e.Log == nil {
+		e.Log = zap.NewNop()
+	}
+	if e.PlanBatch <= 0 {
+		e.PlanBatch = 500
+	}
+	if e.GracePeriod <= 0 {
+		e.GracePeriod = 20 * time.Second
+	}
+	if e.MaxDeactivateFraction <= 0 {
+		e.MaxDeactivateFraction = 0.05
+	}
+	sum := &Summary{RunID: runID, Providers: map[string]*Counts{}, Stopped: map[string]string{}, DeactGuard: map[string]string{}}
+
+	// callCtx outlives ctx by the grace period, so calls in flight when
+	// SIGTERM arrives can finish and be recorded.
+	callCtx, cancelCalls := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelCalls()
+	stopGrace := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(e.GracePeriod)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelCalls()
+		case <-callCtx.Done():
+		}
+	})
+	defer stopGrace()
+
+	// runCtx is cancelled by a signal or by a ledger write failure.
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	var w *ledger.Writer
+	if !e.DryRun {
+		w = e.Store.NewWriter(runID, func(err error) {
+			e.Log.Error("ledger write failed: stopping the run", zap.Error(err))
+			cancelRun(err)
+		})
+	}
+
+	lanes := map[string]*lane{}
+	var order []string
+	resolvers := map[string]bool{}
+	for _, p := range e.Providers {
+		n := e.Concurrency[p.Name()]
+		if n <= 0 {
+			n = 8
+		}
+		l := &lane{p: p, in: make(chan Op, n*p.MaxBatch()*4), counts: &Counts{}, workers: n, resolve: make(chan Op, 64)}
+		lanes[p.Name()] = l
+		order = append(order, p.Name())
+		sum.Providers[p.Name()] = l.counts
+		if _, ok := p.(Resolver); ok && !e.DryRun {
+			has, err := e.Store.HasOpenIntents(ctx, p.Name())
+			if err != nil {
+				return nil, err
+			}
+			resolvers[p.Name()] = has
+		}
+	}
+
+	g, gctx := errgroup.WithContext(context.Background())
+	for _, name := range order {
+		l := lanes[name]
+		jobs := make(chan job)
+		g.Go(func() error { e.batch(runCtx, l, jobs); return nil })
+		for i := 0; i < l.workers; i++ {
+			g.Go(func() error { e.work(callCtx, runID, l, jobs, w); return nil })
+		}
+	}
+	_ = gctx
+
+	// Read and plan on this goroutine; lanes apply backpressure through
+	// their bounded channels.
+	var batch []*model.Customer
+	planErr := error(nil)
+	flushPlan := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := e.plan(runCtx, batch, lanes, order, resolvers, w)
+		batch = batch[:0]
+		return err
+	}
+	readErr := src.Read(runCtx,
+		func(c *model.Customer) error {
+			batch = append(batch, c)
+			if len(batch) >= e.PlanBatch {
+				return flushPlan()
+			}
+			return nil
+		},
+		func(r model.Reject) error {
+			sum.Rejects++
+			if w != nil {
+				w.Reject(rejectRow(r))
+				if id := customerOf(r.EntityKey); id != "" {
+					w.Seen(id) // a bad row is not a vanished customer
+				}
+			}
+			return nil
+		})
+	if readErr == nil {
+		readErr = flushPlan()
+	} else {
+		planErr = flushPlan()
+	}
+
+	// Deactivate what vanished, only after a complete, clean read.
+	if readErr == nil && planErr == nil && runCtx.Err() == nil && e.Deactivate && !e.DryRun {
+		if err := e.deactivate(runCtx, runID, lanes, order, w, sum); err != nil {
+			readErr = err
+		}
+	}
+	for _, name := range order {
+		close(lanes[name].in)
+	}
+	_ = g.Wait()
+
+	if w != nil {
+		if err := w.Close(); err != nil && readErr == nil {
+			readErr = err
+		}
+	}
+	for _, name := range order {
+		if l := lanes[name]; l.stopped.Load() {
+			sum.Stopped[name], _ = l.stopMsg.Load().(string)
+		}
+	}
+	if ctx.Err() != nil {
+		sum.Cancelled = true
+		return sum, nil
+	}
+	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return sum, cause
+	}
+	if readErr != nil {
+		return sum, readErr
+	}
+	return sum, planErr
+}
+
+// plan maps a batch of customers for every partner, compares with
+// sync_state and queues what changed.
+func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[string]*lane, order []string, resolvers map[string]bool, w *ledger.Writer) error {
+	ids := make([]string, len(batch))
+	for i, c := range batch {
+		ids[i] = c.ID
+		if w != nil {
+			w.Seen(c.ID)
+		}
+	}
+	var state map[string]map[string]ledger.State
+	if e.Store != nil {
+		var err error
+		if state, err = e.Store.LoadState(ctx, ids); err != nil {
+			return err
+		}
+	}
+	intents := map[string]map[string]string{}
+	for name, has := range resolvers {
+		if !has {
+			continue
+		}
+		m, err := e.Store.OpenIntents(ctx, name, ids)
+		if err != nil {
+			return err
+		}
+		intents[name] = m
+	}
+	for _, c := range batch {
+		for _, name := range order {
+			l := lanes[name]
+			ops, rejects := l.p.Map(c)
+			for _, r := range rejects {
+				l.counts.MapRejected++
+				if r.Provider == "" {
+					r.Provider = name
+				}
+				if w != nil {
+					w.Reject(rejectRow(r))
+				}
+			}
+			for _, op := range ops {
+				h, err := ContentHash(e.Key, op.Payload)
+				if err != nil {
+					return fmt.Errorf("%s: %s: %w", name, op.EntityKey, err)
+				}
+				op.Hash = h
+				st, known := state[name][op.EntityKey]
+				intent, open := intents[name][op.EntityKey]
+				if known && st.Active && st.Hash == h && !e.FullResync && !open {
+					l.counts.Unchanged++
+					if e.Observer != nil {
+						e.Observer.Unchanged(name)
+					}
+					continue
+				}
+				op.Kind = Create
+				if known {
+					op.Kind, op.RemoteID = Update, st.RemoteID
+				}
+				op.IdemKey = IdempotencyKey(e.Key, name, op.Kind, op.EntityKey, h)
+				if open {
+					op.Intent = intent
+					l.counts.Resolve++
+				} else if op.Kind == Create {
+					l.counts.Create++
+				} else {
+					l.counts.Update++
+				}
+				if e.Observer != nil {
+					e.Observer.Planned(name, op.Kind)
+				}
+				if e.DryRun {
+					if e.DryRunOps != nil {
+						e.DryRunOps(name, op)
+					}
+					continue
+				}
+				select {
+				case l.in <- op:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// batch groups a lane's ops into Sends of at most MaxBatch, flushing a
+// partial batch when the queue goes quiet so the tail is not held back.
+func (e *Engine) batch(ctx context.Context, l *lane, jobs chan<- job) {
+	defer close(jobs)
+	max := l.p.MaxBatch()
+	var cur []Op
+	send := func() {
+		if len(cur) > 0 {
+			jobs <- job{ops: cur}
+			cur = nil
+		}
+	}
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
+	for {
+		select {
+		case op, ok := <-l.in:
+			if !ok {
+				send()
+				return
+			}
+			if ctx.Err() != nil || l.stopped.Load() {
+				l.counts.NotSent++
+				continue // drain: the rerun sends these
+			}
+			if op.Intent != "" {
+				send()
+				jobs <- job{ops: []Op{op}, resolve: true}
+				continue
+			}
+			cur = append(cur, op)
+			if len(cur) >= max {
+				send()
+			} else if len(cur) == 1 {
+				idle.Reset(20 * time.Millisecond)
+			}
+		case <-idle.C:
+			send()
+		}
+	}
+}
+
+func (e *Engine) work(ctx context.Context, runID int64, l *lane, jobs <-chan job, w *ledger.Writer) {
+	name := l.p.Name()
+	for j := range jobs {
+		if l.stopped.Load() || ctx.Err() != nil {
+			l.counts.addNotSent(len(j.ops))
+			continue
+		}
+		start := time.Now()
+		var results []Result
+		jr := journal{store: e.Store, runID: runID, provider: name}
+		switch {
+		case j.resolve:
+			results = []Result{l.p.(Resolver).Resolve(ctx, j.ops[0], jr)}
+		case j.ops[0].Kind == Deactivate:
+			results = []Result{l.p.(Deactivator).Deactivate(ctx, j.ops[0])}
+		default:
+			results = l.p.Send(ctx, j.ops, jr)
+		}
+		lat := time.Since(start)
+		atomic.AddInt64(&l.counts.Calls, 1)
+		for i, op := range j.ops {
+			var r Result
+			if i < len(results) {
+				r = results[i]
+			} else {
+				r = Result{EntityKey: op.EntityKey, Outcome: Failed, Err: errors.New("partner returned fewer results than ops")}
+			}
+			e.record(l, op, r, lat, w)
+		}
+	}
+}
+
+func (c *Counts) addNotSent(n int) { atomic.AddInt64(&c.NotSent, int64(n)) }
+
+func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.Writer) {
+	name := l.p.Name()
+	c := l.counts
+	atomic.AddInt64(&c.Attempts, int64(max(r.Attempts, 1)))
+	switch r.Outcome {
+	case OK:
+		atomic.AddInt64(&c.OK, 1)
+	case Rejected:
+		atomic.AddInt64(&c.Rejected, 1)
+	case Uncertain:
+		atomic.AddInt64(&c.Uncertain, 1)
+	default:
+		r.Outcome = Failed
+		atomic.AddInt64(&c.Failed, 1)
+	}
+	code, msg := "", ""
+	if r.Err != nil {
+		code, msg = httpx.CodeOf(r.Err), r.Err.Error()
+		if code == "" {
+			code = string(r.Outcome)
+		}
+		c.addErr(code)
+		if httpx.KindOf(r.Err) == httpx.Fatal && l.stopped.CompareAndSwap(false, true) {
+			l.stopMsg.Store(msg)
+			e.Log.Error("partner stopped: fix the cause and rerun", zap.String("provider", name), zap.String("reason", msg))
+		}
+	}
+	if r.HTTPStatus == 0 {
+		r.HTTPStatus = httpx.StatusOf(r.Err)
+	}
+	if e.Observer != nil {
+		e.Observer.Finished(name, r, lat)
+	}
+	if w == nil {
+		return
+	}
+	w.Add(ledger.Entry{
+		Provider: name, EntityKey: op.EntityKey, CustomerID: op.CustomerID, Operation: string(op.Kind),
+		IdemKey: op.IdemKey, Hash: op.Hash, RemoteID: firstNonEmpty(r.RemoteID, op.RemoteID), RequestID: r.RequestID,
+		HTTPStatus: r.HTTPStatus, Outcome: string(r.Outcome), Attempts: r.Attempts, Latency: lat,
+		ErrCode: code, ErrMsg: truncate(msg, 1000),
+		Deliver:     r.Outcome == OK && op.Kind != Deactivate,
+		Deactivated: r.Outcome == OK && op.Kind == Deactivate,
+		// An uncertain outcome keeps its intent open for the rerun.
+		Settle: r.Outcome != Uncertain,
+	})
+	for _, ch := range r.Children {
+		if r.Outcome != OK {
+			break
+		}
+		w.Add(ledger.Entry{Provider: name, EntityKey: ch.EntityKey, CustomerID: op.CustomerID, Operation: string(op.Kind),
+			RemoteID: ch.RemoteID, RequestID: r.RequestID, HTTPStatus: r.HTTPStatus, Outcome: string(OK), Attempts: r.Attempts,
+			Latency: lat, Hash: op.Hash, Deliver: true})
+	}
+}
+
+func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*lane, order []string, w *ledger.Writer, sum *Summary) error {
+	if err := w.Sync(ctx); err != nil { // run_seen must be complete
+		return err
+	}
+	for _, name := range order {
+		l := lanes[name]
+		if _, ok := l.p.(Deactivator); !ok {
+			continue
+		}
+		gone, err := e.Store.Vanished(ctx, runID, name, e.Keep)
+		if err != nil {
+			return err
+		}
+		// Children (e.g. Q2 cards) are switched off with their parent.
+		gone = customersOnly(gone)
+		if len(gone) == 0 {
+			continue
+		}
+		active, err := e.Store.ActiveCount(ctx, name)
+		if err != nil {
+			return err
+		}
+		if limit := max(10, int(float64(active)*e.MaxDeactivateFraction)); len(gone) > limit {
+			msg := fmt.Sprintf("refusing to deactivate %d of %d active records (limit %d): check the source export is complete, or rerun with --max-deactivate", len(gone), active, limit)
+			sum.DeactGuard[name] = msg
+			e.Log.Error("deactivation refused", zap.String("provider", name), zap.String("reason", msg))
+			continue
+		}
+		for _, v := range gone {
+			op := Op{EntityKey: v.EntityKey, CustomerID: v.CustomerID, Kind: Deactivate, RemoteID: v.RemoteID, Hash: v.Hash}
+			op.IdemKey = IdempotencyKey(e.Key, name, Deactivate, v.EntityKey, v.Hash)
+			l.counts.Deactivate++
+			select {
+			case l.in <- op:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+func customersOnly(vs []ledger.Vanish) []ledger.Vanish {
+	out := vs[:0]
+	for _, v := range vs {
+		if strings.HasPrefix(v.EntityKey, "customer/") {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+type journal struct {
+	store    *ledger.Store
+	runID    int64
+	provider string
+}
+
+func (j journal) Note(ctx context.Context, op Op, detail string) error {
+	if j.store == nil {
+		return nil
+	}
+	return j.store.Note(ctx, j.runID, j.provider, op.EntityKey, op.CustomerID, detail)
+}
+
+func rejectRow(r model.Reject) ledger.RejectRow {
+	return ledger.RejectRow{Provider: r.Provider, File: r.Origin.File, Line: r.Origin.Line, EntityKey: r.EntityKey,
+		Field: r.Field, Reason: r.Reason, Message: truncate(r.Message, 1000)}
+}
+
+// customerOf extracts the customer id from "customer/<id>" or
+// "card/<id>/<card>".
+func customerOf(key string) string {
+	if rest, ok := strings.CutPrefix(key, "customer/"); ok {
+		return rest
+	}
+	if rest, ok := strings.CutPrefix(key, "card/"); ok {
+		id, _, _ := strings.Cut(rest, "/")
+		return id
+	}
+	return ""
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

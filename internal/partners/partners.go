@@ -1,0 +1,124 @@
+// Package partners is the one place that knows every partner package: it
+// builds clients from config and sandboxes for `etl sandbox`. Adding a
+// partner means adding it here and nowhere else outside its own package.
+package partners
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/northwind-data/etl/internal/config"
+	"github.com/northwind-data/etl/internal/httpx"
+	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/providers/datafeed"
+)
+
+// Spec describes one partner to the rest of the program.
+type Spec struct {
+	Name        string
+	Credentials []string // required credential names in config
+	Optional    []string
+	// Build makes the client from its config section.
+	Build func(p config.Partner, h httpx.Config) (load.Provider, error)
+	// Sandbox makes the sandbox handler with the demo credentials.
+	Sandbox func(creds map[string]string) http.Handler
+	// DemoCredentials are what `etl sandbox` accepts by default.
+	DemoCredentials map[string]string
+}
+
+var specs = map[string]Spec{}
+
+func register(s Spec) {
+	specs[s.Name] = s
+	config.Required[s.Name] = s.Credentials
+	config.Optional[s.Name] = s.Optional
+}
+
+// All returns every spec sorted by name.
+func All() []Spec {
+	out := make([]Spec, 0, len(specs))
+	for _, s := range specs {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Get returns the named spec.
+func Get(name string) (Spec, bool) { s, ok := specs[name]; return s, ok }
+
+// Names lists partner names.
+func Names() []string {
+	var out []string
+	for _, s := range All() {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// HTTPConfig is the shared client tuning from a partner's config.
+func HTTPConfig(p config.Partner) httpx.Config {
+	return httpx.Config{
+		Timeout:     p.Timeout.Duration,
+		RatePerSec:  p.RatePerSec,
+		Burst:       max(p.Burst, 1),
+		MaxAttempts: p.MaxAttempts,
+	}
+}
+
+// Build constructs the enabled partners from cfg, restricted to only when
+// non-empty. tune may adjust each partner's httpx.Config (metrics hooks).
+func Build(cfg *config.Config, only []string, tune func(name string, h *httpx.Config)) ([]load.Provider, error) {
+	want := map[string]bool{}
+	for _, n := range only {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if _, ok := specs[n]; !ok {
+			return nil, fmt.Errorf("--providers: unknown partner %q (known: %s)", n, strings.Join(Names(), ", "))
+		}
+		if _, ok := cfg.Partners[n]; !ok {
+			return nil, fmt.Errorf("--providers: partner %q is not in the config", n)
+		}
+		want[n] = true
+	}
+	var out []load.Provider
+	for _, s := range All() {
+		p, ok := cfg.Partners[s.Name]
+		if !ok || !p.On() || (len(want) > 0 && !want[s.Name]) {
+			continue
+		}
+		h := HTTPConfig(p)
+		if tune != nil {
+			tune(s.Name, &h)
+		}
+		prov, err := s.Build(p, h)
+		if err != nil {
+			return nil, fmt.Errorf("partners.%s: %w", s.Name, err)
+		}
+		out = append(out, prov)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no partner enabled (check partners.*.enabled and --providers)")
+	}
+	return out, nil
+}
+
+func init() {
+	register(Spec{
+		Name:            datafeed.Name,
+		Credentials:     []string{"token"},
+		DemoCredentials: map[string]string{"token": "sandbox-datafeed-token"},
+		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+			return datafeed.New(datafeed.Config{BaseURL: p.BaseURL, Token: p.Cred("token"), HTTP: h,
+				ClientCertFile: p.Options["client_cert_file"], ClientKeyFile: p.Options["client_key_file"], CAFile: p.Options["ca_file"],
+				Map: datafeed.MapOptions{DefaultOrganizationID: p.Options["organization_id"]}})
+		},
+		Sandbox: func(c map[string]string) http.Handler {
+			return datafeed.NewSandbox(datafeed.SandboxOptions{Token: c["token"]})
+		},
+	})
+}

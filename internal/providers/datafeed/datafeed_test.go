@@ -1,0 +1,261 @@
+package datafeed_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/northwind-data/etl/internal/golden"
+	"github.com/northwind-data/etl/internal/httpx"
+	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/providers/datafeed"
+)
+
+const token = "test-token"
+
+func customer(id string) *model.Customer {
+	pan := model.NewPAN("4111 1111 1111 1111")
+	at := func(s string) time.Time { t, _ := time.Parse(time.RFC3339, s); return t }
+	return &model.Customer{
+		Origin: model.Origin{File: "customers.csv", Line: 2}, ID: id, OrganizationID: "50004",
+		FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", Phone: "+15125550100",
+		Address: model.Address{Line1: "1 Main St", City: "Austin", State: "TX", PostalCode: "78753", Country: "US"},
+		Status: "ACTIVE", Created: at("2017-01-01T08:00:00Z"), EnrollmentStart: at("2023-01-01T08:00:00Z"),
+		Accounts: []model.Account{{ID: "A-" + id, Type: "DDA", Status: "OPEN", CustomerIDs: []string{id}, OpenDate: at("2018-05-12T20:30:00Z"),
+			Cards: []model.Card{{ID: "K1", CustomerID: id, AccountID: "A-" + id, PAN: pan, CVV: model.NewCVV("123"), ExpMonth: 2, ExpYear: 2040,
+				Type: "credit", Brand: "visa", NetworkID: 3, IIN: pan.IIN(), Last4: pan.Last4()}}}},
+	}
+}
+
+func TestMapGolden(t *testing.T) {
+	c := customer("C1")
+	c.ParentID = "C0"
+	c.EnrollmentEnd = c.EnrollmentStart.AddDate(1, 0, 0)
+	noCards := customer("C2")
+	noCards.Accounts = nil
+	for _, tc := range []struct {
+		name string
+		c    *model.Customer
+	}{{"customer_with_card", c}, {"customer_without_accounts", noCards}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ops, rej := datafeed.Map(tc.c, datafeed.MapOptions{})
+			if len(rej) != 0 || len(ops) != 1 {
+				t.Fatalf("ops %d rejects %v", len(ops), rej)
+			}
+			golden.AssertJSON(t, tc.name+".golden.json", datafeed.Request{Customers: []datafeed.Customer{ops[0].Payload.(datafeed.Customer)}})
+		})
+	}
+}
+
+func TestMapRejectsWhatTheFeedRequires(t *testing.T) {
+	tests := []struct {
+		field string
+		mod   func(*model.Customer)
+	}{
+		{"organization_id", func(c *model.Customer) { c.OrganizationID = "" }},
+		{"postal_code", func(c *model.Customer) { c.Address.PostalCode = "" }},
+		{"country", func(c *model.Customer) { c.Address.Country = "" }},
+		{"created_at", func(c *model.Customer) { c.Created = time.Time{} }},
+	}
+	for _, tc := range tests {
+		c := customer("C1")
+		tc.mod(c)
+		ops, rej := datafeed.Map(c, datafeed.MapOptions{})
+		if len(ops) != 0 || len(rej) != 1 || rej[0].Field != tc.field || rej[0].Provider != datafeed.Name {
+			t.Errorf("%s: ops %d rejects %+v", tc.field, len(ops), rej)
+		}
+	}
+	c := customer("C1")
+	c.OrganizationID = ""
+	if ops, _ := datafeed.Map(c, datafeed.MapOptions{DefaultOrganizationID: "777"}); len(ops) != 1 || ops[0].Payload.(datafeed.Customer).OrganizationID != "777" {
+		t.Error("default organization id not applied")
+	}
+}
+
+func TestPayloadNeverCarriesTheCardNumber(t *testing.T) {
+	ops, _ := datafeed.Map(customer("C1"), datafeed.MapOptions{})
+	b, _ := json.Marshal(ops[0].Payload)
+	if bytes.Contains(b, []byte("4111111111111111")) || bytes.Contains(b, []byte(`"123"`)) {
+		t.Fatalf("payload carries card data: %s", b)
+	}
+}
+
+func post(t *testing.T, url, tok string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/v2/data/customers", bytes.NewReader(body))
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	return resp, buf.Bytes()
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func TestSandboxAcceptsTheDocExample(t *testing.T) {
+	sb := datafeed.NewSandbox(datafeed.SandboxOptions{Token: token})
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+	body, err := os.ReadFile("testdata/doc_request.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, out := post(t, srv.URL, token, body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("doc example: HTTP %d %s", resp.StatusCode, out)
+	}
+	var r datafeed.Response
+	if err := json.Unmarshal(out, &r); err != nil || !uuidRE.MatchString(r.RequestID) {
+		t.Fatalf("response %s: want {\"requestId\": uuid}", out)
+	}
+	st := sb.State()
+	if st.Customers["afa2r21-25f9-4501-b9db-e78afa73c0e3"] == nil || st.Customers["afa2r21-25f9-4501-b9db-e78afa73c0e3"].Cards != 1 {
+		t.Fatalf("state after doc example: %+v", st)
+	}
+}
+
+func TestSandboxRefusals(t *testing.T) {
+	sb := datafeed.NewSandbox(datafeed.SandboxOptions{Token: token})
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+	one, _ := datafeed.Map(customer("C1"), datafeed.MapOptions{})
+	var many datafeed.Request
+	for i := 0; i < 51; i++ {
+		c := one[0].Payload.(datafeed.Customer)
+		c.SourceCustomerID = fmt.Sprintf("C%d", i)
+		many.Customers = append(many.Customers, c)
+	}
+	b51, _ := json.Marshal(many)
+	bad := one[0].Payload.(datafeed.Customer)
+	bad.PostalCode, bad.Accounts[0].Cards[0].Last4 = "", "12a4"
+	bBad, _ := json.Marshal(datafeed.Request{Customers: []datafeed.Customer{one[0].Payload.(datafeed.Customer), bad}})
+	tests := []struct {
+		name, tok string
+		body      []byte
+		status    int
+		contains  string
+	}{
+		{"no token", "", b51[:10], 401, "token"},
+		{"wrong token", "nope", b51, 401, "token"},
+		{"51 customers", token, b51, 500, "at most 50"},
+		{"malformed", token, []byte(`{"customers": [`), 500, "malformed"},
+		{"unknown field", token, []byte(`{"customers": [], "x": 1}`), 500, "malformed"},
+		{"empty", token, []byte(`{"customers": []}`), 500, "at least one"},
+		{"invalid fields named", token, bBad, 500, `"index":1,"field":"postalCode"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, out := post(t, srv.URL, tc.tok, tc.body)
+			if resp.StatusCode != tc.status || !strings.Contains(string(out), tc.contains) {
+				t.Fatalf("HTTP %d %s; want %d containing %q", resp.StatusCode, out, tc.status, tc.contains)
+			}
+		})
+	}
+	if st := sb.State(); len(st.Customers) != 0 || st.OversizedBatches != 1 {
+		t.Fatalf("refused requests changed state: %+v", st)
+	}
+}
+
+func newClient(t *testing.T, url, tok string) *datafeed.Client {
+	t.Helper()
+	c, err := datafeed.New(datafeed.Config{BaseURL: url, Token: tok, HTTP: httpx.Config{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func ops(n int) []load.Op {
+	var out []load.Op
+	for i := 0; i < n; i++ {
+		o, _ := datafeed.Map(customer(fmt.Sprintf("C%03d", i)), datafeed.MapOptions{})
+		out = append(out, o...)
+	}
+	return out
+}
+
+func TestClientSplitsIntoRequestsOfAtMost50(t *testing.T) {
+	sb := datafeed.NewSandbox(datafeed.SandboxOptions{Token: token})
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+	res := newClient(t, srv.URL, token).Send(context.Background(), ops(51), nil)
+	st := sb.State()
+	if st.MaxBatch != 50 || st.Accepted != 2 || st.OversizedBatches != 0 || len(st.Customers) != 51 {
+		t.Fatalf("state %+v: want two requests of 50 and 1", st)
+	}
+	for i, r := range res {
+		if r.Outcome != load.OK || !uuidRE.MatchString(r.RequestID) {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+	}
+	if res[0].RequestID == res[50].RequestID || res[0].RequestID != res[49].RequestID {
+		t.Fatal("request ids must be per request")
+	}
+}
+
+func TestClientRetries5xxThenSucceeds(t *testing.T) {
+	sb := datafeed.NewSandbox(datafeed.SandboxOptions{Token: token})
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	res := newClient(t, srv.URL, token).Send(context.Background(), ops(3), nil)
+	if res[0].Outcome != load.OK || res[0].Attempts != 3 || calls.Load() != 3 {
+		t.Fatalf("result %+v after %d calls; want OK on the third attempt", res[0], calls.Load())
+	}
+}
+
+func TestClientErrorsAreTyped(t *testing.T) {
+	sb := datafeed.NewSandbox(datafeed.SandboxOptions{Token: token})
+	srv := httptest.NewServer(sb)
+	defer srv.Close()
+
+	res := newClient(t, srv.URL, "wrong").Send(context.Background(), ops(2), nil)
+	if res[0].Outcome != load.Failed || httpx.KindOf(res[0].Err) != httpx.Fatal {
+		t.Fatalf("bad token: %+v; want Failed with a Fatal error", res[0])
+	}
+
+	// One bad customer among good ones: only it is rejected, the rest land.
+	batch := ops(3)
+	c := batch[1].Payload.(datafeed.Customer)
+	c.PostalCode = ""
+	batch[1].Payload = c
+	res = newClient(t, srv.URL, token).Send(context.Background(), batch, nil)
+	if res[0].Outcome != load.OK || res[2].Outcome != load.OK || res[1].Outcome != load.Rejected {
+		t.Fatalf("outcomes %v %v %v; want ok rejected ok", res[0].Outcome, res[1].Outcome, res[2].Outcome)
+	}
+	if !strings.Contains(res[1].Err.Error(), "postalCode") {
+		t.Fatalf("reject message %q does not name the field", res[1].Err)
+	}
+	if len(sb.State().Customers) != 2 {
+		t.Fatalf("sandbox holds %d customers, want 2", len(sb.State().Customers))
+	}
+}
+
+func TestNewRequiresAToken(t *testing.T) {
+	if _, err := datafeed.New(datafeed.Config{BaseURL: "http://x"}); err == nil {
+		t.Fatal("want a config error for a missing token")
+	}
+}

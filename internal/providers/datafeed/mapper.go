@@ -1,0 +1,126 @@
+package datafeed
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/model"
+)
+
+// MapOptions fills what the source may lack.
+type MapOptions struct {
+	// DefaultOrganizationID is used when a customer has no organization
+	// id (most programs have one).
+	DefaultOrganizationID string
+}
+
+// Map turns one customer into one op; the client groups ops into requests.
+func Map(c *model.Customer, o MapOptions) ([]load.Op, []model.Reject) {
+	key := "customer/" + c.ID
+	rej := func(field, msg string) ([]load.Op, []model.Reject) {
+		return nil, []model.Reject{{Origin: c.Origin, EntityKey: key, Field: field, Reason: model.ReasonPartnerMapping, Message: msg, Provider: Name}}
+	}
+	org := c.OrganizationID
+	if org == "" {
+		org = o.DefaultOrganizationID
+	}
+	switch {
+	case org == "":
+		return rej("organization_id", "the data feed requires organizationId and no default is configured")
+	case c.Address.PostalCode == "":
+		return rej("postal_code", "the data feed requires postalCode")
+	case c.Address.Country == "":
+		return rej("country", "the data feed requires country")
+	case c.Created.IsZero():
+		return rej("created_at", "the data feed requires customerCreationDate")
+	}
+	start := c.EnrollmentStart
+	if start.IsZero() {
+		start = c.Created
+	}
+	wc := Customer{
+		SourceCustomerID:       c.ID,
+		SourceParentCustomerID: c.ParentID,
+		OrganizationID:         org,
+		PostalCode:             c.Address.PostalCode,
+		Country:                c.Address.Country,
+		CustomerCreationDate:   ts(c.Created),
+		EnrollmentStartDate:    ts(start),
+		EnrollmentEndDate:      tsPtr(c.EnrollmentEnd),
+		EnrollmentOptInStatus:  or(c.EnrollmentOptIn, "ACTIVE"),
+		AlertOptInStatus:       c.AlertOptIn,
+		TargetingIndicator:     or(c.TargetingIndicator, "TARGET"),
+		Accounts:               []Account{},
+	}
+	if len(wc.AlertOptInStatus) == 0 {
+		wc.AlertOptInStatus = []string{"ALL"}
+	}
+	for _, a := range c.Accounts {
+		holders := a.CustomerIDs
+		if len(holders) == 0 {
+			holders = []string{c.ID}
+		}
+		wa := Account{
+			SourceAccountID:         a.ID,
+			SourceCustomerIDs:       holders,
+			PrimarySourceCustomerID: or(a.PrimaryCustomerID, holders[0]),
+			Status:                  or(a.Status, "OPEN"),
+			Type:                    or(a.Type, "DDA"),
+			SourcePortfolioID:       a.PortfolioID,
+			AccountOpenDate:         tsOpt(a.OpenDate),
+			AccountCloseDate:        tsPtr(a.CloseDate),
+			Cards:                   []Card{},
+		}
+		for _, cd := range a.Cards {
+			wa.Cards = append(wa.Cards, Card{
+				SourceAccountID:   a.ID,
+				SourceCustomerID:  or(cd.CustomerID, c.ID),
+				Last4:             cd.Last4,
+				IIN:               cd.IIN,
+				CardType:          upper(cd.Type),
+				Status:            or(cd.Status, "OPEN"),
+				NetworkIdentifier: json.Number(strconv.Itoa(cd.NetworkID)),
+				OpenDate:          tsOpt(cd.OpenDate),
+				CloseDate:         tsPtr(cd.CloseDate),
+			})
+		}
+		wc.Accounts = append(wc.Accounts, wa)
+	}
+	return []load.Op{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: wc}}, nil
+}
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func tsOpt(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return ts(t)
+}
+
+func tsPtr(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := ts(t)
+	return &s
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}
