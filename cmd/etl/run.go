@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/term"
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/extract"
@@ -23,14 +23,17 @@ import (
 	"github.com/northwind-data/etl/internal/ledger"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/logx"
+	"github.com/northwind-data/etl/internal/metrics"
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/partners"
+	"github.com/northwind-data/etl/internal/progress"
 	"github.com/northwind-data/etl/internal/shard"
 	"github.com/northwind-data/etl/internal/transform"
 )
 
 type runFlags struct {
 	config, dbURL, sourceDir, providers, shard, runGroup, dryRunOut string
+	metricsListen, metricsFile, progress                           string
 	dryRun, fullResync, noDeactivate, verbose, quiet               bool
 	maxDeactivate                                                  float64
 }
@@ -49,6 +52,9 @@ func cmdRun(ctx context.Context, args []string) int {
 	fs.BoolVar(&f.fullResync, "full-resync", false, "ignore content hashes and send every record again")
 	fs.BoolVar(&f.noDeactivate, "no-deactivate", false, "do not deactivate records that vanished from the source")
 	fs.Float64Var(&f.maxDeactivate, "max-deactivate", 0, "largest fraction of a partner's active records a run may deactivate (default from config, else 0.05)")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address during the run (e.g. 127.0.0.1:9464)")
+	fs.StringVar(&f.metricsFile, "metrics-textfile", "", "write the run's metrics here at the end (node_exporter textfile collector, e.g. /var/lib/node_exporter/etl.prom)")
+	fs.StringVar(&f.progress, "progress", "auto", "auto (bars on a terminal, JSON progress lines otherwise), bars, lines or none")
 	fs.BoolVar(&f.verbose, "v", false, "verbose: debug logs")
 	fs.BoolVar(&f.quiet, "q", false, "quiet: warnings and errors only")
 	fs.Usage = func() {
@@ -85,7 +91,9 @@ func cmdRun(ctx context.Context, args []string) int {
 		return fail(exitUsage, "--shard: %v", err)
 	}
 	key, _ := cfg.HMACKey.Resolve()
+	mets := metrics.New()
 	provs, err := partners.Build(cfg, splitList(f.providers), func(name string, h *httpx.Config) {
+		mets.Tune(name, h)
 		if sh.Count > 1 && h.RatePerSec > 0 {
 			// Each shard takes its share of the partner's rate limit, so N
 			// shards together stay within it without coordination.
@@ -146,12 +154,21 @@ func cmdRun(ctx context.Context, args []string) int {
 	log.Info("run started", zap.Int64("run_id", runID), zap.String("run_group", group), zap.String("source", sourceID),
 		zap.Strings("partners", names), zap.String("shard", sh.String()), zap.Bool("dry_run", f.dryRun))
 
+	if f.metricsListen != "" {
+		addr, err := mets.Serve(ctx, f.metricsListen)
+		if err != nil {
+			return fail(exitUsage, "--metrics-listen %s: %v", f.metricsListen, err)
+		}
+		log.Info("serving metrics", zap.String("url", "http://"+addr+"/metrics"))
+	}
+	prog := newProgress(ctx, f.progress, f.quiet, log, names)
 	dry := newDryRun(f.dryRunOut)
 	eng := &load.Engine{
 		Store: store, Providers: provs, Key: []byte(key), Log: log,
 		Concurrency: concurrency(cfg), FullResync: f.fullResync, DryRun: f.dryRun,
 		Deactivate: deactivate, MaxDeactivateFraction: maxDeact, Keep: sh.Keep,
 		GracePeriod: cfg.Run.GracePeriod.Duration,
+		Observer:    progress.Multi{mets, prog},
 	}
 	if f.dryRun && f.dryRunOut != "" {
 		eng.DryRunOps = dry.write
@@ -164,6 +181,7 @@ func cmdRun(ctx context.Context, args []string) int {
 		return err
 	}))
 	elapsed := time.Since(start)
+	prog.Close()
 	code := exitOK
 	status := "ok"
 	switch {
@@ -180,6 +198,12 @@ func cmdRun(ctx context.Context, args []string) int {
 		// The run row must be closed even when ctx was cancelled.
 		if err := store.FinishRun(context.WithoutCancel(ctx), runID, status, counts); err != nil {
 			log.Error("could not record the run's end", zap.Error(err))
+		}
+	}
+	mets.Done(elapsed, code)
+	if f.metricsFile != "" {
+		if err := mets.WriteTextfile(f.metricsFile); err != nil {
+			log.Error("could not write the metrics textfile", zap.String("path", f.metricsFile), zap.Error(err))
 		}
 	}
 	printSummary(os.Stdout, runID, status, code, f.dryRun, counts, dry)
@@ -282,4 +306,19 @@ func printSummary(w io.Writer, runID int64, status string, code int, dry bool, c
 	}
 }
 
-var errNotImplemented = errors.New("not implemented")
+func newProgress(ctx context.Context, mode string, quiet bool, log *zap.Logger, names []string) *progress.Progress {
+	if mode == "auto" {
+		mode = "lines"
+		if term.IsTerminal(int(os.Stderr.Fd())) {
+			mode = "bars"
+		}
+	}
+	switch {
+	case quiet || mode == "none":
+		return progress.Quiet(names)
+	case mode == "bars":
+		return progress.NewBars(ctx, os.Stderr, names)
+	default:
+		return progress.NewLines(log, names, 10*time.Second)
+	}
+}

@@ -32,10 +32,24 @@ type Breaker struct {
 	probing   bool
 	opens     int
 	now       func() time.Time
+	name      string
+	onChange  func(string, BreakerState)
 }
 
 func NewBreaker(threshold int, cooldown time.Duration) *Breaker {
-	return &Breaker{threshold: threshold, cooldown: cooldown, now: time.Now}
+	return newBreaker(threshold, cooldown, "", nil)
+}
+
+func newBreaker(threshold int, cooldown time.Duration, name string, onChange func(string, BreakerState)) *Breaker {
+	return &Breaker{threshold: threshold, cooldown: cooldown, now: time.Now, name: name, onChange: onChange}
+}
+
+// set changes state; callers hold mu.
+func (b *Breaker) set(s BreakerState) {
+	if b.state != s && b.onChange != nil {
+		b.onChange(b.name, s)
+	}
+	b.state = s
 }
 
 // Allow reports whether a call may go out now.
@@ -47,7 +61,7 @@ func (b *Breaker) Allow() bool {
 		if b.now().Sub(b.openedAt) < b.cooldown {
 			return false
 		}
-		b.state = HalfOpen
+		b.set(HalfOpen)
 		b.probing = true
 		return true
 	case HalfOpen:
@@ -62,7 +76,8 @@ func (b *Breaker) Allow() bool {
 
 func (b *Breaker) Success() {
 	b.mu.Lock()
-	b.failures, b.state, b.probing = 0, Closed, false
+	b.failures, b.probing = 0, false
+	b.set(Closed)
 	b.mu.Unlock()
 }
 
@@ -74,7 +89,8 @@ func (b *Breaker) Failure() {
 		if b.state != Open {
 			b.opens++
 		}
-		b.state, b.openedAt, b.probing = Open, b.now(), false
+		b.openedAt, b.probing = b.now(), false
+		b.set(Open)
 	}
 }
 

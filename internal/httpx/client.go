@@ -53,6 +53,8 @@ type Config struct {
 	// its status (return 0 to keep it): e.g. a partner that reports
 	// validation failures as 500 with details.
 	Classify func(status int, body []byte) Kind
+	// BreakerChange, if set, hears every breaker state change (metrics).
+	BreakerChange func(partner string, s BreakerState)
 }
 
 // Request is one logical call; Do may make several attempts of it.
@@ -159,7 +161,7 @@ func New(cfg Config, decode Decoder) (*Client, error) {
 		limiter: rate.NewLimiter(lim, cfg.Burst),
 		maxRate: lim,
 		budget:  &budget{ratio: cfg.RetryBudget, tokens: float64(cfg.MinRetries), max: float64(cfg.MinRetries) * 10},
-		breaker: NewBreaker(cfg.BreakerFailures, cfg.BreakerCooldown),
+		breaker: newBreaker(cfg.BreakerFailures, cfg.BreakerCooldown, cfg.Partner, cfg.BreakerChange),
 		decode:  decode,
 	}, nil
 }

@@ -21,7 +21,9 @@ func newClient(t *testing.T, url string, mod func(*httpx.Config)) *httpx.Client 
 	if mod != nil {
 		mod(&cfg)
 	}
-	c, err := httpx.New(cfg, func(status int, body []byte) (string, string) { return "E" + http.StatusText(status), strings.TrimSpace(string(body)) })
+	c, err := httpx.New(cfg, func(status int, body []byte) (string, string) {
+		return "E" + http.StatusText(status), strings.TrimSpace(string(body))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,9 +38,9 @@ func TestPANNeverPrints(t *testing.T) {
 
 func TestPANChecks(t *testing.T) {
 	tests := []struct {
-		in          string
+		in           string
 		digits, luhn bool
-		iin, last4  string
+		iin, last4   string
 	}{
 		{"4111111111111111", true, true, "411111", "1111"},
 		{"4111111111111112", true, false, "411111", "1112"},

@@ -30,7 +30,7 @@ func customer(id string) *model.Customer {
 		Origin: model.Origin{File: "customers.csv", Line: 2}, ID: id, OrganizationID: "50004",
 		FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", Phone: "+15125550100",
 		Address: model.Address{Line1: "1 Main St", City: "Austin", State: "TX", PostalCode: "78753", Country: "US"},
-		Status: "ACTIVE", Created: at("2017-01-01T08:00:00Z"), EnrollmentStart: at("2023-01-01T08:00:00Z"),
+		Status:  "ACTIVE", Created: at("2017-01-01T08:00:00Z"), EnrollmentStart: at("2023-01-01T08:00:00Z"),
 		Accounts: []model.Account{{ID: "A-" + id, Type: "DDA", Status: "OPEN", CustomerIDs: []string{id}, OpenDate: at("2018-05-12T20:30:00Z"),
 			Cards: []model.Card{{ID: "K1", CustomerID: id, AccountID: "A-" + id, PAN: pan, CVV: model.NewCVV("123"), ExpMonth: 2, ExpYear: 2040,
 				Type: "credit", Brand: "visa", NetworkID: 3, IIN: pan.IIN(), Last4: pan.Last4()}}}},

@@ -1,0 +1,124 @@
+// Package k8s holds the deployment manifests; this test parses them with
+// the Kubernetes API types, strictly, so a typo in a field name fails CI
+// instead of being silently ignored by the cluster.
+package k8s
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/northwind-data/etl/internal/config"
+	_ "github.com/northwind-data/etl/internal/partners" // registers partner names for config validation
+)
+
+func docs(t *testing.T, file string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, d := range bytes.Split(b, []byte("\n---\n")) {
+		if len(bytes.TrimSpace(d)) > 0 {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func TestCronJobIsAValidIndexedJob(t *testing.T) {
+	var cj batchv1.CronJob
+	if err := yaml.UnmarshalStrict(docs(t, "cronjob.yaml")[0], &cj); err != nil {
+		t.Fatalf("cronjob.yaml: %v", err)
+	}
+	js := cj.Spec.JobTemplate.Spec
+	if cj.Kind != "CronJob" || cj.APIVersion != "batch/v1" {
+		t.Fatalf("kind %s/%s", cj.APIVersion, cj.Kind)
+	}
+	if js.CompletionMode == nil || *js.CompletionMode != batchv1.IndexedCompletion {
+		t.Fatal("the job must be Indexed so JOB_COMPLETION_INDEX gives the shard")
+	}
+	if js.Completions == nil || js.Parallelism == nil || *js.Completions != *js.Parallelism {
+		t.Fatal("completions and parallelism must both be the shard count")
+	}
+	n := *js.Completions
+	c := js.Template.Spec.Containers[0]
+	shard := ""
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--shard="); ok {
+			shard = v
+		}
+	}
+	if want := "/" + itoa(int(n)); shard != want {
+		t.Fatalf("--shard=%s, want %s (index from JOB_COMPLETION_INDEX, count = completions)", shard, want)
+	}
+	if cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent || js.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Fatal("want concurrencyPolicy Forbid and restartPolicy Never")
+	}
+	secrets := 0
+	for _, e := range c.Env {
+		if e.Value != "" && (strings.Contains(e.Name, "KEY") || strings.Contains(e.Name, "URL")) {
+			t.Errorf("env %s carries a literal value; secrets must come from a Secret", e.Name)
+		}
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			secrets++
+		}
+	}
+	if secrets < 2 {
+		t.Fatal("DATABASE_URL and ETL_HMAC_KEY must come from a Secret")
+	}
+	var cfgMounted bool
+	for _, v := range js.Template.Spec.Volumes {
+		if v.ConfigMap != nil && v.ConfigMap.Name == "etl-config" {
+			cfgMounted = true
+		}
+	}
+	if !cfgMounted {
+		t.Fatal("the config must come from the etl-config ConfigMap")
+	}
+}
+
+func TestConfigMapHoldsAConfigEtlAccepts(t *testing.T) {
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(docs(t, "configmap.yaml")[0], &cm); err != nil {
+		t.Fatalf("configmap.yaml: %v", err)
+	}
+	dir := t.TempDir()
+	path := dir + "/etl.yaml"
+	if err := os.WriteFile(path, []byte(cm.Data["etl.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("the ConfigMap's etl.yaml does not parse: %v", err)
+	}
+	// Only the environment-specific parts (the mounted input, secrets)
+	// may be missing here.
+	for _, e := range cfg.Validate() {
+		if !strings.Contains(e.Msg, "not set") && !strings.Contains(e.Msg, "cannot read secret file") && e.Path != "source.dir" {
+			t.Errorf("config problem: %v", e)
+		}
+	}
+}
+
+func TestSecretExampleParses(t *testing.T) {
+	for i, d := range docs(t, "secret.example.yaml") {
+		var s corev1.Secret
+		if err := yaml.UnmarshalStrict(d, &s); err != nil || s.Kind != "Secret" {
+			t.Fatalf("document %d: %v", i, err)
+		}
+	}
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}
