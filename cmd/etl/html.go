@@ -50,7 +50,7 @@ table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;paddin
 `))
 
 type partnerBar struct {
-	Name                                     string
+	Name                                   string
 	OK, Rejected, Failed, Uncertain, Total int64
 }
 

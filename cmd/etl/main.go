@@ -42,6 +42,7 @@ func init() {
 		{"status", "list runs (running and finished) with their counts", cmdStatus},
 		{"report", "per-partner outcomes, error reasons and timings of a run", cmdReport},
 		{"rejects", "write a run's rejects as CSV (no card data)", cmdRejects},
+		{"verify", "reconcile the ledger with a partner's list API: missing, extra, differing", cmdVerify},
 		{"sandbox", "serve all partner sandboxes (with fault injection) for demos and tests", cmdSandbox},
 		{"gen", "generate synthetic customers and cards (test BINs, valid Luhn)", cmdGen},
 		{"config", "config check: validate a config file and its secrets", cmdConfig},

@@ -33,9 +33,9 @@ import (
 
 type runFlags struct {
 	config, dbURL, sourceDir, providers, shard, runGroup, dryRunOut string
-	metricsListen, metricsFile, progress                           string
-	dryRun, fullResync, noDeactivate, verbose, quiet               bool
-	maxDeactivate                                                  float64
+	metricsListen, metricsFile, progress                            string
+	dryRun, fullResync, noDeactivate, verbose, quiet                bool
+	maxDeactivate                                                   float64
 }
 
 func cmdRun(ctx context.Context, args []string) int {
@@ -217,14 +217,14 @@ func cmdRun(ctx context.Context, args []string) int {
 
 // runCounts is stored in runs.counts and printed.
 type runCounts struct {
-	Files               []extract.FileStats      `json:"files"`
-	Customers           int                      `json:"customers"`
-	Rejects             int                      `json:"rejects"`
-	Partners            map[string]*load.Counts  `json:"partners"`
-	Stopped             map[string]string        `json:"stopped,omitempty"`
-	DeactivationRefused map[string]string        `json:"deactivation_refused,omitempty"`
-	Seconds             float64                  `json:"seconds"`
-	Calls               int64                    `json:"calls"`
+	Files               []extract.FileStats     `json:"files"`
+	Customers           int                     `json:"customers"`
+	Rejects             int                     `json:"rejects"`
+	Partners            map[string]*load.Counts `json:"partners"`
+	Stopped             map[string]string       `json:"stopped,omitempty"`
+	DeactivationRefused map[string]string       `json:"deactivation_refused,omitempty"`
+	Seconds             float64                 `json:"seconds"`
+	Calls               int64                   `json:"calls"`
 }
 
 type readSource interface {

@@ -13,6 +13,7 @@ import (
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
+	"github.com/northwind-data/etl/internal/verify"
 )
 
 // Spec describes one partner to the rest of the program.
@@ -26,6 +27,21 @@ type Spec struct {
 	Sandbox func(creds map[string]string) http.Handler
 	// DemoCredentials are what `etl sandbox` accepts by default.
 	DemoCredentials map[string]string
+	// DemoOptions are config options the sandbox needs ({base} = base URL).
+	DemoOptions map[string]string
+	// BasePath is appended to the sandbox mount to form the base URL
+	// (Synctera's paths are relative to /v0).
+	BasePath string
+	// EntityPrefix is the entity key prefix of this partner's top-level
+	// records ("customer/" or "card/").
+	EntityPrefix string
+	// Deactivates says the partner can switch off a vanished record.
+	Deactivates bool
+	// List walks the partner's records for `etl verify` (nil: the
+	// partner's documented API has no list).
+	List func(p load.Provider) verify.Lister
+	// Count reads the sandbox state: records held and duplicates (tests).
+	Count func(sandbox http.Handler) (records, duplicates int)
 }
 
 var specs = map[string]Spec{}
@@ -119,6 +135,13 @@ func init() {
 		},
 		Sandbox: func(c map[string]string) http.Handler {
 			return datafeed.NewSandbox(datafeed.SandboxOptions{Token: c["token"]})
+		},
+		DemoOptions:  map[string]string{"organization_id": "50004"},
+		EntityPrefix: "customer/",
+		Count: func(h http.Handler) (int, int) {
+			// The feed keeps customers by sourceCustomerId: a resend is an
+			// upsert, never a second customer.
+			return len(h.(*datafeed.Sandbox).State().Customers), 0
 		},
 	})
 }

@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/northwind-data/etl/internal/partners"
+	"github.com/northwind-data/etl/internal/sandbox/faults"
+)
+
+type counts struct {
+	Create, Update, Deactivate, Unchanged, MapRejected int64
+	OK, Rejected, Failed, Uncertain, NotSent, Calls    int64
+}
+
+func (e *env) lastCounts() map[string]counts {
+	e.t.Helper()
+	var raw []byte
+	if err := e.pool.QueryRow(t0ctx(), `SELECT counts FROM runs ORDER BY id DESC LIMIT 1`).Scan(&raw); err != nil {
+		e.t.Fatal(err)
+	}
+	var c struct{ Partners map[string]counts }
+	if err := json.Unmarshal(raw, &c); err != nil {
+		e.t.Fatal(err)
+	}
+	return c.Partners
+}
+
+// settled asserts a rerun finds nothing to do and every partner holds
+// exactly what the checkpoint says: nothing missing, nothing twice.
+func (e *env) settled() {
+	e.t.Helper()
+	r := e.runETL()
+	if r.code != 0 {
+		e.t.Fatalf("settling run: exit %d\n%s", r.code, r.stdout)
+	}
+	for name, c := range e.lastCounts() {
+		if c.Create+c.Update+c.Calls != 0 || c.Unchanged == 0 {
+			e.t.Errorf("%s: a rerun after completion still planned work: %+v", name, c)
+		}
+	}
+	e.exactlyOnce()
+}
+
+func TestFullRunThenNightlyRerunsAreIncremental(t *testing.T) {
+	e := newEnv(t, 120, nil)
+	r := e.runETL()
+	if r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 3000))
+	}
+	first := e.lastCounts()
+	for _, sp := range partners.All() {
+		if first[sp.Name].OK == 0 {
+			t.Errorf("%s delivered nothing: %+v", sp.Name, first[sp.Name])
+		}
+	}
+	// Unchanged input: zero partner calls, and the summary says so.
+	r = e.runETL()
+	if r.code != 0 || !strings.Contains(r.stdout, "no partner calls were needed") {
+		t.Fatalf("unchanged rerun: exit %d\n%s", r.code, r.stdout)
+	}
+	e.exactlyOnce()
+
+	// One changed field: exactly one update call per partner that
+	// carries it (postal code reaches every partner).
+	editCSV(t, filepath.Join(e.input, "customers.csv"), "C0000003", "postal_code", "10001")
+	r = e.runETL()
+	if r.code != 0 {
+		t.Fatalf("changed run: exit %d\n%s", r.code, r.stdout)
+	}
+	for name, c := range e.lastCounts() {
+		if c.Create != 0 || c.Calls > c.Update || c.Update < 1 {
+			t.Errorf("%s after one change: %+v", name, c)
+		}
+	}
+
+	// A removed customer is deactivated where the partner supports it.
+	removeRows(t, e.input, "C0000005")
+	r = e.runETL()
+	if r.code != 0 {
+		t.Fatalf("removal run: exit %d\n%s", r.code, r.stdout)
+	}
+	c := e.lastCounts()
+	deact := 0
+	for _, sp := range partners.All() {
+		if sp.Deactivates {
+			deact++
+			if c[sp.Name].Deactivate != 1 {
+				t.Errorf("%s: deactivated %d, want 1", sp.Name, c[sp.Name].Deactivate)
+			}
+			if n := e.scalar(`SELECT count(*) FROM sync_state WHERE provider = $1 AND entity_key = 'customer/C0000005' AND NOT active`, sp.Name); n != 1 {
+				t.Errorf("%s: sync_state does not mark C0000005 inactive", sp.Name)
+			}
+		} else if c[sp.Name].Deactivate != 0 {
+			t.Errorf("%s cannot deactivate but did %d", sp.Name, c[sp.Name].Deactivate)
+		}
+	}
+	if deact == 0 {
+		t.Error("no partner supports deactivation: the test proves nothing")
+	}
+}
+
+func TestSecondConcurrentRunExitsLocked(t *testing.T) {
+	e := newEnv(t, 60, map[string]faults.Config{"datafeed": {Latency: 300 * time.Millisecond}})
+	c, out := e.start()
+	// Wait until the first run holds the lock (its run row exists).
+	deadline := time.Now().Add(20 * time.Second)
+	for e.scalar(`SELECT count(*) FROM runs WHERE status = 'running'`) == 0 {
+		if time.Now().After(deadline) {
+			kill(c)
+			t.Fatalf("first run never started:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	reqs := e.sb.Faults["q2open"].Stats().Requests
+	r := e.runETL()
+	if r.code != 4 || !strings.Contains(r.stderr, "in progress") {
+		t.Errorf("second run: exit %d, stderr %s; want 4 (locked)", r.code, r.stderr)
+	}
+	if e.scalar(`SELECT count(*) FROM runs`) != 1 {
+		t.Error("the locked run must not record a run")
+	}
+	_ = reqs
+	if err := c.Wait(); err != nil {
+		t.Fatalf("first run: %v\n%s", err, out)
+	}
+	e.settled()
+}
+
+func TestSIGTERMStopsCleanlyAndTheRerunCompletes(t *testing.T) {
+	all := faults.Config{Latency: 20 * time.Millisecond}
+	e := newEnv(t, 200, map[string]faults.Config{"datafeed": all, "q2open": all, "synctera": all, "clubready": all, "tokenization": all})
+	c, out := e.start()
+	time.Sleep(1500 * time.Millisecond)
+	_ = c.Process.Signal(syscall.SIGTERM)
+	err := c.Wait()
+	code := c.ProcessState.ExitCode()
+	if code != 3 {
+		t.Fatalf("after SIGTERM: exit %d (%v), want 3 (partial)\n%s", code, err, tail(out.String(), 2000))
+	}
+	if n := e.scalar(`SELECT count(*) FROM runs WHERE status = 'cancelled'`); n != 1 {
+		t.Fatalf("the cancelled run is not recorded as cancelled")
+	}
+	for _, sp := range partners.All() {
+		e.sb.Faults[sp.Name].Set(faults.Config{})
+	}
+	e.rerunUntilDone(3)
+	e.settled()
+}
+
+// killer kills the etl process from inside a sandbox, right after the
+// partner committed and before the answer leaves: the worst moment.
+type killer struct {
+	mu    sync.Mutex
+	pid   int
+	after int
+	n     int
+}
+
+func TestSIGKILLAtRandomMomentsThenRerunsDeliverExactlyOnce(t *testing.T) {
+	kills := 3
+	if v := os.Getenv("ETL_CHAOS_KILLS"); v != "" {
+		kills = atoi(v)
+	}
+	all := faults.Config{Latency: 5 * time.Millisecond, Jitter: 10 * time.Millisecond}
+	e := newEnv(t, 150, map[string]faults.Config{"datafeed": all, "q2open": all, "synctera": all, "clubready": all, "tokenization": all})
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := 0; i < kills; i++ {
+		c, _ := e.start()
+		time.Sleep(time.Duration(100+rng.IntN(1200)) * time.Millisecond)
+		kill(c)
+	}
+	e.rerunUntilDone(4)
+	e.settled()
+}
+
+func TestKillBetweenPartnerCommitAndLedgerWrite(t *testing.T) {
+	for _, sp := range partners.All() {
+		t.Run(sp.Name, func(t *testing.T) {
+			e := newEnv(t, 40, nil)
+			var k killer
+			k.after = 7
+			e.sb.Faults[sp.Name].Set(faults.Config{})
+			e.sb.Faults[sp.Name].AfterCommit(func() {
+				k.mu.Lock()
+				defer k.mu.Unlock()
+				k.n++
+				if k.n == k.after && k.pid != 0 {
+					_ = syscall.Kill(k.pid, syscall.SIGKILL)
+					time.Sleep(50 * time.Millisecond)
+				}
+			})
+			c, _ := e.start("--providers", sp.Name)
+			k.mu.Lock()
+			k.pid = c.Process.Pid
+			k.mu.Unlock()
+			_ = c.Wait()
+			if c.ProcessState.ExitCode() == 0 {
+				t.Fatal("the run was not killed")
+			}
+			e.sb.Faults[sp.Name].AfterCommit(nil)
+			r := e.runETL("--providers", sp.Name)
+			if r.code != 0 {
+				t.Fatalf("rerun: exit %d\n%s", r.code, r.stdout)
+			}
+			got, dups := sp.Count(e.sb.Partners[sp.Name])
+			want := e.scalar(`SELECT count(*) FROM sync_state WHERE provider = $1 AND entity_key LIKE $2`, sp.Name, sp.EntityPrefix+"%")
+			if dups != 0 || int64(got) != want {
+				t.Fatalf("after kill between commit and ledger write: partner holds %d (dups %d), checkpoint %d", got, dups, want)
+			}
+		})
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
