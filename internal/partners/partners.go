@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
+	"github.com/northwind-data/etl/internal/providers/q2open"
 	"github.com/northwind-data/etl/internal/verify"
 )
 
@@ -144,4 +146,37 @@ func init() {
 			return len(h.(*datafeed.Sandbox).State().Customers), 0
 		},
 	})
+
+	register(Spec{
+		Name:            q2open.Name,
+		Credentials:     []string{"token"},
+		DemoCredentials: map[string]string{"token": "sandbox-q2open-token"},
+		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+			ttl, err := optDuration(p.Options, "token_ttl")
+			if err != nil {
+				return nil, err
+			}
+			return q2open.New(q2open.Config{BaseURL: p.BaseURL, Token: p.Cred("token"), TokenTTL: ttl, HTTP: h})
+		},
+		Sandbox: func(c map[string]string) http.Handler {
+			return q2open.NewSandbox(q2open.SandboxOptions{Token: c["token"]})
+		},
+		EntityPrefix: "customer/",
+		Count: func(h http.Handler) (int, int) {
+			st := h.(*q2open.Sandbox).State()
+			return len(st.Clients), st.Totals.DuplicateClients
+		},
+	})
+}
+
+func optDuration(opts map[string]string, key string) (time.Duration, error) {
+	v, ok := opts[key]
+	if !ok || v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("options.%s: %q is not a duration", key, v)
+	}
+	return d, nil
 }

@@ -1,0 +1,322 @@
+package q2open_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/northwind-data/etl/internal/httpx"
+	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/providers/q2open"
+)
+
+func mapOne(t *testing.T, c *q2open.Client, cu *model.Customer) load.Op {
+	t.Helper()
+	ops, rej := c.Map(cu)
+	if len(ops) != 1 || len(rej) != 0 {
+		t.Fatalf("ops %d rejects %v", len(ops), rej)
+	}
+	ops[0].Kind = load.Create
+	return ops[0]
+}
+
+func children(r load.Result) map[string]string {
+	m := map[string]string{}
+	for _, ch := range r.Children {
+		m[ch.EntityKey] = ch.RemoteID
+	}
+	return m
+}
+
+func TestCreateRerunAndUpdate(t *testing.T) {
+	sb, srv := sandboxServer(t)
+	c := newClient(t, srv.URL, token, nil)
+	ctx := context.Background()
+
+	op := mapOne(t, c, customer("C1"))
+	res := c.Send(ctx, []load.Op{op}, nil)
+	if len(res) != 1 {
+		t.Fatalf("%d results for one op", len(res))
+	}
+	r := res[0]
+	st := sb.State()
+	cl, _ := st.Find("C1")
+	if r.Outcome != load.OK || r.Err != nil || r.EntityKey != "customer/C1" || r.RemoteID != cl.ClientID || r.HTTPStatus != 200 || r.Attempts != 1 {
+		t.Fatalf("create: %+v (state %+v)", r, st)
+	}
+	want := map[string]string{"card/C1/K1": cl.Cards[0].PaymentMethodID, "card/C1/K2": cl.Cards[1].PaymentMethodID}
+	if got := children(r); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("children %v, want %v", got, want)
+	}
+
+	// A rerun of the same content (after a crash, or --full-resync)
+	// creates nothing new.
+	again := c.Send(ctx, []load.Op{op}, nil)[0]
+	if again.Outcome != load.OK || again.RemoteID != r.RemoteID || fmt.Sprint(children(again)) != fmt.Sprint(want) {
+		t.Fatalf("rerun: %+v", again)
+	}
+
+	// An update is the same call with new content.
+	cu := customer("C1")
+	cu.Email = "ada@lovelace.example"
+	cu.Accounts[0].Cards = append(cu.Accounts[0].Cards, card("C1", "K7", "6011111111111117", "", "credit", "discover"))
+	up := mapOne(t, c, cu)
+	up.Kind, up.RemoteID = load.Update, r.RemoteID
+	ur := c.Send(ctx, []load.Op{up}, nil)[0]
+	if ur.Outcome != load.OK || ur.RemoteID != r.RemoteID || len(ur.Children) != 3 || children(ur)["card/C1/K1"] != want["card/C1/K1"] {
+		t.Fatalf("update: %+v", ur)
+	}
+	st = sb.State()
+	cl, _ = st.Find("C1")
+	if len(st.Clients) != 1 || cl.Syncs != 3 || cl.Email != "ada@lovelace.example" || len(cl.Cards) != 3 ||
+		st.Totals.DuplicateClients != 0 || st.Totals.ClientsCreated != 1 || st.Totals.CardsCreated != 3 || st.Totals.CardDedups != 4 {
+		t.Fatalf("state after rerun and update: %+v", st)
+	}
+}
+
+func TestSendReturnsOneResultPerOpInOrder(t *testing.T) {
+	sb, srv := sandboxServer(t)
+	c := newClient(t, srv.URL, token, nil)
+	ops := []load.Op{mapOne(t, c, customer("C1")), mapOne(t, c, customer("C2"))}
+	res := c.Send(context.Background(), ops, nil)
+	st := sb.State()
+	a, _ := st.Find("C1")
+	b, _ := st.Find("C2")
+	if len(res) != 2 || res[0].RemoteID != a.ClientID || res[1].RemoteID != b.ClientID || res[1].EntityKey != "customer/C2" {
+		t.Fatalf("results %+v", res)
+	}
+	if c.Name() != q2open.Name || c.MaxBatch() != 1 {
+		t.Fatalf("Name %q MaxBatch %d", c.Name(), c.MaxBatch())
+	}
+}
+
+// The expiration is now + TTL at send time, in the doc's format, so a
+// queued op never asks for a token that is about to expire.
+func TestTokenExpiration(t *testing.T) {
+	var mu sync.Mutex
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	for _, tc := range []struct {
+		ttl  time.Duration
+		want string
+	}{{0, "2026-11-24T12:00:00.000Z"}, {90 * time.Minute, "2026-11-23T13:30:00.000Z"}} {
+		sb, _ := sandboxServer(t)
+		rec := &recorder{h: sb}
+		c := newClient(t, newServer(t, rec), token, func(cfg *q2open.Config) { cfg.TokenTTL, cfg.Now = tc.ttl, clock })
+		mu.Lock()
+		now = t0
+		mu.Unlock()
+		op := mapOne(t, c, customer("C1"))
+		mu.Lock()
+		now = t0.Add(2 * time.Hour) // mapped at t0, sent two hours later
+		mu.Unlock()
+		if r := c.Send(context.Background(), []load.Op{op}, nil)[0]; r.Outcome != load.OK {
+			t.Fatalf("%+v", r)
+		}
+		body, _ := rec.last()
+		var req q2open.SyncRequest
+		_ = json.Unmarshal(body, &req)
+		if req.Token.Expiration != tc.want {
+			t.Errorf("ttl %v: expiration %q, want %q", tc.ttl, req.Token.Expiration, tc.want)
+		}
+	}
+}
+
+// stub answers every call with status and body.
+func stub(t *testing.T, status int, body string) (string, *atomic.Int32) {
+	var calls atomic.Int32
+	url := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	return url, &calls
+}
+
+func TestErrorsAreTyped(t *testing.T) {
+	tests := []struct {
+		name     string
+		status   int
+		body     string
+		outcome  load.Outcome
+		kind     httpx.Kind
+		code     string
+		message  string
+		attempts int
+	}{
+		{"validation", 400, `{"error":{"code":"validation_error","message":"cards[0].expMonth: must be two digits"}}`,
+			load.Rejected, httpx.Rejected, "validation_error", "cards[0].expMonth: must be two digits", 1},
+		{"auth", 401, `{"error":{"code":"unauthorized","message":"bad token"}}`, load.Failed, httpx.Fatal, "unauthorized", "bad token", 1},
+		{"conflict, other shape", 409, `{"message":"exists"}`, load.Rejected, httpx.Rejected, "", "Conflict", 1},
+		{"outage", 503, `<html>down</html>`, load.Failed, httpx.Retryable, "", "Service Unavailable", 3},
+		{"answer without clientId", 200, `{"ssoToken":"x.y.z","cards":[]}`, load.Uncertain, httpx.Uncertain, "bad_response", "answer carries no clientId", 1},
+		{"answer not JSON", 200, `<html>ok</html>`, load.Uncertain, httpx.Uncertain, "bad_response", "answer carries no clientId", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			url, calls := stub(t, tc.status, tc.body)
+			c := newClient(t, url, token, nil)
+			r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, nil)[0]
+			var he *httpx.Error
+			if r.Outcome != tc.outcome || !errors.As(r.Err, &he) || he.Kind != tc.kind || he.Code != tc.code || he.Message != tc.message ||
+				r.HTTPStatus != tc.status || r.Attempts != tc.attempts || int(calls.Load()) != tc.attempts || r.RemoteID != "" {
+				t.Fatalf("result %+v (err %v, %d calls)", r, r.Err, calls.Load())
+			}
+		})
+	}
+}
+
+// Against the real sandbox: a wrong token stops the partner, a request
+// it refuses is rejected, and neither error carries card data.
+func TestSandboxErrorsThroughTheClient(t *testing.T) {
+	_, srv := sandboxServer(t)
+	bad := newClient(t, srv.URL, "wrong", nil)
+	r := bad.Send(context.Background(), []load.Op{mapOne(t, bad, customer("C1"))}, nil)[0]
+	if r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Fatal || r.HTTPStatus != 401 || httpx.CodeOf(r.Err) != "unauthorized" {
+		t.Fatalf("wrong token: %+v", r)
+	}
+
+	c := newClient(t, srv.URL, token, nil)
+	op := mapOne(t, c, customer("C1"))
+	req := op.Payload.(q2open.SyncRequest)
+	req.Cards = append([]q2open.Card(nil), req.Cards...)
+	req.Cards[0].ExpMonth = "13" // what Map never sends, but a partner may refuse
+	op.Payload = req
+	r = c.Send(context.Background(), []load.Op{op}, nil)[0]
+	if r.Outcome != load.Rejected || httpx.KindOf(r.Err) != httpx.Rejected || r.HTTPStatus != 400 ||
+		!strings.Contains(r.Err.Error(), "cards[0].expMonth") {
+		t.Fatalf("refused content: %+v", r)
+	}
+	for _, s := range []string{visaPAN, mcPAN} {
+		if strings.Contains(r.Err.Error(), s) {
+			t.Fatalf("error carries a card number: %v", r.Err)
+		}
+	}
+}
+
+// A partner message that echoes the card back is masked before it can
+// reach the ledger.
+func TestPartnerMessagesLoseCardData(t *testing.T) {
+	url, _ := stub(t, 400, `{"error":{"code":"card_declined","message":"card 4111111111111111 (4111-1111-1111-1111) with code 123 refused; ref 12345"}}`)
+	c := newClient(t, url, token, nil)
+	r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, nil)[0]
+	msg := r.Err.Error()
+	for _, s := range []string{visaPAN, "4111-1111-1111-1111", " 123 "} {
+		if strings.Contains(msg, s) {
+			t.Fatalf("message %q carries %q", msg, s)
+		}
+	}
+	if !strings.Contains(msg, "411111******1111") || !strings.Contains(msg, "ref 12345") {
+		t.Fatalf("message %q: masked too little or too much", msg)
+	}
+}
+
+// The ssoToken logs the holder into Q2's white-label products: it is not
+// kept in the result, whatever the answer carries.
+func TestSSOTokenIsNeverKept(t *testing.T) {
+	sb, _ := sandboxServer(t)
+	rec := &recorder{h: sb}
+	c := newClient(t, newServer(t, rec), token, nil)
+	r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, nil)[0]
+	_, answer := rec.last()
+	var a q2open.SyncResponse
+	if err := json.Unmarshal(answer, &a); err != nil || a.SSOToken == "" {
+		t.Fatalf("answer %s", answer)
+	}
+	dump := fmt.Sprintf("%+v %#v", r, r)
+	for _, part := range strings.Split(a.SSOToken, ".") {
+		if strings.Contains(dump, part) {
+			t.Fatalf("result keeps the ssoToken: %s", dump)
+		}
+	}
+}
+
+// Only cards we sent become children; ids Q2 answers for anything else
+// are ignored.
+func TestChildrenOnlyForCardsSent(t *testing.T) {
+	url, _ := stub(t, 200, `{"clientId":"c1","ssoToken":"a.b.c","cards":[{"paymentMethodId":"p1","identifier":"K1"},{"paymentMethodId":"p9","identifier":"ZZ"},{"paymentMethodId":"p2","identifier":"K1"}]}`)
+	c := newClient(t, url, token, nil)
+	r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, nil)[0]
+	if r.Outcome != load.OK || r.RemoteID != "c1" || len(r.Children) != 1 || r.Children[0] != (load.Child{EntityKey: "card/C1/K1", RemoteID: "p1"}) {
+		t.Fatalf("%+v", r)
+	}
+}
+
+// Q2 dedups by identifier, so a sync whose answer was lost is sent again,
+// and the resend finds the client the first one created.
+func TestLostAnswerIsResentWithoutDuplicate(t *testing.T) {
+	sb, _ := sandboxServer(t)
+	var calls atomic.Int32
+	url := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			sb.ServeHTTP(&discard{h: http.Header{}}, r) // the partner commits...
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close() // ...and the answer is lost
+			return
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	c := newClient(t, url, token, nil)
+	r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, nil)[0]
+	st := sb.State()
+	if r.Outcome != load.OK || r.Attempts != 2 || len(st.Clients) != 1 || st.Totals.DuplicateClients != 0 || r.RemoteID != st.Clients[0].ClientID {
+		t.Fatalf("result %+v state %+v", r, st)
+	}
+}
+
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discard) WriteHeader(int)             {}
+
+func TestNewChecksConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  q2open.Config
+	}{
+		{"no token", q2open.Config{BaseURL: "https://api.q2open.io"}},
+		{"negative TTL", q2open.Config{BaseURL: "https://api.q2open.io", Token: "t", TokenTTL: -time.Hour}},
+		{"bad URL", q2open.Config{BaseURL: "api.q2open.io", Token: "t"}},
+	}
+	for _, tc := range tests {
+		if _, err := q2open.New(tc.cfg); err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	if _, err := q2open.New(q2open.Config{BaseURL: "https://api.q2open.io", Token: "t"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Q2 has no call that removes a client or a card: the engine must not
+// plan deactivations for it.
+func TestNoDeactivation(t *testing.T) {
+	c := newClient(t, "http://127.0.0.1:1", token, nil)
+	if _, ok := any(c).(load.Deactivator); ok {
+		t.Fatal("q2open claims to deactivate, but Q2 documents no such call")
+	}
+	r := c.Send(context.Background(), []load.Op{{EntityKey: "customer/C1", Kind: load.Deactivate, RemoteID: "x"}}, nil)[0]
+	if r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestWrongPayloadFailsLoudly(t *testing.T) {
+	c := newClient(t, "http://127.0.0.1:1", token, nil)
+	for _, p := range []any{nil, "x", q2open.SyncRequest{}} {
+		r := c.Send(context.Background(), []load.Op{{EntityKey: "customer/C1", Kind: load.Create, Payload: p}}, nil)[0]
+		if r.Outcome != load.Failed || httpx.CodeOf(r.Err) != "bad_payload" {
+			t.Errorf("payload %#v: %+v", p, r)
+		}
+	}
+}
