@@ -1,0 +1,334 @@
+package extract
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/gocarina/gocsv"
+
+	"github.com/northwind-data/etl/internal/model"
+)
+
+// Synthetic columns the decoder appends to the header and to every row,
+// so that a record's line and its row-level problem travel with it
+// through gocsv's channel instead of through shared state.
+const (
+	lineColumn = "__line"
+	badColumn  = "__bad"
+)
+
+// customerRec and cardRec are what gocsv fills: the row plus the
+// synthetic columns. (The extra fields cannot live in an embedded
+// unexported struct: reflection, and so gocsv, skips those.)
+type customerRec struct {
+	CustomerRow
+	Line int    `csv:"__line"`
+	Bad  string `csv:"__bad"` // encoded rowProblem; empty when the row read cleanly
+}
+
+type cardRec struct {
+	CardRow
+	Line int    `csv:"__line"`
+	Bad  string `csv:"__bad"`
+}
+
+// rowProblem is a problem found below gocsv: the row could not be parsed
+// as CSV, had the wrong number of fields, bad bytes or a field too long.
+type rowProblem struct{ reason, field, message string }
+
+const sep = "\x1f"
+
+func (p rowProblem) encode() string { return p.reason + sep + p.field + sep + p.message }
+
+func decodeProblem(s string) rowProblem {
+	parts := strings.SplitN(s, sep, 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	return rowProblem{parts[0], parts[1], parts[2]}
+}
+
+// csvFile is one open input file with its header checked.
+type csvFile struct {
+	f      *os.File
+	r      *csv.Reader
+	spec   *fileSpec
+	header []string
+	keyIdx int
+}
+
+var bom = []byte{0xEF, 0xBB, 0xBF}
+
+// openFile opens dir/spec.name, skips a UTF-8 byte order mark and checks
+// the header: every column known, none twice, every required one there.
+func openFile(dir string, spec *fileSpec) (*csvFile, error) {
+	path := filepath.Join(dir, spec.name)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("extract: %w", err)
+	}
+	br := bufio.NewReaderSize(f, 256<<10)
+	if b, err := br.Peek(len(bom)); err == nil && bytes.Equal(b, bom) {
+		_, _ = br.Discard(len(bom))
+	}
+	r := csv.NewReader(br)
+	r.FieldsPerRecord = -1 // a short or long row is a reject, not the end of the file
+	r.ReuseRecord = true   // the decoder copies what it keeps
+	header, err := r.Read()
+	if err != nil {
+		f.Close()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("extract: %s: the file is empty; it needs a header row (line 1)", path)
+		}
+		return nil, fmt.Errorf("extract: %s:1: header: %w", path, err)
+	}
+	header = append([]string(nil), header...)
+	if err := checkHeader(header, spec); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("extract: %s:1: %w", path, err)
+	}
+	cf := &csvFile{f: f, r: r, spec: spec, header: header, keyIdx: -1}
+	for i, h := range header {
+		if h == spec.key {
+			cf.keyIdx = i
+		}
+	}
+	return cf, nil
+}
+
+func checkHeader(header []string, spec *fileSpec) error {
+	var unknown, dup, missing []string
+	seen := map[string]bool{}
+	for _, h := range header {
+		if !utf8.ValidString(h) {
+			return fmt.Errorf("the header is not valid UTF-8")
+		}
+		switch {
+		case seen[h]:
+			dup = append(dup, h)
+		case !spec.known(h):
+			unknown = append(unknown, strconv.Quote(h))
+		}
+		seen[h] = true
+	}
+	for _, c := range spec.columns {
+		if c.required && !seen[c.name] {
+			missing = append(missing, c.name)
+		}
+	}
+	var msgs []string
+	if len(unknown) > 0 {
+		msgs = append(msgs, "unknown column(s) "+strings.Join(unknown, ", ")+" (names are exact and lower-case)")
+	}
+	if len(dup) > 0 {
+		msgs = append(msgs, "column(s) "+strings.Join(dup, ", ")+" appear more than once")
+	}
+	if len(missing) > 0 {
+		msgs = append(msgs, "missing required column(s) "+strings.Join(missing, ", "))
+	}
+	if len(msgs) > 0 {
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// rawRow is one row below gocsv: its fields (nil when unusable), the line
+// it starts on, the customer id (key; "" when unknown) and any problem.
+type rawRow struct {
+	fields  []string
+	line    int
+	key     string
+	problem *rowProblem
+}
+
+// next reads one row and checks it at the CSV level. A row-level problem
+// is returned in the row; only I/O errors and io.EOF are errors.
+func (cf *csvFile) next(maxField int) (rawRow, error) {
+	rec, err := cf.r.Read()
+	if err != nil {
+		var pe *csv.ParseError
+		if !errors.As(err, &pe) {
+			return rawRow{}, err
+		}
+		row := rawRow{line: pe.StartLine, problem: &rowProblem{model.ReasonBadRow, "",
+			fmt.Sprintf("not valid CSV: %v (column %d, line %d)", pe.Err, pe.Column, pe.Line)}}
+		// A partial record holds the fields read completely before the
+		// error; if the customer id is among them, the reject can name
+		// the customer.
+		if cf.keyIdx >= 0 && cf.keyIdx < len(rec) {
+			row.key = keyValue(rec[cf.keyIdx], maxField)
+		}
+		return row, nil
+	}
+	line, _ := cf.r.FieldPos(0)
+	row := rawRow{line: line}
+	if cf.keyIdx >= 0 && cf.keyIdx < len(rec) {
+		row.key = keyValue(rec[cf.keyIdx], maxField)
+	}
+	if len(rec) != len(cf.header) {
+		row.problem = &rowProblem{model.ReasonBadRow, "", fmt.Sprintf("row has %d fields; the header has %d", len(rec), len(cf.header))}
+		return row, nil
+	}
+	// Unusable fields are blanked (the reject names the first one) so a
+	// 10 MB field is not carried further and the rest still identify the
+	// record.
+	for i, v := range rec {
+		var p *rowProblem
+		switch {
+		case len(v) > maxField:
+			p = &rowProblem{model.ReasonFieldTooLong, cf.header[i], fmt.Sprintf("%s is %d bytes; the limit is %d", cf.header[i], len(v), maxField)}
+		case !utf8.ValidString(v):
+			p = &rowProblem{model.ReasonEncoding, cf.header[i], fmt.Sprintf("%s is not valid UTF-8 (save the export as UTF-8)", cf.header[i])}
+		default:
+			continue
+		}
+		rec[i] = ""
+		if row.problem == nil {
+			row.problem = p
+		}
+	}
+	row.fields = rec
+	return row, nil
+}
+
+// keyValue is the customer id as the join sees it, or "" when the field
+// itself is unusable.
+func keyValue(v string, maxField int) string {
+	if len(v) > maxField || !utf8.ValidString(v) {
+		return ""
+	}
+	return strings.TrimSpace(v)
+}
+
+// decoder adapts csvFile to gocsv.SimpleDecoder. It hands gocsv the
+// header plus the synthetic columns, then every row plus its line and
+// problem. A row with a problem keeps what is usable (at least the
+// customer id when it could be read), so the consumer can still key the
+// reject. It stops with errStopped once done is closed.
+type decoder struct {
+	cf       *csvFile
+	maxField int
+	done     <-chan struct{}
+	sentHdr  bool
+	buf      []string
+	keep     func(rawRow) bool
+}
+
+var errStopped = errors.New("extract: reading stopped")
+
+func (d *decoder) GetCSVRow() ([]string, error) {
+	if !d.sentHdr {
+		d.sentHdr = true
+		return append(append([]string(nil), d.cf.header...), lineColumn, badColumn), nil
+	}
+	for {
+		select {
+		case <-d.done:
+			return nil, errStopped
+		default:
+		}
+		row, err := d.cf.next(d.maxField)
+		if err != nil {
+			return nil, err
+		}
+		if d.keep != nil && !d.keep(row) {
+			continue
+		}
+		// gocsv copies every value into the record before asking for the
+		// next row, so one buffer serves all rows.
+		d.buf = d.buf[:0]
+		if row.fields != nil {
+			d.buf = append(d.buf, row.fields...)
+		} else {
+			for i := range d.cf.header {
+				v := ""
+				if i == d.cf.keyIdx {
+					v = row.key
+				}
+				d.buf = append(d.buf, v)
+			}
+		}
+		bad := ""
+		if row.problem != nil {
+			bad = row.problem.encode()
+		}
+		d.buf = append(d.buf, strconv.Itoa(row.line), bad)
+		return d.buf, nil
+	}
+}
+
+func (d *decoder) GetCSVRows() ([][]string, error) {
+	return nil, errors.New("extract: the decoder streams rows one at a time")
+}
+
+// stream is a running gocsv decode of one file into a channel.
+type stream[T any] struct {
+	ch   chan *T
+	errc chan error
+	done chan struct{}
+	once sync.Once
+	cf   *csvFile
+}
+
+const streamBuffer = 256
+
+// startStream opens the file and decodes it on a goroutine. keep filters
+// rows below gocsv (shard and partition), so skipped rows cost no
+// reflection. The caller must call stop.
+func startStream[T any](dir string, spec *fileSpec, maxField int, keep func(rawRow) bool) (*stream[T], error) {
+	cf, err := openFile(dir, spec)
+	if err != nil {
+		return nil, err
+	}
+	s := &stream[T]{ch: make(chan *T, streamBuffer), errc: make(chan error, 1), done: make(chan struct{}), cf: cf}
+	dec := &decoder{cf: cf, maxField: maxField, done: s.done, keep: keep}
+	go func() {
+		err := gocsv.UnmarshalDecoderToChan(dec, s.ch)
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		s.errc <- err
+	}()
+	return s, nil
+}
+
+// next returns the next record, or nil at the end; err is a read error.
+func (s *stream[T]) next(ctx context.Context) (*T, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case r, ok := <-s.ch:
+		if ok {
+			return r, nil
+		}
+	}
+	if err := <-s.errc; err != nil {
+		s.errc <- err
+		return nil, fmt.Errorf("extract: %s: %w", s.cf.spec.name, err)
+	}
+	s.errc <- nil
+	return nil, nil
+}
+
+// stop ends the decode goroutine and closes the file. The decoder sees
+// done before its next row; draining unblocks a pending send.
+func (s *stream[T]) stop() {
+	s.once.Do(func() {
+		close(s.done)
+		for range s.ch {
+		}
+		<-s.errc
+		s.cf.f.Close()
+	})
+}
