@@ -41,7 +41,8 @@ type Options struct {
 	// Keep is the shard filter: rows whose customer id it refuses are
 	// skipped before any parsing or validation. nil keeps everything.
 	// Rows whose customer id cannot be read are kept where Keep("") is
-	// true, so exactly one shard reports them.
+	// true, so exactly one shard reports them. It is called from several
+	// goroutines at once and must be pure.
 	Keep func(customerID string) bool
 	// MaxFieldBytes bounds one field; a longer one is a field_too_long
 	// reject. Default 64 KiB.
@@ -96,8 +97,8 @@ func OpenCSV(dir string, opt Options) (*CSV, error) {
 	return &CSV{dir: dir, opt: opt}, nil
 }
 
-// Count is a fast pre-scan: it reads only the customer id column of both
-// files (no parsing, no validation) and returns how many customer rows
+// Count is a fast pre-scan: it splits the rows of both files and looks
+// only at the customer id (no gocsv, no parsing, no validation); it returns how many customer rows
 // this shard will read, which is the progress total. It also learns
 // whether both files are sorted by customer_id, which Read needs; Read
 // runs it when Count was not called.
@@ -357,6 +358,9 @@ func (s *CSV) partition(ctx context.Context, j *joiner, pass, passes int) error 
 		}
 	}
 	for i, p := range order {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := j.finish(p); err != nil {
 			return err
 		}

@@ -61,11 +61,43 @@ func decodeProblem(s string) rowProblem {
 
 // csvFile is one open input file with its header checked.
 type csvFile struct {
-	f      *os.File
-	r      *csv.Reader
-	spec   *fileSpec
-	header []string
-	keyIdx int
+	f        *os.File
+	r        *csv.Reader
+	guard    *guardReader
+	spec     *fileSpec
+	header   []string
+	keyIdx   int
+	lastLine int
+}
+
+// maxRecordBytes bounds one record. encoding/csv holds a whole record in
+// memory, and an unterminated quote makes the rest of the file one
+// record: without a bound, a stray quote near the top of a large export
+// would exhaust memory instead of failing with a message. It is well
+// above a record of a few over-long fields, which are rejects.
+var maxRecordBytes int64 = 64 << 20
+
+var errRecordTooLong = errors.New("record too long")
+
+// guardReader sits below the CSV reader and fails once more than limit
+// bytes have been read past the end of the last complete record.
+type guardReader struct {
+	r     io.Reader
+	read  int64 // bytes read from r
+	skew  int64 // bytes of r the CSV reader never saw (a byte order mark)
+	base  int64 // offset in r where the current record starts
+	limit int64
+}
+
+func (g *guardReader) recordStart(csvOffset int64) { g.base = g.skew + csvOffset }
+
+func (g *guardReader) Read(p []byte) (int, error) {
+	if g.read-g.base > g.limit {
+		return 0, errRecordTooLong
+	}
+	n, err := g.r.Read(p)
+	g.read += int64(n)
+	return n, err
 }
 
 var bom = []byte{0xEF, 0xBB, 0xBF}
@@ -78,9 +110,11 @@ func openFile(dir string, spec *fileSpec) (*csvFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("extract: %w", err)
 	}
-	br := bufio.NewReaderSize(f, 256<<10)
+	guard := &guardReader{r: f, limit: maxRecordBytes}
+	br := bufio.NewReaderSize(guard, 256<<10)
 	if b, err := br.Peek(len(bom)); err == nil && bytes.Equal(b, bom) {
 		_, _ = br.Discard(len(bom))
+		guard.skew = int64(len(bom))
 	}
 	r := csv.NewReader(br)
 	r.FieldsPerRecord = -1 // a short or long row is a reject, not the end of the file
@@ -98,7 +132,8 @@ func openFile(dir string, spec *fileSpec) (*csvFile, error) {
 		f.Close()
 		return nil, fmt.Errorf("extract: %s:1: %w", path, err)
 	}
-	cf := &csvFile{f: f, r: r, spec: spec, header: header, keyIdx: -1}
+	cf := &csvFile{f: f, r: r, guard: guard, spec: spec, header: header, keyIdx: -1, lastLine: 1}
+	guard.recordStart(r.InputOffset())
 	for i, h := range header {
 		if h == spec.key {
 			cf.keyIdx = i
@@ -143,8 +178,9 @@ func checkHeader(header []string, spec *fileSpec) error {
 	return nil
 }
 
-// rawRow is one row below gocsv: its fields (nil when unusable), the line
-// it starts on, the customer id (key; "" when unknown) and any problem.
+// rawRow is one row below gocsv: its fields (as many as the header), the
+// line it starts on, the customer id (key; "" when unknown) and any
+// problem.
 type rawRow struct {
 	fields  []string
 	line    int
@@ -156,33 +192,43 @@ type rawRow struct {
 // is returned in the row; only I/O errors and io.EOF are errors.
 func (cf *csvFile) next(maxField int) (rawRow, error) {
 	rec, err := cf.r.Read()
+	cf.guard.recordStart(cf.r.InputOffset())
 	if err != nil {
 		var pe *csv.ParseError
+		if errors.Is(err, errRecordTooLong) {
+			return rawRow{}, fmt.Errorf("the record after line %d is longer than %d MiB; is a quote left open?", cf.lastLine, maxRecordBytes>>20)
+		}
 		if !errors.As(err, &pe) {
 			return rawRow{}, err
 		}
+		cf.lastLine = pe.Line
 		row := rawRow{line: pe.StartLine, problem: &rowProblem{model.ReasonBadRow, "",
 			fmt.Sprintf("not valid CSV: %v (column %d, line %d)", pe.Err, pe.Column, pe.Line)}}
 		// A partial record holds the fields read completely before the
-		// error; if the customer id is among them, the reject can name
-		// the customer.
-		if cf.keyIdx >= 0 && cf.keyIdx < len(rec) {
-			row.key = keyValue(rec[cf.keyIdx], maxField)
-		}
+		// error; if the ids are among them, the reject can name the
+		// record.
+		cf.fill(&row, rec, maxField)
 		return row, nil
 	}
 	line, _ := cf.r.FieldPos(0)
+	cf.lastLine = line
 	row := rawRow{line: line}
-	if cf.keyIdx >= 0 && cf.keyIdx < len(rec) {
-		row.key = keyValue(rec[cf.keyIdx], maxField)
-	}
 	if len(rec) != len(cf.header) {
 		row.problem = &rowProblem{model.ReasonBadRow, "", fmt.Sprintf("row has %d fields; the header has %d", len(rec), len(cf.header))}
-		return row, nil
 	}
-	// Unusable fields are blanked (the reject names the first one) so a
-	// 10 MB field is not carried further and the rest still identify the
-	// record.
+	cf.fill(&row, rec, maxField)
+	return row, nil
+}
+
+// fill sets row.fields to rec cut or padded to the header's length, with
+// unusable fields blanked (the first one becomes the row's problem unless
+// it has one) so a 10 MB field is not carried further, and sets the key.
+// For a short, long or partial row the positions may not match the
+// header; the fields then only serve to name the rejected record.
+func (cf *csvFile) fill(row *rawRow, rec []string, maxField int) {
+	if len(rec) > len(cf.header) {
+		rec = rec[:len(cf.header)]
+	}
 	for i, v := range rec {
 		var p *rowProblem
 		switch {
@@ -198,24 +244,19 @@ func (cf *csvFile) next(maxField int) (rawRow, error) {
 			row.problem = p
 		}
 	}
-	row.fields = rec
-	return row, nil
-}
-
-// keyValue is the customer id as the join sees it, or "" when the field
-// itself is unusable.
-func keyValue(v string, maxField int) string {
-	if len(v) > maxField || !utf8.ValidString(v) {
-		return ""
+	for len(rec) < len(cf.header) {
+		rec = append(rec, "")
 	}
-	return strings.TrimSpace(v)
+	row.fields = rec
+	if cf.keyIdx >= 0 {
+		row.key = strings.TrimSpace(rec[cf.keyIdx])
+	}
 }
 
 // decoder adapts csvFile to gocsv.SimpleDecoder. It hands gocsv the
 // header plus the synthetic columns, then every row plus its line and
-// problem. A row with a problem keeps what is usable (at least the
-// customer id when it could be read), so the consumer can still key the
-// reject. It stops with errStopped once done is closed.
+// problem. A row with a problem keeps what is usable, so the consumer
+// can still key the reject. It stops with errStopped once done is closed.
 type decoder struct {
 	cf       *csvFile
 	maxField int
@@ -247,18 +288,7 @@ func (d *decoder) GetCSVRow() ([]string, error) {
 		}
 		// gocsv copies every value into the record before asking for the
 		// next row, so one buffer serves all rows.
-		d.buf = d.buf[:0]
-		if row.fields != nil {
-			d.buf = append(d.buf, row.fields...)
-		} else {
-			for i := range d.cf.header {
-				v := ""
-				if i == d.cf.keyIdx {
-					v = row.key
-				}
-				d.buf = append(d.buf, v)
-			}
-		}
+		d.buf = append(d.buf[:0], row.fields...)
 		bad := ""
 		if row.problem != nil {
 			bad = row.problem.encode()
@@ -305,6 +335,11 @@ func startStream[T any](dir string, spec *fileSpec, maxField int, keep func(rawR
 
 // next returns the next record, or nil at the end; err is a read error.
 func (s *stream[T]) next(ctx context.Context) (*T, error) {
+	// Checked first: select picks at random among ready cases, and the
+	// channel is nearly always ready.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()

@@ -112,7 +112,7 @@ func or(v, def string) string {
 // is transform.Validator's job, for every source alike.
 func ParseCustomer(r *CustomerRow, o model.Origin) (*model.Customer, []model.Reject) {
 	id := strings.TrimSpace(r.CustomerID)
-	p := &rowParser{o: o, key: "customer/" + id}
+	p := &rowParser{o: o, key: customerKey(id)}
 	c := &model.Customer{
 		Origin:           o,
 		ID:               p.required("customer_id", r.CustomerID),

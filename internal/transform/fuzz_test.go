@@ -34,7 +34,8 @@ func FuzzValidate(f *testing.F) {
 			if len(digits) >= 8 && strings.Contains(r.Message, digits) {
 				t.Fatalf("PAN in reject message: %s", r.Message)
 			}
-			if v := model.NewCVV(cvv).Reveal(); v != "" && r.Field == "cvv" && strings.Contains(r.Message, v) {
+			// Only a code that looks like one can leak; "b" is in any text.
+			if v := model.NewCVV(cvv).Reveal(); len(v) >= 3 && model.NewPAN(v).AllDigits() && r.Field == "cvv" && strings.Contains(r.Message, v) {
 				t.Fatalf("CVV in reject message: %s", r.Message)
 			}
 			if strings.HasPrefix(r.EntityKey, "card/") && !seen[r.EntityKey] {

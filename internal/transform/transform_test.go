@@ -131,11 +131,11 @@ func TestValidateNormalises(t *testing.T) {
 func TestValidateRejects(t *testing.T) {
 	type want struct{ key, field, reason string }
 	tests := []struct {
-		name   string
-		edit   func(c *model.Customer)
-		ok     bool // customer accepted
-		cards  int  // cards left
-		wants  []want
+		name  string
+		edit  func(c *model.Customer)
+		ok    bool // customer accepted
+		cards int  // cards left
+		wants []want
 	}{
 		{"valid", func(*model.Customer) {}, true, 1, nil},
 		{"no cards is valid", func(c *model.Customer) { c.Accounts = nil }, true, 0, nil},

@@ -1,0 +1,97 @@
+// Command benchrun is `make bench`: it measures the ceiling, the naive
+// baseline and `etl run` per partner, peak RSS, the nightly no-change
+// rerun and the rate-limited mode, prints one table and writes the same
+// as JSON. See package bench.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/northwind-data/etl/internal/bench"
+)
+
+func main() {
+	bench.ServeWrapper()
+	os.Exit(run())
+}
+
+func run() int {
+	var o bench.Options
+	var partners, sizes, jsonPath string
+	var strict bool
+	flag.StringVar(&o.Bin, "bin", "bin/etl", "the etl binary to measure (make bench builds it)")
+	flag.StringVar(&partners, "partners", "", "comma-separated partners (default: every registered partner)")
+	flag.IntVar(&o.Customers, "customers", 20000, "customers per partner for the ceiling / naive / etl run comparison")
+	flag.IntVar(&o.NaiveCustomers, "naive-customers", 5000, "customers the naive baseline runs on (its rate does not depend on the size)")
+	flag.IntVar(&o.Concurrency, "concurrency", 16, "etl run workers per partner, and goroutines of the bare client")
+	flag.StringVar(&sizes, "rss-sizes", "100000,1000000", "customers for the peak-RSS runs, comma-separated; the nightly rerun follows the largest; empty skips")
+	flag.StringVar(&o.RSSPartner, "rss-partner", "", "partner of the peak-RSS and nightly runs (default datafeed)")
+	flag.Float64Var(&o.RateLimit, "rate-limit", 200, "rate-limited mode: the sandbox's limit and the run's rate_per_sec, requests/s")
+	flag.DurationVar(&o.RateLatency, "rate-latency", 50*time.Millisecond, "rate-limited mode: latency the sandbox adds")
+	flag.Float64Var(&o.RateSeconds, "rate-seconds", 20, "rate-limited mode: seconds' worth of requests at the limit (0 skips)")
+	flag.IntVar(&o.RateConcurrency, "rate-concurrency", 32, "rate-limited mode: etl run workers")
+	flag.StringVar(&o.RatePartner, "rate-partner", "", "rate-limited mode partner (default synctera if registered, else q2open)")
+	flag.StringVar(&o.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL server to create bench databases on (default $DATABASE_URL, else a throwaway cluster)")
+	flag.StringVar(&o.WorkDir, "work", "", "directory for generated data and configs (default: a temp dir, removed)")
+	flag.StringVar(&o.ProfileDir, "profile", "", "also CPU-profile the in-process equivalent of each partner's etl run into this directory")
+	flag.StringVar(&jsonPath, "json", "bench-results.json", "write the results as JSON here (empty: do not)")
+	flag.BoolVar(&strict, "strict", false, "exit 3 when a target is missed")
+	flag.Parse()
+
+	if partners != "" {
+		o.Partners = strings.Split(partners, ",")
+	}
+	for _, s := range strings.Split(sizes, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "benchrun: -rss-sizes: %q is not a positive number\n", s)
+			return 2
+		}
+		o.RSSSizes = append(o.RSSSizes, n)
+	}
+	if _, err := os.Stat(o.Bin); err != nil {
+		fmt.Fprintf(os.Stderr, "benchrun: %v (run make build, or pass -bin)\n", err)
+		return 2
+	}
+	// ETL_* variables would override the bench's own configs (base URLs,
+	// ledger URL) in the clients it builds in this process.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "ETL_") {
+			os.Unsetenv(k)
+		}
+	}
+	o.Log = os.Stderr
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.Run(ctx, o)
+	if rep != nil {
+		rep.Print(os.Stdout)
+		if jsonPath != "" {
+			if werr := rep.WriteJSON(jsonPath); werr != nil {
+				fmt.Fprintf(os.Stderr, "benchrun: %v\n", werr)
+			} else {
+				fmt.Printf("results written to %s\n", jsonPath)
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "benchrun: %v\n", err)
+		return 1
+	}
+	if strict && len(rep.Missed()) > 0 {
+		return 3
+	}
+	return 0
+}

@@ -1,0 +1,272 @@
+package clubready_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/northwind-data/etl/internal/httpx"
+	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/providers/clubready"
+	"github.com/northwind-data/etl/internal/sandbox"
+)
+
+const (
+	apiKey   = "cr-api-key-Zq81xK" // distinctive, so a leak is easy to find
+	vaultKey = "cr-vault-key-Wm44pD"
+	visaPAN  = "4111111111111111"
+	mcPAN    = "5555555555554444"
+	cvv      = "737"
+	member   = "100123"
+	fwdIP    = "203.0.113.7"
+)
+
+// t0 is the fixed "now" of every sandbox and client in these tests.
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+var signingKey = []byte("clubready-sandbox-test-signing-key")
+
+func card(customerID, id, pan, code string) model.Card {
+	p := model.NewPAN(pan)
+	return model.Card{
+		Origin: model.Origin{File: "cards.csv", Line: 3}, ID: id, CustomerID: customerID, AccountID: "A-" + customerID,
+		PAN: p, CVV: model.NewCVV(code), ExpMonth: 2, ExpYear: 2040, Type: "credit", Brand: "visa", Status: "OPEN",
+		IIN: p.IIN(), Last4: p.Last4(),
+	}
+}
+
+// customer has two open cards: K1 (visa, default, with a code, its own
+// billing zip and name) and K2 (mastercard, no code, no zip, no name: the
+// fallbacks).
+func customer(id string) *model.Customer {
+	k1 := card(id, "K1", visaPAN, cvv)
+	k1.IsDefault, k1.BillingZip, k1.NameOnCard = true, "78701", "ADA K LOVELACE"
+	k2 := card(id, "K2", mcPAN, "")
+	k2.Brand, k2.ExpMonth, k2.ExpYear = "mastercard", 11, 2031
+	return &model.Customer{
+		Origin: model.Origin{File: "customers.csv", Line: 2}, ID: id, MemberID: member,
+		FirstName: "Ada", MiddleName: "K", LastName: "Lovelace", Email: "ada@example.com", Phone: "+15125550100",
+		Address: model.Address{Line1: "1 Main St", Line2: "Apt 4", City: "Austin", State: "TX", PostalCode: "78753", Country: "US"},
+		Status:  "ACTIVE",
+		Accounts: []model.Account{{ID: "A-" + id, Type: "CREDIT", Status: "OPEN", CustomerIDs: []string{id},
+			Cards: []model.Card{k1, k2}}},
+	}
+}
+
+// env is a sandbox on loopback with a fake clock.
+type env struct {
+	clock *sandbox.FakeClock
+	sb    *clubready.Sandbox
+	url   string
+}
+
+// newEnv serves the sandbox, optionally behind wrap (fault injection).
+func newEnv(t *testing.T, wrap func(http.Handler) http.Handler) *env {
+	t.Helper()
+	clock := sandbox.NewFakeClock(t0)
+	sb := clubready.NewSandbox(clubready.SandboxOptions{ApiKey: apiKey, VaultKey: vaultKey, Clock: clock, SigningKey: signingKey})
+	var h http.Handler = sb
+	if wrap != nil {
+		h = wrap(sb)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &env{clock: clock, sb: sb, url: srv.URL}
+}
+
+func fastHTTP() httpx.Config {
+	return httpx.Config{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxAttempts: 3, Timeout: 5 * time.Second}
+}
+
+// newClient talks to e's import and vault endpoints with the test keys and
+// e's clock; mod adjusts the config.
+func newClient(t *testing.T, e *env, mod func(*clubready.Config)) *clubready.Client {
+	t.Helper()
+	cfg := clubready.Config{BaseURL: e.url, ApiKey: apiKey, VaultURL: e.url, VaultKey: vaultKey, ForwardedFor: fwdIP,
+		Now: e.clock.Now, HTTP: fastHTTP()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := clubready.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newVault(t *testing.T, url, key string) *clubready.HTTPVault {
+	t.Helper()
+	v, err := clubready.NewHTTPVault(clubready.VaultConfig{BaseURL: url, Key: key, HTTP: fastHTTP()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// ops maps the customer and marks every op a create.
+func ops(t *testing.T, c *clubready.Client, cu *model.Customer) []load.Op {
+	t.Helper()
+	out, rej := c.Map(cu)
+	if len(rej) != 0 {
+		t.Fatalf("rejects: %v", rej)
+	}
+	for i := range out {
+		out[i].Kind = load.Create
+	}
+	return out
+}
+
+// journal records notes; before, if set, runs first and may fail the note.
+type journal struct {
+	mu     sync.Mutex
+	notes  []string
+	before func(detail string) error
+}
+
+func (j *journal) Note(_ context.Context, _ load.Op, detail string) error {
+	if j.before != nil {
+		if err := j.before(detail); err != nil {
+			return err
+		}
+	}
+	j.mu.Lock()
+	j.notes = append(j.notes, detail)
+	j.mu.Unlock()
+	return nil
+}
+
+func (j *journal) all() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]string(nil), j.notes...)
+}
+
+// faulty lets fault(n, w, r) answer the n-th import request (1-based)
+// instead of the sandbox; returning false passes it through.
+func faulty(fault func(n int, next http.Handler, w http.ResponseWriter, r *http.Request) bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		var mu sync.Mutex
+		n := 0
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == clubready.ImportPath {
+				mu.Lock()
+				n++
+				k := n
+				mu.Unlock()
+				if fault(k, next, w, r) {
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// drop lets the sandbox handle the request, then closes the connection
+// before any answer: the import happened, its answer is lost.
+func drop(t *testing.T, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	next.ServeHTTP(httptest.NewRecorder(), r)
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		t.Errorf("hijack: %v", err)
+		return
+	}
+	_ = conn.Close()
+}
+
+// unavailable answers 503: the request never reached the sandbox.
+func unavailable(w http.ResponseWriter) {
+	sandbox.WriteJSON(w, http.StatusServiceUnavailable, clubready.ErrorResponse{ResponseStatus: clubready.ResponseStatus{
+		ErrorCode: "ServiceUnavailable", Message: "try again later"}})
+}
+
+// recorder keeps every request to the sandbox with its body and answer.
+type recorder struct {
+	next http.Handler
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+type recorded struct {
+	path, query string
+	header      http.Header
+	body, resp  []byte
+}
+
+func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	rw := httptest.NewRecorder()
+	rc.next.ServeHTTP(rw, r)
+	rc.mu.Lock()
+	rc.reqs = append(rc.reqs, recorded{path: r.URL.Path, query: r.URL.RawQuery, header: r.Header.Clone(), body: body, resp: rw.Body.Bytes()})
+	rc.mu.Unlock()
+	for k, v := range rw.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rw.Code)
+	_, _ = w.Write(rw.Body.Bytes())
+}
+
+func (rc *recorder) byPath(path string) []recorded {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []recorded
+	for _, r := range rc.reqs {
+		if r.path == path {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// post sends a JSON body to the sandbox at path (with query) and headers.
+func post(t *testing.T, url, pathQuery string, hdr map[string]string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		rd = bytes.NewReader(mustJSON(t, b))
+	}
+	req, _ := http.NewRequest(http.MethodPost, url+pathQuery, rd)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// noCardData fails if s holds a full card number or the test card code.
+func noCardData(t *testing.T, what, s string) {
+	t.Helper()
+	for _, secret := range []string{visaPAN, mcPAN, `"` + cvv + `"`, "Cvv\":"} {
+		if strings.Contains(s, secret) {
+			t.Errorf("%s carries card data (%q): %s", what, secret, s)
+		}
+	}
+}
