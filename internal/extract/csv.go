@@ -221,18 +221,24 @@ func (s *CSV) merge(ctx context.Context, j *joiner) error {
 		return err
 	}
 	defer ks.stop()
+	return j.mergeJoin(ctx, cs.next, ks.next)
+}
 
+// mergeJoin joins two streams sorted by customer_id (byte order): each
+// customer with its adjacent cards, in constant memory. The CSV and
+// Postgres sources share it.
+func (j *joiner) mergeJoin(ctx context.Context, nextCustomer func(context.Context) (*customerRec, error), nextCard func(context.Context) (*cardRec, error)) error {
 	var head *cardRec
 	lastCard := ""
 	peek := func() (*cardRec, error) {
 		if head == nil {
-			r, err := ks.next(ctx)
+			r, err := nextCard(ctx)
 			if err != nil || r == nil {
 				return nil, err
 			}
 			k := strings.TrimSpace(r.CustomerID)
 			if k != "" && k < lastCard {
-				return nil, fmt.Errorf("extract: %s:%d: customer_id %q comes after %q: the file changed while it was read", cardSpec.name, r.Line, k, lastCard)
+				return nil, fmt.Errorf("extract: %s: customer_id %q comes after %q: the source changed while it was read", j.where(j.cards.File, r.Line), k, lastCard)
 			}
 			if k != "" {
 				lastCard = k
@@ -262,7 +268,7 @@ func (s *CSV) merge(ctx context.Context, j *joiner) error {
 
 	last := ""
 	for {
-		rec, err := cs.next(ctx)
+		rec, err := nextCustomer(ctx)
 		if err != nil {
 			return err
 		}
@@ -271,7 +277,7 @@ func (s *CSV) merge(ctx context.Context, j *joiner) error {
 		}
 		key := strings.TrimSpace(rec.CustomerID)
 		if key != "" && key < last {
-			return fmt.Errorf("extract: %s:%d: customer_id %q comes after %q: the file changed while it was read", customerSpec.name, rec.Line, key, last)
+			return fmt.Errorf("extract: %s: customer_id %q comes after %q: the source changed while it was read", j.where(j.cust.File, rec.Line), key, last)
 		}
 		dup := key != "" && key == last
 		p, err := j.customerRow(rec, dup)
@@ -387,6 +393,22 @@ type joiner struct {
 	customers   int
 }
 
+// origin names a row: file and line for CSV, table and key for a table
+// source (Line 0).
+func (j *joiner) origin(file string, line int, key string) model.Origin {
+	if line > 0 {
+		return model.Origin{File: file, Line: line}
+	}
+	return model.Origin{File: file, Key: key}
+}
+
+func (j *joiner) where(file string, line int) string {
+	if line > 0 {
+		return fmt.Sprintf("%s:%d", file, line)
+	}
+	return file
+}
+
 func (j *joiner) stats() Stats {
 	return Stats{Files: []FileStats{j.cust, j.cards}, Customers: j.customers}
 }
@@ -417,8 +439,8 @@ func cardKey(customerID, cardID string) string {
 // customerRow handles one customers.csv row. It returns the pending
 // customer (possibly rejected) unless the row was a duplicate.
 func (j *joiner) customerRow(rec *customerRec, dup bool) (*pending, error) {
-	o := model.Origin{File: customerSpec.name, Line: rec.Line}
 	key := strings.TrimSpace(rec.CustomerID)
+	o := j.origin(j.cust.File, rec.Line, key)
 	j.cust.Rows++
 	rejected := func(rs ...model.Reject) (*pending, error) {
 		j.cust.Rejected++
@@ -442,8 +464,8 @@ func (j *joiner) customerRow(rec *customerRec, dup bool) (*pending, error) {
 
 // cardRow handles one cards.csv row for owner (nil: no such customer).
 func (j *joiner) cardRow(rec *cardRec, owner *pending) error {
-	o := model.Origin{File: cardSpec.name, Line: rec.Line}
 	custID, cardID := strings.TrimSpace(rec.CustomerID), strings.TrimSpace(rec.CardID)
+	o := j.origin(j.cards.File, rec.Line, custID+"/"+cardID)
 	key := cardKey(custID, cardID)
 	j.cards.Rows++
 	one := func(field, reason, msg string) error {
@@ -455,7 +477,7 @@ func (j *joiner) cardRow(rec *cardRec, owner *pending) error {
 		p := decodeProblem(rec.Bad)
 		return one(p.field, p.reason, p.message)
 	case owner == nil && custID != "":
-		return one("customer_id", model.ReasonUnknownCustomer, fmt.Sprintf("customer_id %s is not in %s", transform.Quote(custID), customerSpec.name))
+		return one("customer_id", model.ReasonUnknownCustomer, fmt.Sprintf("customer_id %s is not in %s", transform.Quote(custID), j.cust.File))
 	case owner != nil && owner.c == nil:
 		return one("customer_id", model.ReasonCustomerReject, fmt.Sprintf("customer %s was rejected (%s)", custID, owner.origin))
 	}
