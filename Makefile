@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
+SOURCE ?= csv
 
 .PHONY: build demo test test-short fuzz chaos bench vet fmt clean deps
 
@@ -15,8 +16,10 @@ deps:
 
 # Throwaway PostgreSQL (or $$DATABASE_URL), sandboxes on loopback, the
 # sample data delivered to every partner, the summary printed.
+# SOURCE=postgres reads the same sample from a core-banking schema
+# (sample-data/seed.sql) instead of the CSV files.
 demo: deps build
-	./scripts/with-postgres.sh ./scripts/demo.sh
+	SOURCE=$(SOURCE) ./scripts/with-postgres.sh ./scripts/demo.sh
 
 # Every test, on real PostgreSQL, plus a short run of each fuzz target.
 test: deps

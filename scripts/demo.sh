@@ -17,8 +17,14 @@ for _ in $(seq 1 50); do
 done
 
 $ETL migrate
+config=sample-data/etl.yaml
+if [ "${SOURCE:-csv}" = postgres ]; then
+  export SOURCE_DATABASE_URL="${SOURCE_DATABASE_URL:-$DATABASE_URL}"
+  ./scripts/seed-postgres.sh
+  config=sample-data/etl-postgres.yaml
+fi
 set +e
-$ETL run --config sample-data/etl.yaml "$@"
+$ETL run --config "$config" "$@"
 code=$?
 set -e
 echo

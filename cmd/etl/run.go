@@ -235,8 +235,15 @@ func openSource(ctx context.Context, cfg *config.Config, v *transform.Validator,
 	switch cfg.Source.Type {
 	case "", "csv":
 		return extract.OpenCSV(cfg.Source.Dir, extract.Options{Validator: v, Keep: keep})
+	case "postgres":
+		url, err := cfg.Source.Postgres.URL.Resolve()
+		if err != nil {
+			return nil, fmt.Errorf("source.postgres.url: %v", err)
+		}
+		return extract.OpenPostgres(ctx, extract.PostgresOptions{Options: extract.Options{Validator: v, Keep: keep},
+			URL: url, Customers: cfg.Source.Postgres.Customers, Cards: cfg.Source.Postgres.Cards})
 	}
-	return nil, fmt.Errorf("source type %q is not supported yet", cfg.Source.Type)
+	return nil, fmt.Errorf("source.type %q is not csv or postgres", cfg.Source.Type)
 }
 
 func sourceIdentity(cfg *config.Config) string {

@@ -156,6 +156,9 @@ func (p *Postgres) selectSQL(ctx context.Context, src string, spec *fileSpec, ke
 		// Byte order, like the CSV merge join: COLLATE "C".
 		order = append(order, fmt.Sprintf(`src.%s::text COLLATE "C"`, pgx.Identifier{k}.Sanitize()))
 	}
+	// A table has no line order, so duplicates of one key are ordered by
+	// their whole row: the same row wins every night.
+	order = append(order, `src::text COLLATE "C"`)
 	return "SELECT " + strings.Join(exprs, ", ") + " FROM " + from + " ORDER BY " + strings.Join(order, ", "), nil
 }
 

@@ -237,7 +237,9 @@ func (s *Sandbox) validate(in input, create bool) (PartnerRef, []string) {
 		add("directPartner", "required: id or name of a partner")
 	}
 	if ct := in.Contact; ct != nil {
-		if ct.ID == 0 && (strings.TrimSpace(ct.FirstName) == "" || strings.TrimSpace(ct.LastName) == "" || strings.TrimSpace(ct.Email) == "") {
+		// On patch, a contact without an id updates the current one in
+		// place, so any subset of its fields will do.
+		if create && ct.ID == 0 && (strings.TrimSpace(ct.FirstName) == "" || strings.TrimSpace(ct.LastName) == "" || strings.TrimSpace(ct.Email) == "") {
 			add("contact", "a new contact needs firstName, lastName and email (or give the id of an existing user)")
 		}
 		if ct.ID < 0 {
