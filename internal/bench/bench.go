@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -58,7 +57,11 @@ type Options struct {
 	DatabaseURL string // a server to create databases on; empty: start a throwaway cluster
 	WorkDir     string // generated data and configs; empty: a temp dir removed at the end
 	ProfileDir  string // if set, also profile the in-process equivalent of each etl run here
-	Log         io.Writer
+	// Budget bounds the whole measurement: the peak-RSS runs (the only
+	// ones whose time grows with their size, and the last) are stopped
+	// at it or skipped, and the report says so. 0: no bound.
+	Budget time.Duration
+	Log    io.Writer
 }
 
 func (o *Options) defaults() {
@@ -117,6 +120,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer r.db.Close()
 	start := time.Now()
+	if o.Budget > 0 {
+		r.deadline = start.Add(o.Budget)
+	}
 	defer func() {
 		r.rep.Seconds = time.Since(start).Seconds()
 		r.rep.evaluate()
@@ -168,12 +174,12 @@ func selectPartners(names []string) ([]partners.Spec, error) {
 }
 
 type runner struct {
-	o    Options
-	rep  *Report
-	db   *dbServer
-	work string
-	seq  int
-	mu   sync.Mutex
+	o        Options
+	deadline time.Time
+	rep      *Report
+	db       *dbServer
+	work     string
+	seq      int
 }
 
 func (r *runner) logf(format string, a ...any) {
@@ -312,7 +318,7 @@ func (r *runner) partner(ctx context.Context, sp partners.Spec, dir string, cs [
 	}
 
 	// etl run, end to end.
-	rm, err := r.etlRun(ctx, sp.Name, rc, nil)
+	rm, err := r.etlRun(ctx, sp.Name, rc, time.Time{}, nil)
 	if err != nil {
 		return pr, err
 	}
@@ -330,7 +336,7 @@ func (r *runner) partner(ctx context.Context, sp partners.Spec, dir string, cs [
 // etlRun is one `etl run --providers p` against a fresh sandbox process
 // and a fresh database. With after set, the sandbox and database are kept
 // for it (the nightly rerun).
-func (r *runner) etlRun(ctx context.Context, p string, rc runConfig, after func(s *setup, db string) error) (RunMeasure, error) {
+func (r *runner) etlRun(ctx context.Context, p string, rc runConfig, deadline time.Time, after func(s *setup, db string, rm RunMeasure) error) (RunMeasure, error) {
 	s, err := r.newSetup(ctx, p, rc)
 	if err != nil {
 		return RunMeasure{}, err
@@ -342,7 +348,7 @@ func (r *runner) etlRun(ctx context.Context, p string, rc runConfig, after func(
 	}
 	r.logf("%s: etl run (%s)", p, filepath.Base(rc.Source))
 	m0 := startMeter(s.sb.PID(), r.db.PID())
-	rm := etlRun(ctx, r.o.Bin, s.cfgPath, s.env, db, p)
+	rm := etlRun(ctx, r.o.Bin, s.cfgPath, s.env, db, p, deadline)
 	cpu, _ := m0.stop()
 	cpu.ETL, cpu.Driver = rm.CPU.ETL, 0
 	rm.CPU = cpu
@@ -351,7 +357,7 @@ func (r *runner) etlRun(ctx context.Context, p string, rc runConfig, after func(
 		return rm, fmt.Errorf("%s", rm.Error)
 	}
 	if after != nil {
-		err = after(s, db)
+		err = after(s, db, rm)
 	}
 	return rm, err
 }
@@ -373,8 +379,9 @@ func (r *runner) profile(ctx context.Context, p string, rc runConfig) error {
 	return err
 }
 
-// memory runs etl at each RSS size, then the nightly no-change rerun
-// after the largest.
+// memory runs etl at each RSS size, smallest first, each followed by the
+// nightly no-change rerun on the same database and sandbox. Runs are cut
+// at the time budget.
 func (r *runner) memory(ctx context.Context, specs []partners.Spec) error {
 	p := r.o.RSSPartner
 	if p == "" {
@@ -382,50 +389,66 @@ func (r *runner) memory(ctx context.Context, specs []partners.Spec) error {
 	}
 	sizes := slices.Clone(r.o.RSSSizes)
 	slices.Sort(sizes)
-	for i, n := range sizes {
+	for _, n := range sizes {
+		if left := time.Until(r.deadline); !r.deadline.IsZero() && left < 30*time.Second {
+			r.note("the %s-customer runs were skipped: %s of the time budget left", count(n), left.Round(time.Second))
+			continue
+		}
 		dir, err := dataset(r.work, n)
 		if err != nil {
 			return err
 		}
 		rc := runConfig{Source: dir, Concurrency: r.o.Concurrency}
-		var after func(*setup, string) error
-		if i == len(sizes)-1 {
-			after = func(s *setup, db string) error {
-				before := s.requests(ctx, p)
-				r.logf("%s: nightly no-change rerun of %d customers", p, n)
-				m0 := startMeter(s.sb.PID(), r.db.PID())
-				rm := etlRun(ctx, r.o.Bin, s.cfgPath, s.env, db, p)
-				cpu, _ := m0.stop()
-				cpu.ETL, cpu.Driver = rm.CPU.ETL, 0
-				rm.CPU = cpu
-				if rm.Error != "" {
-					return fmt.Errorf("nightly rerun: %s", rm.Error)
-				}
-				nr := &Nightly{Partner: p, Customers: rm.Read, Seconds: rm.Seconds, Calls: rm.Calls,
-					SandboxRequests: s.requests(ctx, p) - before, MaxRSSMiB: rm.MaxRSSMiB, CPU: rm.CPU}
-				if rm.Seconds > 0 {
-					nr.PerSec = float64(rm.Read) / rm.Seconds
-				}
-				r.rep.Nightly = nr
-				r.logf("%s: nightly rerun %.0f customers/s, %d calls", p, nr.PerSec, nr.Calls)
-				if r.o.ProfileDir == "" {
-					return nil
-				}
-				path := filepath.Join(r.o.ProfileDir, p+"-nightly.cpu.prof")
-				wall, err := profileRun(ctx, s.cfgPath, s.env, db, p, path)
-				r.logf("%s: in-process nightly rerun profiled in %s: %s", p, wall.Round(time.Millisecond), path)
-				r.rep.Profiles = append(r.rep.Profiles, path)
-				return err
+		mr := MemRun{Partner: p, Customers: n}
+		rm, err := r.etlRun(ctx, p, rc, r.deadline, func(s *setup, db string, rm RunMeasure) error {
+			if rm.Cut {
+				return nil
 			}
-		}
-		rm, err := r.etlRun(ctx, p, rc, after)
+			before := s.requests(ctx, p)
+			r.logf("%s: nightly no-change rerun of %d customers", p, n)
+			m0 := startMeter(s.sb.PID(), r.db.PID())
+			rr := etlRun(ctx, r.o.Bin, s.cfgPath, s.env, db, p, r.deadline)
+			cpu, _ := m0.stop()
+			cpu.ETL, cpu.Driver = rr.CPU.ETL, 0
+			if rr.Error != "" {
+				return fmt.Errorf("nightly rerun: %s", rr.Error)
+			}
+			nr := &Nightly{Partner: p, Customers: rr.Read, Seconds: rr.Seconds, Calls: rr.Calls, Cut: rr.Cut,
+				SandboxRequests: s.requests(ctx, p) - before, MaxRSSMiB: rr.MaxRSSMiB, CPU: cpu}
+			if rr.Seconds > 0 {
+				nr.PerSec = float64(rr.Read) / rr.Seconds
+			}
+			mr.Rerun = nr
+			r.logf("%s: nightly rerun %.0f customers/s, %d calls", p, nr.PerSec, nr.Calls)
+			if r.o.ProfileDir == "" {
+				return nil
+			}
+			path := filepath.Join(r.o.ProfileDir, fmt.Sprintf("%s-nightly-%s.cpu.prof", p, count(n)))
+			wall, err := profileRun(ctx, s.cfgPath, s.env, db, p, path)
+			r.logf("%s: in-process nightly rerun profiled in %s: %s", p, wall.Round(time.Millisecond), path)
+			r.rep.Profiles = append(r.rep.Profiles, path)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("bench: RSS run at %d: %w", n, err)
 		}
-		r.rep.Memory = append(r.rep.Memory, MemRun{Partner: p, Customers: n, Run: rm})
+		mr.Run = rm
+		r.rep.Memory = append(r.rep.Memory, mr)
+		if rm.Cut {
+			r.note("the %s-customer run was stopped at the time budget after %.0fs with %d customers delivered: its RSS is the peak until then", count(n), rm.Seconds, rm.Customers)
+		}
+		if mr.Rerun != nil && !mr.Rerun.Cut {
+			r.rep.Nightly = mr.Rerun
+		}
 		r.logf("%s: %d customers: peak RSS %.1f MiB, %.0f customers/s", p, n, rm.MaxRSSMiB, rm.PerSec)
 	}
 	return nil
+}
+
+func (r *runner) note(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	r.rep.Notes = append(r.rep.Notes, msg)
+	r.logf("%s", msg)
 }
 
 func pickRSSPartner(specs []partners.Spec) string {
@@ -473,7 +496,7 @@ func (r *runner) rateLimited(ctx context.Context, specs []partners.Spec) error {
 	// Sample the sandbox's counter so the sending window (first to last
 	// request seen) can be told apart from process start-up and exit.
 	win := watchWindow(ctx, s.sb, p)
-	rm := etlRun(ctx, r.o.Bin, s.cfgPath, s.env, db, p)
+	rm := etlRun(ctx, r.o.Bin, s.cfgPath, s.env, db, p, time.Time{})
 	first, last, passedInWindow := win()
 	if rm.Error != "" {
 		return fmt.Errorf("bench: rate-limited run: %s", rm.Error)

@@ -62,7 +62,7 @@ type runConfig struct {
 func writeConfig(path, sandboxURL string, rc runConfig) ([]string, error) {
 	env := []string{"BENCH_HMAC_KEY=" + hmacKey}
 	var b strings.Builder
-	fmt.Fprintf(&b, "source: {type: csv, dir: %q}\nledger: {url: {env: BENCH_DATABASE_URL}}\nhmac_key: {env: BENCH_HMAC_KEY}\npartners:\n", rc.Source)
+	fmt.Fprintf(&b, "source: {type: csv, dir: %q}\nledger: {url: {env: BENCH_DATABASE_URL}}\nhmac_key: {env: BENCH_HMAC_KEY}\nrun: {grace_period: 5s}\npartners:\n", rc.Source)
 	for _, sp := range partners.All() {
 		base := sandboxURL + "/" + sp.Name + sp.BasePath
 		fmt.Fprintf(&b, "  %s:\n    base_url: %q\n    concurrency: %d\n", sp.Name, base, rc.Concurrency)

@@ -38,7 +38,10 @@ func (m *Measure) finish(cpu CPU, wall time.Duration) {
 // RunMeasure is one `etl run` process.
 type RunMeasure struct {
 	Measure
-	ExitCode  int     `json:"exit_code"`
+	ExitCode int `json:"exit_code"`
+	// Cut: stopped at the bench's time budget; the figures are what it
+	// did until then.
+	Cut       bool    `json:"cut_at_budget,omitempty"`
 	MaxRSSMiB float64 `json:"max_rss_mib"`
 	Read      int     `json:"customers_read"` // customers the run read from the source
 	Calls     int64   `json:"calls"`          // partner calls the run counted
@@ -181,21 +184,30 @@ func (j sqlJournal) Note(ctx context.Context, op load.Op, detail string) error {
 }
 
 // etlRun runs `bin run` to completion as a child process and reads what
-// it did from its ledger database.
-func etlRun(ctx context.Context, bin, cfgPath string, env []string, dbURL, provider string) RunMeasure {
+// it did from its ledger database. At deadline (if not zero) the run is
+// sent SIGTERM, as cron's timeout would, and the result is marked Cut.
+func etlRun(ctx context.Context, bin, cfgPath string, env []string, dbURL, provider string, deadline time.Time) RunMeasure {
 	var rm RunMeasure
 	env = append(append(childEnv(), env...), "BENCH_DATABASE_URL="+dbURL)
 	stderr := &limitedBuffer{n: 4096}
-	u, err := runChild(ctx, []string{bin, "run", "--config", cfgPath, "--providers", provider, "--progress", "none", "-q"}, env, stderr)
+	runCtx := ctx
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	u, err := runChild(runCtx, []string{bin, "run", "--config", cfgPath, "--providers", provider, "--progress", "none", "-q"}, env, stderr)
 	if err != nil {
 		rm.Error = err.Error()
 		return rm
 	}
 	rm.Seconds, rm.ExitCode, rm.CPU.ETL = u.Wall, u.Exit, u.CPU
 	rm.MaxRSSMiB = float64(u.MaxRSSKiB) / 1024
-	if rm.ExitCode != 0 {
+	rm.Cut = ctx.Err() == nil && runCtx.Err() != nil
+	if rm.ExitCode != 0 && !rm.Cut {
 		rm.Error = fmt.Sprintf("etl run exited %d: %s", rm.ExitCode, tail(stderr.String(), 600))
 	}
+	ctx = context.WithoutCancel(ctx)
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		rm.Error = err.Error()

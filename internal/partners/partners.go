@@ -4,9 +4,11 @@
 package partners
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 	"github.com/northwind-data/etl/internal/providers/q2open"
+	"github.com/northwind-data/etl/internal/providers/tokenization"
 	"github.com/northwind-data/etl/internal/verify"
 )
 
@@ -165,6 +168,56 @@ func init() {
 		Count: func(h http.Handler) (int, int) {
 			st := h.(*q2open.Sandbox).State()
 			return len(st.Clients), st.Totals.DuplicateClients
+		},
+	})
+}
+
+func init() {
+	register(Spec{
+		Name:            tokenization.Name,
+		Credentials:     []string{"username", "password"},
+		DemoCredentials: map[string]string{"username": "sandbox-user", "password": "sandbox-password"},
+		DemoOptions:     map[string]string{"partner_id": "792", "partner_name": "partnerName"},
+		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+			id := 0
+			if v := p.Options["partner_id"]; v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return nil, fmt.Errorf("options.partner_id: %q is not a number", v)
+				}
+				id = n
+			}
+			page := 0
+			if v := p.Options["page_size"]; v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return nil, fmt.Errorf("options.page_size: %q is not a number", v)
+				}
+				page = n
+			}
+			return tokenization.New(tokenization.Config{BaseURL: p.BaseURL, Username: p.Cred("username"), Password: p.Cred("password"),
+				PartnerID: id, PartnerName: p.Options["partner_name"], NamePrefix: p.Options["name_prefix"], PageSize: page, HTTP: h})
+		},
+		Sandbox: func(c map[string]string) http.Handler {
+			return tokenization.NewSandbox(tokenization.SandboxOptions{Username: c["username"], Password: c["password"]})
+		},
+		EntityPrefix: "customer/",
+		Deactivates:  true,
+		List: func(p load.Provider) verify.Lister {
+			c := p.(*tokenization.Client)
+			return func(ctx context.Context, fn func(verify.Remote) error) error {
+				return c.ListAll(ctx, func(s tokenization.ClientSummary) error {
+					key := c.EntityKey(s.Name)
+					if key == "" {
+						return nil // not one of ours
+					}
+					return fn(verify.Remote{ID: strconv.Itoa(s.ID), Key: key, Active: s.IsActive})
+				})
+			}
+		},
+		Count: func(h http.Handler) (int, int) {
+			st := h.(*tokenization.Sandbox).State()
+			return len(st.Clients), st.Totals.Duplicates
 		},
 	})
 }

@@ -294,7 +294,9 @@ func TestSandboxPatchBumpsVersionAndModified(t *testing.T) {
 		body  string
 		check func(d tokenization.ClientDetail) bool
 	}{
-		{`{"isActive":false}`, func(d tokenization.ClientDetail) bool { return !d.IsActive && d.Name == "etl-C1" && d.Contact == before.Contact }},
+		{`{"isActive":false}`, func(d tokenization.ClientDetail) bool {
+			return !d.IsActive && d.Name == "etl-C1" && d.Contact == before.Contact
+		}},
 		{`{"contact":{"email":"b@example.com"}}`, func(d tokenization.ClientDetail) bool {
 			return d.Contact.ID == before.Contact.ID && d.Contact.Email == "b@example.com" && d.Contact.FirstName == "A" && !d.IsActive
 		}},
