@@ -68,16 +68,22 @@ func TestFullRunThenNightlyRerunsAreIncremental(t *testing.T) {
 	}
 	e.exactlyOnce()
 
-	// One changed field: exactly one update call per partner that
-	// carries it (postal code reaches every partner).
+	// One changed customer (postal code and e-mail, so that every
+	// customer-level partner carries a change): exactly one update call
+	// for that record, and nothing else sent.
 	editCSV(t, filepath.Join(e.input, "customers.csv"), "C0000003", "postal_code", "10001")
+	editCSV(t, filepath.Join(e.input, "customers.csv"), "C0000003", "email", "changed.c3@example.com")
 	r = e.runETL()
 	if r.code != 0 {
 		t.Fatalf("changed run: exit %d\n%s", r.code, r.stdout)
 	}
-	for name, c := range e.lastCounts() {
-		if c.Create != 0 || c.Calls > c.Update || c.Update < 1 {
-			t.Errorf("%s after one change: %+v", name, c)
+	for _, sp := range partners.All() {
+		c := e.lastCounts()[sp.Name]
+		if c.Create != 0 || c.Calls != c.Update || c.Update > 2 {
+			t.Errorf("%s after one change: %+v", sp.Name, c)
+		}
+		if sp.EntityPrefix == "customer/" && c.Update != 1 {
+			t.Errorf("%s: %d updates after one customer changed, want 1", sp.Name, c.Update)
 		}
 	}
 
@@ -135,10 +141,10 @@ func TestSecondConcurrentRunExitsLocked(t *testing.T) {
 }
 
 func TestSIGTERMStopsCleanlyAndTheRerunCompletes(t *testing.T) {
-	all := faults.Config{Latency: 20 * time.Millisecond}
+	all := faults.Config{Latency: 50 * time.Millisecond}
 	e := newEnv(t, 200, map[string]faults.Config{"datafeed": all, "q2open": all, "synctera": all, "clubready": all, "tokenization": all})
 	c, out := e.start()
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(800 * time.Millisecond)
 	_ = c.Process.Signal(syscall.SIGTERM)
 	err := c.Wait()
 	code := c.ProcessState.ExitCode()
@@ -184,9 +190,9 @@ func TestSIGKILLAtRandomMomentsThenRerunsDeliverExactlyOnce(t *testing.T) {
 func TestKillBetweenPartnerCommitAndLedgerWrite(t *testing.T) {
 	for _, sp := range partners.All() {
 		t.Run(sp.Name, func(t *testing.T) {
-			e := newEnv(t, 40, nil)
+			e := newEnv(t, 120, nil)
 			var k killer
-			k.after = 7
+			k.after = 2
 			e.sb.Faults[sp.Name].Set(faults.Config{})
 			e.sb.Faults[sp.Name].AfterCommit(func() {
 				k.mu.Lock()

@@ -275,7 +275,10 @@ func (c *Client) importToken(ctx context.Context, req VaultRequest, token string
 	}
 	hdr := http.Header{}
 	if c.fwd != "" {
-		hdr.Set("XForwardedFor", c.fwd)
+		// Set raw: the doc's spelling on the wire, not Go's canonical
+		// "Xforwardedfor" (headers are case-insensitive, but this is what
+		// ClubReady documents).
+		hdr["XForwardedFor"] = []string{c.fwd}
 	}
 	cl := &call{stale: stale}
 	resp, err := c.http.Do(context.WithValue(ctx, callKey{}, cl), httpx.Request{Method: http.MethodPost, Path: ImportPath,
