@@ -32,7 +32,7 @@ fuzz:
 	./scripts/fuzz.sh 2m
 
 chaos: deps
-	ETL_CHAOS_KILLS=20 $(GO) test -count=1 -timeout 60m -run 'Chaos' -v ./internal/e2e/...
+	ETL_CHAOS_KILLS=20 $(GO) test -count=1 -timeout 60m -run 'Chaos|Kill|SIGTERM' -v ./internal/e2e/...
 
 bench: deps build
 	./scripts/bench.sh

@@ -170,7 +170,7 @@ type killer struct {
 	n     int
 }
 
-func TestSIGKILLAtRandomMomentsThenRerunsDeliverExactlyOnce(t *testing.T) {
+func TestChaosSIGKILLAtRandomMomentsThenRerunsDeliverExactlyOnce(t *testing.T) {
 	kills := 3
 	if v := os.Getenv("ETL_CHAOS_KILLS"); v != "" {
 		kills = atoi(v)
