@@ -2,7 +2,7 @@
 // CSV source streams customers.csv and cards.csv, joins each customer
 // with its accounts and cards, validates them and hands every accepted
 // customer and every reject to the caller. The row types and parsers are
-// shared with the Postgres source. See FORMAT.md for the file format.
+// shared with the Postgres source. The README describes the file format.
 package extract
 
 import (

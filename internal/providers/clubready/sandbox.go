@@ -106,6 +106,8 @@ func (st State) Profile(externalRef string) []ProfileState {
 // doc gives the field but not its values.
 const ownerTypeIDUser = 1
 
+// NewSandbox builds the sandbox; the zero Clock is the real one and a nil
+// SigningKey a random one.
 func NewSandbox(o SandboxOptions) *Sandbox {
 	if o.Clock == nil {
 		o.Clock = sandbox.RealClock{}
