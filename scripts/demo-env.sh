@@ -7,6 +7,7 @@ for p in datafeed q2open synctera clubready tokenization; do
   up=$(echo "$p" | tr a-z A-Z)
   export "ETL_${up}_BASE_URL=http://$addr/$p$( [ "$p" = synctera ] && echo /v0 || true)"
 done
+export ETL_CLUBREADY_OPT_VAULT_URL="http://$addr/clubready"
 export SANDBOX_DATAFEED_TOKEN=sandbox-datafeed-token
 export SANDBOX_Q2OPEN_TOKEN=sandbox-q2open-token
 export SANDBOX_SYNCTERA_TOKEN=sandbox-synctera-token

@@ -65,7 +65,8 @@ func baseEnv() []string {
 		}
 		out = append(out, kv)
 	}
-	return append(out, childEnv+"=1")
+	// UTC: status and report print local times.
+	return append(out, childEnv+"=1", "TZ=UTC")
 }
 
 // etl runs the command with env (KEY=VALUE) added to baseEnv.
@@ -209,8 +210,8 @@ func TestSubcommandHelp(t *testing.T) {
 				t.Fatalf("want exit 0 or 2, got %s", r)
 			}
 			out := r.stdout + r.stderr
-			if !strings.Contains(out, "Usage") {
-				t.Errorf("no Usage line:\n%s", r)
+			if n := strings.Count(out, "Usage"); n != 1 {
+				t.Errorf("want the usage once, got it %d times:\n%s", n, r)
 			}
 			if !regexp.MustCompile(`(?m)^Examples?:\n(\s+.*\n)*?\s+etl ` + c.name + `\b`).MatchString(out) {
 				t.Errorf("help has no \"Example:\" section with an `etl %s ...` line:\n%s", c.name, out)

@@ -156,7 +156,8 @@ func Load(path string) (*Config, error) {
 
 // applyEnv lets the environment override the file:
 // DATABASE_URL or ETL_LEDGER_URL (ledger), ETL_SOURCE_DIR,
-// ETL_<PARTNER>_BASE_URL, ETL_<PARTNER>_ENABLED (true/false).
+// ETL_<PARTNER>_BASE_URL, ETL_<PARTNER>_ENABLED (true/false),
+// ETL_<PARTNER>_OPT_<OPTION> (e.g. ETL_CLUBREADY_OPT_VAULT_URL).
 func (c *Config) applyEnv() {
 	if v := os.Getenv("ETL_LEDGER_URL"); v != "" {
 		c.Ledger.URL = Secret{Env: "ETL_LEDGER_URL"}
@@ -174,6 +175,16 @@ func (c *Config) applyEnv() {
 		if v := os.Getenv("ETL_" + up + "_ENABLED"); v != "" {
 			on := v == "true" || v == "1"
 			p.Enabled = &on
+		}
+		prefix := "ETL_" + up + "_OPT_"
+		for _, kv := range os.Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			if opt, ok := strings.CutPrefix(k, prefix); ok && opt != "" {
+				if p.Options == nil {
+					p.Options = map[string]string{}
+				}
+				p.Options[strings.ToLower(opt)] = v
+			}
 		}
 		c.Partners[name] = p
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/providers/clubready"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 	"github.com/northwind-data/etl/internal/providers/q2open"
 	"github.com/northwind-data/etl/internal/providers/tokenization"
@@ -218,6 +219,35 @@ func init() {
 		Count: func(h http.Handler) (int, int) {
 			st := h.(*tokenization.Sandbox).State()
 			return len(st.Clients), st.Totals.Duplicates
+		},
+	})
+}
+
+func init() {
+	register(Spec{
+		Name:            clubready.Name,
+		Credentials:     []string{"api_key", "vault_key"},
+		DemoCredentials: map[string]string{"api_key": "sandbox-clubready-apikey", "vault_key": "sandbox-clubready-vaultkey"},
+		DemoOptions:     map[string]string{"vault_url": "{base}", "forwarded_for": "203.0.113.10"},
+		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+			age, err := optDuration(p.Options, "max_token_age")
+			if err != nil {
+				return nil, err
+			}
+			vault := p.Options["vault_url"]
+			if vault == "" {
+				return nil, fmt.Errorf("options.vault_url: required (the Vault API's base URL)")
+			}
+			return clubready.New(clubready.Config{BaseURL: p.BaseURL, ApiKey: p.Cred("api_key"), VaultURL: vault,
+				VaultKey: p.Cred("vault_key"), ForwardedFor: p.Options["forwarded_for"], MaxTokenAge: age, HTTP: h})
+		},
+		Sandbox: func(c map[string]string) http.Handler {
+			return clubready.NewSandbox(clubready.SandboxOptions{ApiKey: c["api_key"], VaultKey: c["vault_key"]})
+		},
+		EntityPrefix: "card/",
+		Count: func(h http.Handler) (int, int) {
+			st := h.(*clubready.Sandbox).State()
+			return len(st.Profiles), st.Duplicates
 		},
 	})
 }
