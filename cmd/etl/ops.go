@@ -25,10 +25,11 @@ func dbFlag(fs *flag.FlagSet) *string {
 }
 
 func cmdMigrate(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs := newFlags("migrate", "migrate [--database-url URL]", "Apply the ledger schema migrations embedded in this binary (each once, under a lock).\n`etl run` also migrates when the schema is behind.",
+		"etl migrate --database-url postgres://etl@ledger-db/etl", "DATABASE_URL=postgres://etl@ledger-db/etl etl migrate")
 	db := dbFlag(fs)
-	if fs.Parse(args) != nil {
-		return exitUsage
+	if code, ok := parse(fs, args, 0); !ok {
+		return code
 	}
 	store, err := openLedger(ctx, *db)
 	if err != nil {
@@ -48,12 +49,13 @@ func cmdMigrate(ctx context.Context, args []string) int {
 }
 
 func cmdStatus(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs := newFlags("status", "status [-n N] [--json]", "List the latest runs, running or finished, with their status and counts.",
+		"etl status", "etl status -n 5 --json")
 	db := dbFlag(fs)
 	limit := fs.Int("n", 20, "how many runs")
 	asJSON := fs.Bool("json", false, "JSON output")
-	if fs.Parse(args) != nil {
-		return exitUsage
+	if code, ok := parse(fs, args, 0); !ok {
+		return code
 	}
 	store, err := openLedger(ctx, *db)
 	if err != nil {
@@ -85,15 +87,11 @@ func cmdStatus(ctx context.Context, args []string) int {
 }
 
 func cmdRejects(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("rejects", flag.ContinueOnError)
+	fs := newFlags("rejects", "rejects RUN [flags] > rejects.csv", "Write a run's rejects as CSV: file, line, entity key, field, reason, partner, message.\nRUN is a run id or a run group (every shard). Card data never appears.",
+		"etl rejects 42 > rejects-42.csv", "etl rejects nightly-2026-11-23 > rejects.csv")
 	db := dbFlag(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: etl rejects RUN [flags] > rejects.csv\n\nRUN is a run id or a run group (all shards).\n")
-		fs.PrintDefaults()
-	}
-	if fs.Parse(reorder(args)) != nil || fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
+	if code, ok := parse(fs, args, 1); !ok {
+		return code
 	}
 	store, err := openLedger(ctx, *db)
 	if err != nil {
@@ -148,19 +146,19 @@ func isBoolFlag(a string) bool {
 }
 
 func cmdGen(_ context.Context, args []string) int {
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs := newFlags("gen", "gen --customers N --out DIR [flags]", "Write synthetic customers.csv and cards.csv: test BINs, valid Luhn, realistic names and\naddresses, a fraction of deliberately bad rows; the same seed gives the same files.",
+		"etl gen --customers 100000 --out /tmp/gen100k --seed 7", "etl gen --customers 1000 --out /tmp/messy --bad 0.1 --unsorted")
 	n := fs.Int("customers", 1000, "number of customers")
 	out := fs.String("out", "", "output directory (required)")
 	seed := fs.Uint64("seed", 1, "random seed: same seed, same files")
 	bad := fs.Float64("bad", 0.02, "fraction of deliberately bad rows")
 	cards := fs.Float64("cards-per-customer", 1.5, "mean cards per customer")
 	unsorted := fs.Bool("unsorted", false, "shuffle rows instead of sorting by customer_id")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: etl gen --customers N --out DIR [flags]\n\nSynthetic customers.csv and cards.csv: test BINs, valid Luhn, realistic names and addresses.\n\nFlags:\n")
-		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), "\nExample:\n  etl gen --customers 100000 --out /tmp/gen100k --seed 7\n")
+	if code, ok := parse(fs, args, 0); !ok {
+		return code
 	}
-	if fs.Parse(args) != nil || *out == "" {
+	if *out == "" {
+		fmt.Fprint(fs.Output(), "etl gen: --out is required\n\n")
 		fs.Usage()
 		return exitUsage
 	}
@@ -176,18 +174,18 @@ func cmdGen(_ context.Context, args []string) int {
 }
 
 func cmdConfig(_ context.Context, args []string) int {
-	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	fs := newFlags("config", "config check [--config FILE]", "Validate the config and resolve every secret it names; print each problem with its field path.",
+		"etl config check --config /etc/etl/etl.yaml")
 	path := fs.String("config", "etl.yaml", "config file")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: etl config check [--config FILE]\n\nValidate the config and resolve every secret it names; print each problem with its field path.\n")
-		fs.PrintDefaults()
-	}
 	if len(args) == 0 || args[0] != "check" {
+		if code, ok := parse(fs, args, -1); !ok {
+			return code
+		}
 		fs.Usage()
 		return exitUsage
 	}
-	if fs.Parse(args[1:]) != nil {
-		return exitUsage
+	if code, ok := parse(fs, args[1:], 0); !ok {
+		return code
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -20,16 +19,12 @@ type Report struct {
 }
 
 func cmdReport(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs := newFlags("report", "report RUN [--format text|json|html]", "Per partner: created, updated, unchanged, deactivated, rejected, failed, uncertain; top error\nreasons; rejects by reason; latencies. RUN is a run id or a run group (aggregates every shard).",
+		"etl report 42", "etl report 42 --format html > run42.html", "etl report migration-2026-11 --format json")
 	db := dbFlag(fs)
 	format := fs.String("format", "text", "text, json or html")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: etl report RUN [--format text|json|html]\n\nRUN is a run id or a run group (aggregates every shard).\n\nExample:\n  etl report 42 --format html > run42.html\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if fs.Parse(reorder(args)) != nil || fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
+	if code, ok := parse(fs, args, 1); !ok {
+		return code
 	}
 	store, err := openLedger(ctx, *db)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -40,7 +39,9 @@ type runFlags struct {
 
 func cmdRun(ctx context.Context, args []string) int {
 	var f runFlags
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := newFlags("run", "run [flags]", "Read the source, plan against sync_state, deliver what is new or changed to every enabled partner,\nrecord every call in the ledger. Rerun the same command after any failure: it resumes.",
+		"etl run --config etl.yaml", "etl run --config etl.yaml --providers synctera,q2open --dry-run --dry-run-out /tmp/bodies",
+		"etl run --config etl.yaml --shard 2/4 --run-group nightly-2026-11-23", "etl run --config etl.yaml --metrics-textfile /var/lib/node_exporter/textfile/etl.prom")
 	fs.StringVar(&f.config, "config", "etl.yaml", "config file")
 	fs.StringVar(&f.dbURL, "database-url", "", "ledger database URL (overrides config and DATABASE_URL)")
 	fs.StringVar(&f.sourceDir, "source-dir", "", "CSV directory (overrides source.dir)")
@@ -57,13 +58,8 @@ func cmdRun(ctx context.Context, args []string) int {
 	fs.StringVar(&f.progress, "progress", "auto", "auto (bars on a terminal, JSON progress lines otherwise), bars, lines or none")
 	fs.BoolVar(&f.verbose, "v", false, "verbose: debug logs")
 	fs.BoolVar(&f.quiet, "q", false, "quiet: warnings and errors only")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: etl run [flags]\n\nRead the source, plan against sync_state, deliver what is new or changed, record every call.\n\nFlags:\n")
-		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), "\nExamples:\n  etl run --config etl.yaml\n  etl run --config etl.yaml --providers synctera,q2open --dry-run\n  etl run --config etl.yaml --shard 2/4 --run-group nightly-2026-11-23\n")
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parse(fs, args, 0); !ok {
+		return code
 	}
 	log := logx.New(f.verbose, f.quiet)
 	defer log.Sync() //nolint:errcheck

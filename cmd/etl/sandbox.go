@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,16 +19,14 @@ func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func cmdSandbox(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:8099", "address to serve on (keep it on loopback)")
+	fs := newFlags("sandbox", "sandbox [--listen ADDR] [--faults PARTNER=SPEC ...]", "Serve every partner sandbox under /<partner>/ with the demo credentials (scripts/demo-env.sh), state at\n/<partner>/_sandbox/state and fault control at /<partner>/_sandbox/faults (GET, or PUT a spec).",
+		"etl sandbox --listen 127.0.0.1:18099", "etl sandbox --faults synctera=rate=200,latency=50ms --faults all=errors=0.2,seed=7",
+		"curl -X PUT --data 'down=true' http://127.0.0.1:18099/q2open/_sandbox/faults")
+	listen := fs.String("listen", "127.0.0.1:18099", "address to serve on (keep it on loopback)")
 	var faults multiFlag
-	fs.Var(&faults, "faults", "PARTNER=SPEC fault injection, repeatable, e.g. synctera=rate=200,errors=0.2,latency=50ms,seed=7 (see internal/sandbox/faults/README.md)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: etl sandbox [--listen ADDR] [--faults PARTNER=SPEC ...]\n\nServes every partner sandbox under /<partner>/ with the demo credentials, state at /<partner>/_sandbox/state\nand a fault control endpoint at /<partner>/_sandbox/faults.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if fs.Parse(args) != nil {
-		return exitUsage
+	fs.Var(&faults, "faults", "PARTNER=SPEC fault injection (PARTNER may be all), repeatable: rate=N,errors=F,latency=D,jitter=D,reset=F,drop=F,down=true,seed=N,retry-after=date")
+	if code, ok := parse(fs, args, 0); !ok {
+		return code
 	}
 	h, err := sandboxMux(faults)
 	if err != nil {

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/partners"
@@ -12,21 +12,22 @@ import (
 )
 
 func cmdVerify(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	var listers []string
+	for _, sp := range partners.All() {
+		if sp.List != nil {
+			listers = append(listers, sp.Name)
+		}
+	}
+	fs := newFlags("verify", "verify --provider P [--config FILE] [--out FILE]", "Walk the partner's list API and compare it with the ledger: missing at the partner, extra at the\npartner, state that differs. Exit 3 when anything differs. Partners with a list API: "+strings.Join(listers, ", ")+".",
+		"etl verify --config etl.yaml --provider synctera --out drift.csv")
 	cfgPath := fs.String("config", "etl.yaml", "config file")
 	provider := fs.String("provider", "", "partner to reconcile (required)")
 	out := fs.String("out", "", "write the findings as CSV here (default: verify-<partner>.csv)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: etl verify --provider P [--config FILE] [--out FILE]\n\nWalk the partner's list API and compare with the ledger: missing at the partner, extra at the partner, state that differs.\nPartners with a list API: ")
-		for _, sp := range partners.All() {
-			if sp.List != nil {
-				fmt.Fprint(fs.Output(), sp.Name, " ")
-			}
-		}
-		fmt.Fprint(fs.Output(), "\n\nExample:\n  etl verify --config etl.yaml --provider synctera --out drift.csv\n\nFlags:\n")
-		fs.PrintDefaults()
+	if code, ok := parse(fs, args, 0); !ok {
+		return code
 	}
-	if fs.Parse(args) != nil || *provider == "" {
+	if *provider == "" {
+		fmt.Fprint(fs.Output(), "etl verify: --provider is required\n\n")
 		fs.Usage()
 		return exitUsage
 	}
