@@ -405,6 +405,7 @@ func (r *runner) memory(ctx context.Context, specs []partners.Spec) error {
 				return nil
 			}
 			before := s.requests(ctx, p)
+			seqBefore := rm.SyncStateSeqRows
 			r.logf("%s: nightly no-change rerun of %d customers", p, n)
 			m0 := startMeter(s.sb.PID(), r.db.PID())
 			rr := etlRun(ctx, r.o.Bin, s.cfgPath, s.env, db, p, r.deadline)
@@ -414,7 +415,7 @@ func (r *runner) memory(ctx context.Context, specs []partners.Spec) error {
 				return fmt.Errorf("nightly rerun: %s", rr.Error)
 			}
 			nr := &Nightly{Partner: p, Customers: rr.Read, Seconds: rr.Seconds, Calls: rr.Calls, Cut: rr.Cut,
-				SandboxRequests: s.requests(ctx, p) - before, MaxRSSMiB: rr.MaxRSSMiB, CPU: cpu}
+				SandboxRequests: s.requests(ctx, p) - before, MaxRSSMiB: rr.MaxRSSMiB, CPU: cpu, SyncStateSeqRows: rr.SyncStateSeqRows - seqBefore}
 			if rr.Seconds > 0 {
 				nr.PerSec = float64(rr.Read) / rr.Seconds
 			}

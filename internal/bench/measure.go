@@ -45,6 +45,11 @@ type RunMeasure struct {
 	MaxRSSMiB float64 `json:"max_rss_mib"`
 	Read      int     `json:"customers_read"` // customers the run read from the source
 	Calls     int64   `json:"calls"`          // partner calls the run counted
+	// SyncStateSeqRows is how many sync_state rows PostgreSQL read by
+	// sequential scan during the run: the checkpoint lookups should go
+	// through the customer_id index, so anything near customers x batches
+	// means a plan that scans the table per batch.
+	SyncStateSeqRows int64 `json:"sync_state_seq_rows"`
 }
 
 // prepare maps every customer and fills what the planner would (content
@@ -219,6 +224,9 @@ func etlRun(ctx context.Context, bin, cfgPath string, env []string, dbURL, provi
 	if err := conn.QueryRow(ctx, `SELECT count(DISTINCT customer_id) FROM sync_state WHERE provider = $1 AND active`, provider).Scan(&rm.Customers); err != nil {
 		rm.Error = err.Error()
 	}
+	// The database is this run's alone (the nightly rerun reads the
+	// difference), so the table's counter is the run's.
+	_ = conn.QueryRow(ctx, `SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = 'sync_state'`).Scan(&rm.SyncStateSeqRows)
 	var counts []byte
 	if err := conn.QueryRow(ctx, `SELECT counts FROM runs ORDER BY id DESC LIMIT 1`).Scan(&counts); err == nil {
 		var c struct {

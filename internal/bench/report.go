@@ -75,6 +75,8 @@ type Nightly struct {
 	MaxRSSMiB       float64 `json:"max_rss_mib"`
 	CPU             CPU     `json:"cpu"`
 	Cut             bool    `json:"cut_at_budget,omitempty"`
+	// SyncStateSeqRows: see RunMeasure.
+	SyncStateSeqRows int64 `json:"sync_state_seq_rows"`
 }
 
 // RateResult is the rate-limited mode.
@@ -217,27 +219,38 @@ func (r *Report) Print(w io.Writer) {
 
 	fmt.Fprintf(w, "\nWhere the CPU went (CPU seconds per 1000 customers; busy = cores busy on the whole machine, of %d):\n", r.CPUs)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "measure\tcustomers\twall s\tdriver\tetl\tsandbox\tpostgres\tbusy\trequests\t")
-	row := func(name string, m Measure) {
+	fmt.Fprintln(tw, "measure\tcustomers\twall s\tdriver\tetl\tsandbox\tpostgres\tbusy\trequests\tsync_state seq rows\t")
+	var seqScans []string
+	row := func(name string, m Measure, seq int64) {
 		k := float64(max(m.Customers, 1)) / 1000
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t%d\t\n", name, m.Customers, m.Seconds,
-			m.CPU.Driver/k, m.CPU.ETL/k, m.CPU.Sandbox/k, m.CPU.Postgres/k, m.CPU.MachineCores, m.Requests)
+		seqs := "-"
+		if seq >= 0 {
+			seqs = fmt.Sprint(seq)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t%d\t%s\t\n", name, m.Customers, m.Seconds,
+			m.CPU.Driver/k, m.CPU.ETL/k, m.CPU.Sandbox/k, m.CPU.Postgres/k, m.CPU.MachineCores, m.Requests, seqs)
+		if seq > int64(10*max(m.Customers, 1000)) {
+			seqScans = append(seqScans, fmt.Sprintf("%s (%d rows, %.0f per customer)", name, seq, float64(seq)/float64(max(m.Customers, 1))))
+		}
 	}
 	for _, p := range r.Partners {
-		row(p.Name+" ceiling", p.Ceiling)
+		row(p.Name+" ceiling", p.Ceiling, -1)
 		if p.CeilingSingle != nil {
-			row(p.Name+" ceiling 1/req", *p.CeilingSingle)
+			row(p.Name+" ceiling 1/req", *p.CeilingSingle, -1)
 		}
-		row(p.Name+" naive", p.Naive)
-		row(p.Name+" etl run", p.Run.Measure)
+		row(p.Name+" naive", p.Naive, -1)
+		row(p.Name+" etl run", p.Run.Measure, p.Run.SyncStateSeqRows)
 	}
 	for _, m := range r.Memory {
-		row(fmt.Sprintf("%s etl run %s", m.Partner, count(m.Customers)), m.Run.Measure)
+		row(fmt.Sprintf("%s etl run %s", m.Partner, count(m.Customers)), m.Run.Measure, m.Run.SyncStateSeqRows)
 		if x := m.Rerun; x != nil {
-			row(fmt.Sprintf("%s nightly rerun %s", x.Partner, count(m.Customers)), Measure{Customers: x.Customers, Seconds: x.Seconds, CPU: x.CPU, Requests: x.SandboxRequests})
+			row(fmt.Sprintf("%s nightly rerun %s", x.Partner, count(m.Customers)), Measure{Customers: x.Customers, Seconds: x.Seconds, CPU: x.CPU, Requests: x.SandboxRequests}, x.SyncStateSeqRows)
 		}
 	}
 	tw.Flush()
+	if len(seqScans) > 0 {
+		fmt.Fprintf(w, "  PostgreSQL scanned sync_state sequentially (the checkpoint lookup planned without its index): %s\n", strings.Join(seqScans, "; "))
+	}
 
 	if len(r.Memory) > 0 {
 		p := r.Memory[0].Partner

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,14 +56,32 @@ type env struct {
 	input   string
 	cfgPath string
 	envv    []string
-	logs    *bytes.Buffer
+	logs    *lockedBuffer // every process's stderr, for the card-data scan
+}
+
+// lockedBuffer is written by the output copiers of several processes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // newEnv starts the sandboxes, a fresh ledger database, n generated
 // customers and a config pointing at them.
 func newEnv(t *testing.T, n int, fc map[string]faults.Config) *env {
 	t.Helper()
-	e := &env{t: t, db: pgtest.NewDB(t), sb: partners.NewSandboxes(fc), logs: &bytes.Buffer{}}
+	e := &env{t: t, db: pgtest.NewDB(t), sb: partners.NewSandboxes(fc), logs: &lockedBuffer{}}
 	e.srv = httptest.NewServer(e.sb)
 	t.Cleanup(e.srv.Close)
 	pool, err := pgxpool.New(context.Background(), e.db)
@@ -146,15 +165,15 @@ func (e *env) runETL(extra ...string) result {
 }
 
 // start runs etl in the background.
-func (e *env) start(extra ...string) (*exec.Cmd, *bytes.Buffer) {
+func (e *env) start(extra ...string) (*exec.Cmd, *lockedBuffer) {
 	e.t.Helper()
 	c := e.cmd(append([]string{"run", "--config", e.cfgPath, "--progress", "none"}, extra...)...)
-	var out bytes.Buffer
-	c.Stdout, c.Stderr = &out, io.MultiWriter(&out, e.logs)
+	out := &lockedBuffer{}
+	c.Stdout, c.Stderr = out, io.MultiWriter(out, e.logs)
 	if err := c.Start(); err != nil {
 		e.t.Fatal(err)
 	}
-	return c, &out
+	return c, out
 }
 
 func kill(c *exec.Cmd) {

@@ -44,7 +44,7 @@ func run() int {
 	flag.StringVar(&o.ProfileDir, "profile", "", "also CPU-profile the in-process equivalent of each partner's etl run into this directory")
 	flag.StringVar(&jsonPath, "json", "bench-results.json", "write the results as JSON here (empty: do not)")
 	flag.BoolVar(&strict, "strict", false, "exit 3 when a target is missed")
-	flag.DurationVar(&o.Budget, "budget", 8*time.Minute, "time budget of the whole measurement: the peak-RSS runs are cut or skipped at it (0: none)")
+	flag.DurationVar(&o.Budget, "budget", 7*time.Minute, "time budget of the whole measurement: the peak-RSS runs are cut or skipped at it (0: none)")
 	flag.Parse()
 
 	if partners != "" {
