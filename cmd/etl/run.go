@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,7 +33,7 @@ import (
 
 type runFlags struct {
 	config, dbURL, sourceDir, providers, shard, runGroup, dryRunOut string
-	metricsListen, metricsFile, progress                            string
+	metricsListen, metricsFile, progress, cpuProfile                string
 	dryRun, fullResync, noDeactivate, verbose, quiet                bool
 	maxDeactivate                                                   float64
 }
@@ -56,10 +57,21 @@ func cmdRun(ctx context.Context, args []string) int {
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address during the run (e.g. 127.0.0.1:9464)")
 	fs.StringVar(&f.metricsFile, "metrics-textfile", "", "write the run's metrics here at the end (node_exporter textfile collector, e.g. /var/lib/node_exporter/etl.prom)")
 	fs.StringVar(&f.progress, "progress", "auto", "auto (bars on a terminal, JSON progress lines otherwise), bars, lines or none")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	fs.BoolVar(&f.verbose, "v", false, "verbose: debug logs")
 	fs.BoolVar(&f.quiet, "q", false, "quiet: warnings and errors only")
 	if code, ok := parse(fs, args, 0); !ok {
 		return code
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fail(exitUsage, "--cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fail(exitUsage, "--cpuprofile: %v", err)
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
 	log := logx.New(f.verbose, f.quiet)
 	defer log.Sync() //nolint:errcheck

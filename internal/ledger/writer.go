@@ -163,7 +163,7 @@ func (w *Writer) loop() {
 func (w *Writer) write(ctx context.Context, batch []item) error {
 	var ledgerRows, rejectRows, seenRows [][]any
 	var st stateArrays
-	var settleP, settleK []string
+	var settleP, settleC, settleK []string
 	for _, it := range batch {
 		switch {
 		case it.entry != nil:
@@ -176,6 +176,7 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 			}
 			if e.Settle {
 				settleP = append(settleP, e.Provider)
+				settleC = append(settleC, e.CustomerID)
 				settleK = append(settleK, e.EntityKey)
 			}
 		case it.reject != nil:
@@ -209,9 +210,11 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 			}
 		}
 		if len(settleP) > 0 {
+			// Joined on (provider, customer_id) so the partial index of open
+			// intents serves it, however large the ledger grows.
 			if _, err := tx.Exec(ctx, `UPDATE ledger l SET outcome = 'settled', intent_detail = NULL
-				FROM unnest($1::text[], $2::text[]) AS t(p, k)
-				WHERE l.operation = 'intent' AND l.outcome = 'pending' AND l.provider = t.p AND l.entity_key = t.k`, settleP, settleK); err != nil {
+				FROM unnest($1::text[], $2::text[], $3::text[]) AS t(p, c, k)
+				WHERE l.operation = 'intent' AND l.outcome = 'pending' AND l.provider = t.p AND l.customer_id = t.c AND l.entity_key = t.k`, settleP, settleC, settleK); err != nil {
 				return fmt.Errorf("ledger: settle intents: %w", err)
 			}
 		}

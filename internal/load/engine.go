@@ -61,6 +61,7 @@ type Engine struct {
 	Keep        func(customerID string) bool // shard filter for deactivation
 	GracePeriod time.Duration                // in-flight calls after SIGTERM; default 20s
 	PlanBatch   int                          // customers per sync_state lookup; default 500
+	Planners    int                          // concurrent planners; default 2
 	Observer    Observer
 }
 
@@ -121,13 +122,14 @@ type job struct {
 }
 
 type lane struct {
-	p       Provider
-	in      chan Op
-	counts  *Counts
-	stopped atomic.Bool
-	stopMsg atomic.Value
-	workers int
-	resolve chan Op
+	p        Provider
+	journals bool // the partner writes intents (it is a Resolver)
+	in       chan Op
+	counts   *Counts
+	stopped  atomic.Bool
+	stopMsg  atomic.Value
+	workers  int
+	resolve  chan Op
 }
 
 // Run executes one run whose row runID the caller created (and finishes).
@@ -137,6 +139,9 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 	}
 	if e.PlanBatch <= 0 {
 		e.PlanBatch = 500
+	}
+	if e.Planners <= 0 {
+		e.Planners = 2
 	}
 	if e.GracePeriod <= 0 {
 		e.GracePeriod = 20 * time.Second
@@ -180,7 +185,8 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 		if n <= 0 {
 			n = 8
 		}
-		l := &lane{p: p, in: make(chan Op, n*p.MaxBatch()*4), counts: &Counts{}, workers: n, resolve: make(chan Op, 64)}
+		_, journals := p.(Resolver)
+		l := &lane{p: p, journals: journals, in: make(chan Op, n*p.MaxBatch()*4), counts: &Counts{}, workers: n, resolve: make(chan Op, 64)}
 		lanes[p.Name()] = l
 		order = append(order, p.Name())
 		sum.Providers[p.Name()] = l.counts
@@ -204,28 +210,54 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 	}
 	_ = gctx
 
-	// Read and plan on this goroutine; lanes apply backpressure through
-	// their bounded channels.
-	var batch []*model.Customer
-	planErr := error(nil)
-	flushPlan := func() error {
+	// The source is read on this goroutine; planners (sync_state lookup,
+	// mapping, hashing) run beside it so that parsing, database round
+	// trips and hashing overlap. Lanes apply backpressure through their
+	// bounded channels, and planners through planCh.
+	planCh := make(chan []*model.Customer, e.Planners)
+	var planErr error
+	var planMu sync.Mutex
+	var planWG sync.WaitGroup
+	for i := 0; i < e.Planners; i++ {
+		planWG.Add(1)
+		go func() {
+			defer planWG.Done()
+			for b := range planCh {
+				if err := e.plan(runCtx, b, lanes, order, resolvers, w); err != nil {
+					planMu.Lock()
+					if planErr == nil {
+						planErr = err
+						cancelRun(err)
+					}
+					planMu.Unlock()
+				}
+			}
+		}()
+	}
+	batch := make([]*model.Customer, 0, e.PlanBatch)
+	send := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := e.plan(runCtx, batch, lanes, order, resolvers, w)
-		batch = batch[:0]
-		return err
+		select {
+		case planCh <- batch:
+		case <-runCtx.Done():
+			return context.Cause(runCtx)
+		}
+		batch = make([]*model.Customer, 0, e.PlanBatch)
+		return nil
 	}
+	var rejects atomic.Int64
 	readErr := src.Read(runCtx,
 		func(c *model.Customer) error {
 			batch = append(batch, c)
 			if len(batch) >= e.PlanBatch {
-				return flushPlan()
+				return send()
 			}
 			return nil
 		},
 		func(r model.Reject) error {
-			sum.Rejects++
+			rejects.Add(1)
 			if w != nil {
 				w.Reject(rejectRow(r))
 				if id := customerOf(r.EntityKey); id != "" {
@@ -235,9 +267,13 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 			return nil
 		})
 	if readErr == nil {
-		readErr = flushPlan()
-	} else {
-		planErr = flushPlan()
+		readErr = send()
+	}
+	close(planCh)
+	planWG.Wait()
+	sum.Rejects = int(rejects.Load())
+	if errors.Is(readErr, planErr) {
+		readErr = nil // the planner's error, reported once below
 	}
 
 	// Deactivate what vanished, only after a complete, clean read.
@@ -307,7 +343,7 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 			l := lanes[name]
 			ops, rejects := l.p.Map(c)
 			for _, r := range rejects {
-				l.counts.MapRejected++
+				atomic.AddInt64(&l.counts.MapRejected, 1)
 				if r.Provider == "" {
 					r.Provider = name
 				}
@@ -324,7 +360,7 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 				st, known := state[name][op.EntityKey]
 				intent, open := intents[name][op.EntityKey]
 				if known && st.Active && st.Hash == h && !e.FullResync && !open {
-					l.counts.Unchanged++
+					atomic.AddInt64(&l.counts.Unchanged, 1)
 					if e.Observer != nil {
 						e.Observer.Unchanged(name)
 					}
@@ -337,11 +373,11 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 				op.IdemKey = IdempotencyKey(e.Key, name, op.Kind, op.EntityKey, h)
 				if open {
 					op.Intent = intent
-					l.counts.Resolve++
+					atomic.AddInt64(&l.counts.Resolve, 1)
 				} else if op.Kind == Create {
-					l.counts.Create++
+					atomic.AddInt64(&l.counts.Create, 1)
 				} else {
-					l.counts.Update++
+					atomic.AddInt64(&l.counts.Update, 1)
 				}
 				if e.Observer != nil {
 					e.Observer.Planned(name, op.Kind)
@@ -396,7 +432,9 @@ func (e *Engine) batch(ctx context.Context, l *lane, jobs chan<- job) {
 			cur = append(cur, op)
 			if len(cur) >= max {
 				send()
-			} else if len(cur) == 1 {
+			} else {
+				// Flush a partial batch only once the queue has been quiet
+				// for a moment, not a moment after its first op.
 				idle.Reset(20 * time.Millisecond)
 			}
 		case <-idle.C:
@@ -482,8 +520,9 @@ func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.W
 		ErrCode: code, ErrMsg: truncate(msg, 1000),
 		Deliver:     r.Outcome == OK && op.Kind != Deactivate,
 		Deactivated: r.Outcome == OK && op.Kind == Deactivate,
-		// An uncertain outcome keeps its intent open for the rerun.
-		Settle: r.Outcome != Uncertain,
+		// Only partners that journal intents have any to settle; an
+		// uncertain outcome keeps its intent open for the rerun.
+		Settle: l.journals && r.Outcome != Uncertain,
 	})
 	for _, ch := range r.Children {
 		if r.Outcome != OK {
@@ -526,7 +565,7 @@ func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*
 		for _, v := range gone {
 			op := Op{EntityKey: v.EntityKey, CustomerID: v.CustomerID, Kind: Deactivate, RemoteID: v.RemoteID, Hash: v.Hash}
 			op.IdemKey = IdempotencyKey(e.Key, name, Deactivate, v.EntityKey, v.Hash)
-			l.counts.Deactivate++
+			atomic.AddInt64(&l.counts.Deactivate, 1)
 			select {
 			case l.in <- op:
 			case <-ctx.Done():

@@ -167,10 +167,14 @@ func TestCancelledRunIsRecordedAndResumable(t *testing.T) {
 	cs := makeCustomers(400)
 	ctx, cancel := context.WithCancel(context.Background())
 	id, _ := h.store.StartRun(ctx, ledger.RunInfo{Group: "g", Source: "test", Providers: []string{"datafeed"}, Version: "test"})
-	n := 0
+	// Cancel (as SIGTERM would) once the partner has taken some requests,
+	// while the source is still being read.
 	src := load.SourceFunc(func(ctx context.Context, emit func(*model.Customer) error, _ func(model.Reject) error) error {
-		for _, c := range cs {
-			if n++; n == 130 {
+		for i, c := range cs {
+			if i == 200 {
+				for h.sb.State().Accepted < 2 {
+					time.Sleep(time.Millisecond)
+				}
 				cancel()
 			}
 			if err := emit(c); err != nil {

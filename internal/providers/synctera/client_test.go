@@ -1,0 +1,386 @@
+package synctera_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/northwind-data/etl/internal/httpx"
+	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/providers/synctera"
+)
+
+func TestNewConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  synctera.Config
+		want string
+	}{
+		{"no token", synctera.Config{BaseURL: "https://api-sandbox.synctera.com/v0"}, "token is required"},
+		{"blank token", synctera.Config{BaseURL: "https://api-sandbox.synctera.com/v0", Token: "  "}, "token is required"},
+		{"relative base URL", synctera.Config{BaseURL: "api-sandbox.synctera.com/v0", Token: "t"}, "base URL"},
+		{"negative page size", synctera.Config{BaseURL: "https://api-sandbox.synctera.com/v0", Token: "t", PageSize: -1}, "page size"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := synctera.New(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+	c, err := synctera.New(synctera.Config{BaseURL: "https://api-sandbox.synctera.com/v0", Token: "t"})
+	if err != nil || c.Name() != synctera.Name || c.MaxBatch() != 1 {
+		t.Errorf("New: %v %v", c, err)
+	}
+}
+
+func sendOne(t *testing.T, c *synctera.Client, op load.Op) load.Result {
+	t.Helper()
+	rs := c.Send(context.Background(), []load.Op{op}, nil)
+	if len(rs) != 1 {
+		t.Fatalf("%d results for one op", len(rs))
+	}
+	if rs[0].EntityKey != op.EntityKey {
+		t.Errorf("result for %q, want %q", rs[0].EntityKey, op.EntityKey)
+	}
+	return rs[0]
+}
+
+func TestClientCreateTwiceSameKey(t *testing.T) {
+	sb, _ := newSandbox(t, nil)
+	rec := &recorder{h: sb}
+	front := httptest.NewServer(rec)
+	t.Cleanup(front.Close)
+	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+
+	op := createOp(t, customer("C1001"))
+	first := sendOne(t, c, op)
+	if first.Outcome != load.OK || !reUUID.MatchString(first.RemoteID) || first.HTTPStatus != http.StatusCreated || first.Attempts != 1 || first.Err != nil {
+		t.Fatalf("first send: %+v", first)
+	}
+	// The rerun of the same content plans the same op with the same key.
+	again := sendOne(t, c, createOp(t, customer("C1001")))
+	if again.Outcome != load.OK || again.RemoteID != first.RemoteID {
+		t.Fatalf("second send: %+v, want remote id %s", again, first.RemoteID)
+	}
+	st := sb.State()
+	if len(st.Customers) != 1 || st.Totals.Creates != 1 || st.Totals.Replays != 1 || st.Totals.Duplicates != 0 {
+		t.Errorf("state %+v", st)
+	}
+	for _, r := range rec.requests() {
+		if r.Method != http.MethodPost || r.URL.Path != "/v0/customers" || r.Header.Get(synctera.IdempotencyHeader) != op.IdemKey ||
+			r.Header.Get("Authorization") != bearer || r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("request %s %s key=%q auth=%q", r.Method, r.URL.Path, r.Header.Get(synctera.IdempotencyHeader), r.Header.Get("Authorization"))
+		}
+	}
+	got, err := c.GetCustomer(context.Background(), first.RemoteID)
+	if err != nil || got.FirstName != "Ada" || got.Dob != "1985-12-10" || got.ShippingAddress == nil || *got.ShippingAddress != *got.LegalAddress {
+		t.Errorf("GetCustomer: %+v %v", got, err)
+	}
+}
+
+func TestClientUpdate(t *testing.T) {
+	sb, _ := newSandbox(t, nil)
+	rec := &recorder{h: sb}
+	front := httptest.NewServer(rec)
+	t.Cleanup(front.Close)
+	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	created := sendOne(t, c, createOp(t, customer("C1001")))
+
+	cu := customer("C1001")
+	cu.Email, cu.Address.Line1 = "ada.l@example.com", "2 Elm St"
+	ops, _ := c.Map(cu)
+	op := plan(t, ops[0], load.Update, created.RemoteID)
+	res := sendOne(t, c, op)
+	if res.Outcome != load.OK || res.RemoteID != created.RemoteID || res.HTTPStatus != http.StatusOK || res.Attempts != 1 {
+		t.Fatalf("update: %+v", res)
+	}
+	last := rec.requests()[len(rec.requests())-1]
+	if last.Method != http.MethodPut || last.URL.Path != "/v0/customers/"+created.RemoteID || last.Header.Get(synctera.IdempotencyHeader) != "" {
+		t.Errorf("update went as %s %s key=%q", last.Method, last.URL.Path, last.Header.Get(synctera.IdempotencyHeader))
+	}
+	got, err := c.GetCustomer(context.Background(), created.RemoteID)
+	if err != nil || got.Email != "ada.l@example.com" || got.ShippingAddress.AddressLine1 != "2 Elm St" {
+		t.Errorf("after update: %+v %v", got, err)
+	}
+	st := sb.State()
+	if s, _ := st.Find(created.RemoteID); s.Version != 2 || st.Totals.Updates != 1 || len(st.Customers) != 1 {
+		t.Errorf("state %+v", st)
+	}
+}
+
+func TestClientDeactivate(t *testing.T) {
+	sb, _ := newSandbox(t, nil)
+	rec := &recorder{h: sb}
+	front := httptest.NewServer(rec)
+	t.Cleanup(front.Close)
+	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	created := sendOne(t, c, createOp(t, customer("C1001")))
+
+	op := load.Op{EntityKey: "customer/C1001", CustomerID: "C1001", Kind: load.Deactivate, RemoteID: created.RemoteID,
+		IdemKey: load.IdempotencyKey(hmacKey, synctera.Name, load.Deactivate, "customer/C1001", "h")}
+	// The engine calls Deactivate; Send routes a deactivation the same way.
+	for i, res := range []load.Result{c.Deactivate(context.Background(), op), sendOne(t, c, op)} {
+		if res.Outcome != load.OK || res.RemoteID != created.RemoteID || res.HTTPStatus != http.StatusOK {
+			t.Errorf("deactivate %d: %+v", i+1, res)
+		}
+	}
+	last := rec.requests()[len(rec.requests())-1]
+	if last.Method != http.MethodPatch || last.Header.Get(synctera.IdempotencyHeader) != op.IdemKey {
+		t.Errorf("deactivation went as %s key=%q", last.Method, last.Header.Get(synctera.IdempotencyHeader))
+	}
+	st := sb.State()
+	if s, _ := st.Find(created.RemoteID); s.Status != synctera.StatusInactive || s.Version != 2 || st.Totals.Patches != 1 || st.Totals.Replays != 1 {
+		t.Errorf("state %+v", st)
+	}
+
+	// Gone at the partner already: the goal holds.
+	sb.Delete(created.RemoteID)
+	op.IdemKey = "another-key"
+	if res := c.Deactivate(context.Background(), op); res.Outcome != load.OK || res.HTTPStatus != http.StatusNotFound {
+		t.Errorf("deactivate a deleted customer: %+v", res)
+	}
+	op.RemoteID = ""
+	if res := c.Deactivate(context.Background(), op); res.Outcome != load.Rejected || httpx.CodeOf(res.Err) != "bad_remote_id" {
+		t.Errorf("deactivate without a remote id: %+v", res)
+	}
+}
+
+func TestClientErrorTyping(t *testing.T) {
+	sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.RejectDuplicates = true })
+	base := srv.URL + synctera.BasePath
+	c := newClient(t, base, token, nil)
+	existing := sendOne(t, c, createOp(t, customer("C1")))
+	gone := sendOne(t, c, createOp(t, customer("C2"))) // same person: refused with 409 by RejectDuplicates
+	if gone.Outcome != load.Rejected || httpx.CodeOf(gone.Err) != synctera.CodeAlreadyExists || gone.HTTPStatus != http.StatusConflict {
+		t.Fatalf("duplicate person: %+v", gone)
+	}
+	other := customer("C3")
+	other.FirstName = "Grace"
+	deleted := sendOne(t, c, createOp(t, other))
+	sb.Delete(deleted.RemoteID)
+
+	badDob := createOp(t, customer("C4"))
+	body := badDob.Payload.(synctera.CustomerInBody)
+	body.FirstName, body.Dob = "Bad", "1985-13-01"
+	badDob.Payload = body
+
+	reused := createOp(t, customer("C5"))
+	b5 := reused.Payload.(synctera.CustomerInBody)
+	b5.FirstName = "Someone else"
+	reused.Payload = b5
+	reused.IdemKey = createOp(t, customer("C1")).IdemKey // C1's key, already used with C1's body
+
+	update := func(op load.Op, id string) load.Op { op.Kind, op.RemoteID = load.Update, id; return op }
+	tests := []struct {
+		name    string
+		client  *synctera.Client
+		op      load.Op
+		outcome load.Outcome
+		kind    httpx.Kind
+		status  int
+		code    string
+		inMsg   string
+	}{
+		{"401 is fatal", newClient(t, base, "wrong", nil), createOp(t, customer("C9")), load.Failed, httpx.Fatal, 401, synctera.CodeUnauthorized, "bearer"},
+		{"400 names the field", c, badDob, load.Rejected, httpx.Rejected, 400, synctera.CodeInvalidFields, "dob"},
+		{"404 on update of a deleted customer", c, update(createOp(t, other), deleted.RemoteID), load.Rejected, httpx.Rejected, 404, synctera.CodeNotFound, "no customer"},
+		{"422 same key, other body", c, reused, load.Rejected, httpx.Rejected, 422, synctera.CodeKeyReused, "Idempotency-Key"},
+		{"409 already exists", c, createOp(t, customer("C6")), load.Rejected, httpx.Rejected, 409, synctera.CodeAlreadyExists, "already exists"},
+		{"payload of the wrong type", c, load.Op{EntityKey: "customer/X", Kind: load.Create, Payload: "nope"}, load.Failed, httpx.Fatal, 0, "bad_payload", "CustomerInBody"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := sendOne(t, tt.client, tt.op)
+			var he *httpx.Error
+			if !errors.As(res.Err, &he) {
+				t.Fatalf("result %+v: Err is not an *httpx.Error", res)
+			}
+			if res.Outcome != tt.outcome || he.Kind != tt.kind || res.HTTPStatus != tt.status || he.Code != tt.code ||
+				!strings.Contains(he.Error(), tt.inMsg) {
+				t.Errorf("result %+v, err %v; want %s/%s/%d/%s containing %q", res, he, tt.outcome, tt.kind, tt.status, tt.code, tt.inMsg)
+			}
+			if tt.status != 0 && res.Attempts != 1 {
+				t.Errorf("attempts %d, want 1 (no retry of a refusal)", res.Attempts)
+			}
+		})
+	}
+	if st := sb.State(); len(st.Customers) != 1 || st.Customers[0].ID != existing.RemoteID {
+		t.Errorf("state %+v", st)
+	}
+}
+
+// TestClientKeyInFlightIsRetried: a second request with a key whose first
+// request is still running gets 409, waits and gets the first one's answer.
+func TestClientKeyInFlightIsRetried(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) {
+		o.InFlight = func(*http.Request) { once.Do(func() { close(entered); <-release }) }
+	})
+	c := newClient(t, srv.URL+synctera.BasePath, token, func(cfg *synctera.Config) {
+		cfg.HTTP.MaxAttempts, cfg.HTTP.BackoffBase, cfg.HTTP.BackoffMax = 20, 2*time.Millisecond, 10*time.Millisecond
+	})
+	op := createOp(t, customer("C1001"))
+	firstDone := make(chan load.Result, 1)
+	go func() { firstDone <- c.Send(context.Background(), []load.Op{op}, nil)[0] }()
+	<-entered
+	secondDone := make(chan load.Result, 1)
+	go func() { secondDone <- c.Send(context.Background(), []load.Op{op}, nil)[0] }()
+	deadline := time.Now().Add(5 * time.Second)
+	for sb.State().Totals.KeyConflicts == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second request never met the key in flight")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	first, second := <-firstDone, <-secondDone
+	if first.Outcome != load.OK || second.Outcome != load.OK || first.RemoteID != second.RemoteID || second.Attempts < 2 {
+		t.Errorf("first %+v, second %+v", first, second)
+	}
+	if st := sb.State(); st.Totals.Creates != 1 || len(st.Customers) != 1 {
+		t.Errorf("totals %+v", st.Totals)
+	}
+}
+
+// dropFirst runs the sandbox for the first POST, then drops the answer
+// (the customer is created; the client never hears so).
+type dropFirst struct {
+	h       http.Handler
+	dropped atomic.Bool
+}
+
+func (d *dropFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && d.dropped.CompareAndSwap(false, true) {
+		d.h.ServeHTTP(httptest.NewRecorder(), r)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	}
+	d.h.ServeHTTP(w, r)
+}
+
+func TestClientLostAnswerIsReplayed(t *testing.T) {
+	sb, _ := newSandbox(t, nil)
+	front := httptest.NewServer(&dropFirst{h: sb})
+	t.Cleanup(front.Close)
+	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	res := sendOne(t, c, createOp(t, customer("C1001")))
+	if res.Outcome != load.OK || res.RemoteID == "" {
+		t.Fatalf("result %+v", res)
+	}
+	st := sb.State()
+	if st.Totals.Creates != 1 || st.Totals.Replays != 1 || st.Totals.Duplicates != 0 {
+		t.Errorf("totals %+v", st.Totals)
+	}
+	if got := st.Customers[0].ID; got != res.RemoteID {
+		t.Errorf("remote id %s, sandbox holds %s", res.RemoteID, got)
+	}
+}
+
+func TestClientListAll(t *testing.T) {
+	sb, srv := newSandbox(t, nil)
+	rec := &recorder{h: sb}
+	front := httptest.NewServer(rec)
+	t.Cleanup(front.Close)
+	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	ctx := context.Background()
+	ids := map[string]bool{}
+	for i := range 250 {
+		cu, err := c.CreateCustomer(ctx, person(i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[cu.ID] = true
+	}
+	var victim string
+	for id := range ids {
+		victim = id
+		break
+	}
+	sb.Delete(victim) // behind our back
+	delete(ids, victim)
+
+	before := len(rec.requests())
+	seen := map[string]bool{}
+	err := c.ListAll(ctx, func(cu synctera.Customer) error {
+		if seen[cu.ID] || !ids[cu.ID] {
+			t.Errorf("unexpected or repeated %s", cu.ID)
+		}
+		seen[cu.ID] = true
+		return nil
+	})
+	if err != nil || len(seen) != 249 {
+		t.Fatalf("ListAll: %d customers, %v", len(seen), err)
+	}
+	pages := rec.requests()[before:]
+	if len(pages) != 3 || pages[0].URL.Query().Get("limit") != "100" || pages[0].URL.Query().Has("page_token") || !pages[2].URL.Query().Has("page_token") {
+		t.Errorf("%d list calls, first query %q", len(pages), pages[0].URL.RawQuery)
+	}
+
+	stop := errors.New("stop")
+	n := 0
+	if err := c.ListAll(ctx, func(synctera.Customer) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Errorf("ListAll with a failing callback: %v after %d", err, n)
+	}
+
+	small := newClient(t, srv.URL+synctera.BasePath, token, func(cfg *synctera.Config) { cfg.PageSize = 7 })
+	count := 0
+	if err := small.ListAll(ctx, func(synctera.Customer) error { count++; return nil }); err != nil || count != 249 {
+		t.Errorf("ListAll with page size 7: %d, %v", count, err)
+	}
+
+	_, err = c.GetCustomer(ctx, victim)
+	if httpx.CodeOf(err) != synctera.CodeNotFound || !strings.Contains(err.Error(), victim) {
+		t.Errorf("GetCustomer of a deleted customer: %v", err)
+	}
+	if err := newClient(t, srv.URL+synctera.BasePath, "wrong", nil).ListAll(ctx, func(synctera.Customer) error { return nil }); httpx.KindOf(err) != httpx.Fatal {
+		t.Errorf("ListAll with a wrong token: %v", err)
+	}
+}
+
+func TestClientPublicCalls(t *testing.T) {
+	_, srv := newSandbox(t, nil)
+	c := newClient(t, srv.URL+synctera.BasePath, token, nil)
+	ctx := context.Background()
+	a, err := c.CreateCustomer(ctx, person(1), "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.CreateCustomer(ctx, person(1), "key-1"); err != nil || b.ID != a.ID {
+		t.Errorf("create again with the key: %+v %v", b, err)
+	}
+	p, err := c.PatchCustomer(ctx, a.ID, synctera.PatchCustomer{Status: synctera.StatusDormant}, "")
+	if err != nil || p.Status != synctera.StatusDormant {
+		t.Errorf("patch: %+v %v", p, err)
+	}
+	body := person(1)
+	body.LastName = "Changed"
+	u, err := c.UpdateCustomer(ctx, a.ID, body)
+	if err != nil || u.LastName != "Changed" || u.Status != synctera.StatusActive {
+		t.Errorf("update: %+v %v", u, err)
+	}
+	_, _ = c.CreateCustomer(ctx, synctera.CustomerInBody{Status: synctera.StatusProspect}, "")
+	l, err := c.ListCustomers(ctx, synctera.ListParams{Status: synctera.StatusProspect, Limit: 5})
+	if err != nil || len(l.Customers) != 1 || l.Customers[0].Status != synctera.StatusProspect || l.NextPageToken != "" {
+		t.Errorf("list prospects: %+v %v", l, err)
+	}
+	l, err = c.ListCustomers(ctx, synctera.ListParams{LastName: "Changed", IDs: []string{a.ID}, SortBy: []string{"creation_time:desc"}})
+	if err != nil || len(l.Customers) != 1 || l.Customers[0].ID != a.ID {
+		t.Errorf("list by name and id: %+v %v", l, err)
+	}
+	_, err = c.ListCustomers(ctx, synctera.ListParams{PageToken: "forged"})
+	if httpx.KindOf(err) != httpx.Rejected || !strings.Contains(err.Error(), "page_token") {
+		t.Errorf("list with a forged token: %v", err)
+	}
+}

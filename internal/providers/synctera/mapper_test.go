@@ -1,0 +1,169 @@
+package synctera_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/northwind-data/etl/internal/golden"
+	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/providers/synctera"
+)
+
+func mapper(t *testing.T) *synctera.Client {
+	t.Helper()
+	return newClient(t, "http://127.0.0.1:1/v0", token, nil)
+}
+
+// goldenCustomers are the representative customers whose bodies are kept
+// under testdata/.
+func goldenCustomers() map[string]*model.Customer {
+	active := customer("C1001")
+
+	inactive := customer("C1002")
+	inactive.FirstName, inactive.MiddleName, inactive.LastName = "María", "José", "Núñez"
+	inactive.Email, inactive.Phone = "maria.nunez@example.org", "+442071838750"
+	inactive.Status = "INACTIVE"
+	inactive.Address = model.Address{Line1: "10 Downing St", City: "London", PostalCode: "SW1A 2AA", Country: "GB"}
+
+	// A prospect needs only its status: what the source lacks is left out.
+	prospect := customer("C1003")
+	prospect.Status = "PROSPECT"
+	prospect.Phone, prospect.DOB = "", model.Date{}
+	prospect.Address = model.Address{PostalCode: "78701", Country: "US"}
+
+	return map[string]*model.Customer{"create_active": active, "create_inactive": inactive, "create_prospect": prospect}
+}
+
+func TestMapGolden(t *testing.T) {
+	c := mapper(t)
+	for name, cu := range goldenCustomers() {
+		t.Run(name, func(t *testing.T) {
+			ops, rejects := c.Map(cu)
+			if len(rejects) != 0 || len(ops) != 1 {
+				t.Fatalf("ops %d, rejects %v", len(ops), rejects)
+			}
+			op := ops[0]
+			if op.EntityKey != "customer/"+cu.ID || op.CustomerID != cu.ID || op.Origin != cu.Origin {
+				t.Errorf("op identity = %q %q %v", op.EntityKey, op.CustomerID, op.Origin)
+			}
+			body, ok := op.Payload.(synctera.CustomerInBody)
+			if !ok {
+				t.Fatalf("payload is %T, want synctera.CustomerInBody", op.Payload)
+			}
+			golden.AssertJSON(t, name+".golden.json", body)
+		})
+	}
+	t.Run("deactivate", func(t *testing.T) {
+		golden.AssertJSON(t, "deactivate.golden.json", synctera.DeactivateBody())
+	})
+}
+
+// TestMapNeverSendsCardDataOrSSN: the customer carries a card, but the
+// body has no place for it, nor for an SSN.
+func TestMapNeverSendsCardDataOrSSN(t *testing.T) {
+	for name, cu := range goldenCustomers() {
+		ops, _ := mapper(t).Map(cu)
+		b := string(mustJSON(t, ops[0].Payload))
+		for _, bad := range []string{"4111111111111111", "111111", `"123"`, "ssn", "shipping_address"} {
+			if strings.Contains(b, bad) {
+				t.Errorf("%s: body carries %q: %s", name, bad, b)
+			}
+		}
+	}
+}
+
+func TestMapDeterministic(t *testing.T) {
+	c := mapper(t)
+	for name, cu := range goldenCustomers() {
+		a, _ := c.Map(cu)
+		b, _ := c.Map(cu)
+		if string(mustJSON(t, a[0].Payload)) != string(mustJSON(t, b[0].Payload)) {
+			t.Errorf("%s: two maps differ", name)
+		}
+	}
+}
+
+func TestMapRejects(t *testing.T) {
+	tests := []struct {
+		name     string
+		edit     func(*model.Customer)
+		field    string // "" = no reject
+		reason   string
+		inMsg    []string
+		notInMsg []string
+	}{
+		{name: "phone not E.164", edit: func(c *model.Customer) { c.Phone = "512-555-0100 ext 4" },
+			field: "phone", reason: model.ReasonBadPhone, inMsg: []string{"E.164", "phone_number"}, notInMsg: []string{"555"}},
+		{name: "phone with leading zero country", edit: func(c *model.Customer) { c.Phone = "+0123456" },
+			field: "phone", reason: model.ReasonBadPhone},
+		{name: "prospect with bad phone still rejected", edit: func(c *model.Customer) { c.Status, c.Phone = "PROSPECT", "12345" },
+			field: "phone", reason: model.ReasonBadPhone},
+		{name: "status not in the enum", edit: func(c *model.Customer) { c.Status = "CLOSED" },
+			field: "status", reason: model.ReasonBadValue, inMsg: []string{`"CLOSED"`, "PROSPECT"}},
+		{name: "status holding a card number is masked", edit: func(c *model.Customer) { c.Status = "4111111111111111" },
+			field: "status", reason: model.ReasonBadValue, notInMsg: []string{"4111111111111111"}},
+		{name: "no status", edit: func(c *model.Customer) { c.Status = "" },
+			field: "status", reason: model.ReasonMissingField},
+		{name: "active without dob", edit: func(c *model.Customer) { c.DOB = model.Date{} },
+			field: "date_of_birth", reason: model.ReasonMissingField, inMsg: []string{"dob", "ACTIVE"}},
+		{name: "active without phone", edit: func(c *model.Customer) { c.Phone = "" },
+			field: "phone", reason: model.ReasonMissingField, inMsg: []string{"phone_number"}},
+		{name: "frozen without street", edit: func(c *model.Customer) { c.Status, c.Address.Line1 = "FROZEN", "" },
+			field: "address_line1", reason: model.ReasonMissingField, inMsg: []string{"FROZEN", "legal_address.address_line_1"}},
+		{name: "active without email", edit: func(c *model.Customer) { c.Email = "" },
+			field: "email", reason: model.ReasonMissingField},
+		{name: "lower-case country", edit: func(c *model.Customer) { c.Address.Country = "us" },
+			field: "country", reason: model.ReasonBadValue, inMsg: []string{"country_code"}},
+		{name: "every problem in one reject, first field named", edit: func(c *model.Customer) { c.DOB, c.Phone = model.Date{}, "bad" },
+			field: "date_of_birth", reason: model.ReasonMissingField, inMsg: []string{"date_of_birth", "phone is not E.164"}},
+		{name: "prospect without phone, dob, street or email", edit: func(c *model.Customer) {
+			c.Status, c.Phone, c.DOB, c.Address.Line1, c.Email = "PROSPECT", "", model.Date{}, "", ""
+		}},
+		{name: "dormant customer", edit: func(c *model.Customer) { c.Status = "DORMANT" }},
+	}
+	c := mapper(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cu := customer("C2001")
+			tt.edit(cu)
+			ops, rejects := c.Map(cu)
+			if tt.field == "" {
+				if len(rejects) != 0 || len(ops) != 1 {
+					t.Fatalf("want one op, got ops %d rejects %v", len(ops), rejects)
+				}
+				return
+			}
+			if len(ops) != 0 || len(rejects) != 1 {
+				t.Fatalf("want one reject and no op, got ops %d rejects %v", len(ops), rejects)
+			}
+			r := rejects[0]
+			if r.Field != tt.field || r.Reason != tt.reason || r.Provider != synctera.Name || r.EntityKey != "customer/C2001" || r.Origin != cu.Origin {
+				t.Errorf("reject = %+v, want field %s reason %s provider %s", r, tt.field, tt.reason, synctera.Name)
+			}
+			for _, s := range tt.inMsg {
+				if !strings.Contains(r.Message, s) {
+					t.Errorf("message %q lacks %q", r.Message, s)
+				}
+			}
+			for _, s := range tt.notInMsg {
+				if strings.Contains(r.Message, s) {
+					t.Errorf("message %q contains %q", r.Message, s)
+				}
+			}
+		})
+	}
+}
+
+// TestMappedBodiesAcceptedBySandbox keeps the mapper and the sandbox's
+// validation in step: whatever Map lets through, the sandbox creates.
+func TestMappedBodiesAcceptedBySandbox(t *testing.T) {
+	_, srv := newSandbox(t, nil)
+	for name, cu := range goldenCustomers() {
+		ops, _ := mapper(t).Map(cu)
+		r := call(t, http.MethodPost, srv.URL+"/v0/customers", bearer, "", ops[0].Payload)
+		if r.status != http.StatusCreated {
+			t.Errorf("%s: sandbox answered %d %s", name, r.status, r.body)
+		}
+	}
+}

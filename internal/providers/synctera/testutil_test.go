@@ -1,0 +1,206 @@
+package synctera_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/northwind-data/etl/internal/httpx"
+	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/providers/synctera"
+	"github.com/northwind-data/etl/internal/sandbox"
+)
+
+const (
+	token  = "test-synctera-token"
+	docKey = "7d943c51-e4ff-4e57-9558-08cab6b963c7" // the doc example's idempotency key
+	docID  = "38400000-8cf0-11bd-b23e-10b96e4ef00d" // the doc example's customer id
+)
+
+// t0 is the fixed "now" of the sandboxes in these tests.
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+var hmacKey = []byte("test-hmac-key")
+
+var reUUID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// customer is a complete ACTIVE customer with a card (which Synctera's
+// customer never carries).
+func customer(id string) *model.Customer {
+	pan := model.NewPAN("4111111111111111")
+	return &model.Customer{
+		Origin: model.Origin{File: "customers.csv", Line: 2}, ID: id,
+		FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", Phone: "+15125550100",
+		DOB:     model.Date{Year: 1985, Month: time.December, Day: 10},
+		Address: model.Address{Line1: "1 Main St", Line2: "Apt 4", City: "Austin", State: "TX", PostalCode: "78753", Country: "US"},
+		Status:  "ACTIVE", Created: t0.AddDate(-3, 0, 0), OrganizationID: "50004",
+		Accounts: []model.Account{{ID: "A-" + id, Type: "DDA", Status: "OPEN", CustomerIDs: []string{id}, Cards: []model.Card{{
+			ID: "K1", CustomerID: id, PAN: pan, CVV: model.NewCVV("123"), ExpMonth: 2, ExpYear: 2040,
+			Type: "credit", Brand: "visa", IIN: pan.IIN(), Last4: pan.Last4(), Status: "OPEN",
+		}}}},
+	}
+}
+
+// person is a distinct complete customer number i (for bulk tests).
+func person(i int) synctera.CustomerInBody {
+	return synctera.CustomerInBody{
+		Status: synctera.StatusActive, FirstName: "First" + itoa(i), LastName: "Last", Dob: "1980-01-02",
+		Email: "p" + itoa(i) + "@example.com", PhoneNumber: "+15125550100",
+		LegalAddress: &synctera.Address{AddressLine1: "1 Main St", City: "Austin", State: "TX", PostalCode: "78753", CountryCode: "US"},
+	}
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// createOp is what the engine plans for a new customer.
+func createOp(t *testing.T, c *model.Customer) load.Op {
+	t.Helper()
+	ops, rejects := (&synctera.Client{}).Map(c)
+	if len(rejects) > 0 || len(ops) != 1 {
+		t.Fatalf("Map: ops %d, rejects %v", len(ops), rejects)
+	}
+	return plan(t, ops[0], load.Create, "")
+}
+
+// plan fills what the engine fills: kind, hash, key and remote id.
+func plan(t *testing.T, op load.Op, kind load.Kind, remoteID string) load.Op {
+	t.Helper()
+	h, err := load.ContentHash(hmacKey, op.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op.Kind, op.Hash, op.RemoteID = kind, h, remoteID
+	op.IdemKey = load.IdempotencyKey(hmacKey, synctera.Name, kind, op.EntityKey, h)
+	return op
+}
+
+func newSandbox(t *testing.T, mod func(*synctera.SandboxOptions)) (*synctera.Sandbox, *httptest.Server) {
+	t.Helper()
+	o := synctera.SandboxOptions{Token: token, Clock: sandbox.NewFakeClock(t0)}
+	if mod != nil {
+		mod(&o)
+	}
+	sb := synctera.NewSandbox(o)
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	return sb, srv
+}
+
+func newClient(t *testing.T, baseURL, tok string, mod func(*synctera.Config)) *synctera.Client {
+	t.Helper()
+	cfg := synctera.Config{BaseURL: baseURL, Token: tok,
+		HTTP: httpx.Config{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxAttempts: 3, Timeout: 5 * time.Second}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := synctera.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// reply is one raw HTTP answer.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r reply) problem(t *testing.T) synctera.Problem {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); ct != synctera.ProblemContentType {
+		t.Fatalf("Content-Type %q, want %s (status %d, body %s)", ct, synctera.ProblemContentType, r.status, r.body)
+	}
+	var p synctera.Problem
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatalf("problem body %s: %v", r.body, err)
+	}
+	if p.Status != r.status || p.Title == "" || p.Type == "" {
+		t.Fatalf("problem %+v does not carry type, title and status %d", p, r.status)
+	}
+	return p
+}
+
+func (r reply) customer(t *testing.T) synctera.Customer {
+	t.Helper()
+	var c synctera.Customer
+	if err := json.Unmarshal(r.body, &c); err != nil {
+		t.Fatalf("customer body %s: %v", r.body, err)
+	}
+	return c
+}
+
+// call sends a raw request to the sandbox; auth "" sends none, key ""
+// sends no Idempotency-Key. body may be a string (sent as is) or a value.
+func call(t *testing.T, method, url, auth, key string, body any) reply {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		rd = bytes.NewReader(mustJSON(t, b))
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if key != "" {
+		req.Header.Set(synctera.IdempotencyHeader, key)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, header: resp.Header, body: out}
+}
+
+const bearer = "Bearer " + token
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// recorder forwards to h and keeps the method, path, query and headers
+// of every request.
+type recorder struct {
+	h  http.Handler
+	mu sync.Mutex
+	rs []*http.Request
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	r.rs = append(r.rs, req.Clone(req.Context()))
+	r.mu.Unlock()
+	r.h.ServeHTTP(w, req)
+}
+
+func (r *recorder) requests() []*http.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*http.Request(nil), r.rs...)
+}
