@@ -18,6 +18,7 @@ import (
 	"github.com/northwind-data/etl/internal/providers/clubready"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 	"github.com/northwind-data/etl/internal/providers/q2open"
+	"github.com/northwind-data/etl/internal/providers/synctera"
 	"github.com/northwind-data/etl/internal/providers/tokenization"
 	"github.com/northwind-data/etl/internal/verify"
 )
@@ -248,6 +249,37 @@ func init() {
 		Count: func(h http.Handler) (int, int) {
 			st := h.(*clubready.Sandbox).State()
 			return len(st.Profiles), st.Duplicates
+		},
+	})
+}
+
+func init() {
+	register(Spec{
+		Name:            synctera.Name,
+		Credentials:     []string{"token"},
+		DemoCredentials: map[string]string{"token": "sandbox-synctera-token"},
+		BasePath:        "/v0",
+		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+			return synctera.New(synctera.Config{BaseURL: p.BaseURL, Token: p.Cred("token"), HTTP: h})
+		},
+		Sandbox: func(c map[string]string) http.Handler {
+			return synctera.NewSandbox(synctera.SandboxOptions{Token: c["token"]})
+		},
+		EntityPrefix: "customer/",
+		Deactivates:  true,
+		List: func(p load.Provider) verify.Lister {
+			c := p.(*synctera.Client)
+			return func(ctx context.Context, fn func(verify.Remote) error) error {
+				return c.ListAll(ctx, func(cu synctera.Customer) error {
+					// Synctera keeps no reference of ours, so customers are
+					// matched by the id the ledger recorded.
+					return fn(verify.Remote{ID: cu.ID, Active: cu.Status != "INACTIVE"})
+				})
+			}
+		},
+		Count: func(h http.Handler) (int, int) {
+			st := h.(*synctera.Sandbox).State()
+			return len(st.Customers), st.Totals.Duplicates
 		},
 	})
 }

@@ -284,7 +284,7 @@ func (c *Client) call(ctx context.Context, method, p string, body any, key strin
 		req.Body = b
 	}
 	if key != "" {
-		_ = key
+		req.Header = http.Header{IdempotencyHeader: {key}}
 	}
 	resp, err := c.http.Do(ctx, req)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -220,18 +219,16 @@ func TestClientErrorTyping(t *testing.T) {
 // TestClientKeyInFlightIsRetried: a second request with a key whose first
 // request is still running gets 409, waits and gets the first one's answer.
 func TestClientKeyInFlightIsRetried(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) {
-		o.InFlight = func(*http.Request) { once.Do(func() { close(entered); <-release }) }
-	})
+	hook, entered, release := holdFirst()
+	sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.InFlight = hook })
+	t.Cleanup(release)
 	c := newClient(t, srv.URL+synctera.BasePath, token, func(cfg *synctera.Config) {
 		cfg.HTTP.MaxAttempts, cfg.HTTP.BackoffBase, cfg.HTTP.BackoffMax = 20, 2*time.Millisecond, 10*time.Millisecond
 	})
 	op := createOp(t, customer("C1001"))
 	firstDone := make(chan load.Result, 1)
 	go func() { firstDone <- c.Send(context.Background(), []load.Op{op}, nil)[0] }()
-	<-entered
+	waitFor(t, entered, "the first request to hold its key")
 	secondDone := make(chan load.Result, 1)
 	go func() { secondDone <- c.Send(context.Background(), []load.Op{op}, nil)[0] }()
 	deadline := time.Now().Add(5 * time.Second)
@@ -241,8 +238,8 @@ func TestClientKeyInFlightIsRetried(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	close(release)
-	first, second := <-firstDone, <-secondDone
+	release()
+	first, second := recv(t, firstDone), recv(t, secondDone)
 	if first.Outcome != load.OK || second.Outcome != load.OK || first.RemoteID != second.RemoteID || second.Attempts < 2 {
 		t.Errorf("first %+v, second %+v", first, second)
 	}

@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -284,7 +283,7 @@ func TestSandboxShippingAddress(t *testing.T) {
 func TestSandboxIdempotency(t *testing.T) {
 	type step struct {
 		method   string
-		item     bool // path is /customers/{the first customer}
+		item     int // path is /customers/{the item-th customer created}, 0: the collection
 		key      string
 		body     any
 		status   int
@@ -313,8 +312,14 @@ func TestSandboxIdempotency(t *testing.T) {
 		}, 1, 1},
 		{"same key, different method and path", []step{
 			{method: "POST", key: "k1", body: person(1), status: 201},
-			{method: "PATCH", item: true, key: "k1", body: person(1), status: 422, typ: synctera.TypeKeyReused},
+			{method: "PATCH", item: 1, key: "k1", body: person(1), status: 422, typ: synctera.TypeKeyReused},
 		}, 1, 0},
+		{"same key, same method, other customer", []step{
+			{method: "POST", body: person(1), status: 201},
+			{method: "POST", body: person(2), status: 201},
+			{method: "PATCH", item: 1, key: "p1", body: `{"status":"INACTIVE"}`, status: 200},
+			{method: "PATCH", item: 2, key: "p1", body: `{"status":"INACTIVE"}`, status: 422, typ: synctera.TypeKeyReused},
+		}, 2, 0},
 		{"a refused request frees its key", []step{
 			{method: "POST", key: "k1", body: `{"status":"NOPE"}`, status: 400, typ: synctera.TypeInvalidFields},
 			{method: "POST", key: "k1", body: person(1), status: 201},
@@ -329,13 +334,13 @@ func TestSandboxIdempotency(t *testing.T) {
 		}, 2, 0},
 		{"patch replay", []step{
 			{method: "POST", body: person(1), status: 201},
-			{method: "PATCH", item: true, key: "p1", body: `{"status":"INACTIVE"}`, status: 200},
-			{method: "PATCH", item: true, key: "p1", body: `{"status":"INACTIVE"}`, status: 200, replayed: true, sameAs: 2},
+			{method: "PATCH", item: 1, key: "p1", body: `{"status":"INACTIVE"}`, status: 200},
+			{method: "PATCH", item: 1, key: "p1", body: `{"status":"INACTIVE"}`, status: 200, replayed: true, sameAs: 2},
 		}, 1, 1},
 		{"put ignores the header", []step{
 			{method: "POST", body: person(1), status: 201},
-			{method: "PUT", item: true, key: "u1", body: person(1), status: 200},
-			{method: "PUT", item: true, key: "u1", body: person(3), status: 200},
+			{method: "PUT", item: 1, key: "u1", body: person(1), status: 200},
+			{method: "PUT", item: 1, key: "u1", body: person(3), status: 200},
 		}, 1, 0},
 		{"key longer than 255", []step{
 			{method: "POST", key: strings.Repeat("k", 256), body: person(1), status: 400, typ: synctera.TypeInvalidFields},
@@ -345,11 +350,11 @@ func TestSandboxIdempotency(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sb, srv := newSandbox(t, nil)
 			var replies []reply
-			first := ""
+			var created []string
 			for i, s := range tt.steps {
 				u := srv.URL + "/v0/customers"
-				if s.item {
-					u += "/" + first
+				if s.item > 0 {
+					u += "/" + created[s.item-1]
 				}
 				r := call(t, s.method, u, bearer, s.key, s.body)
 				replies = append(replies, r)
@@ -365,8 +370,8 @@ func TestSandboxIdempotency(t *testing.T) {
 				if s.sameAs > 0 && string(r.body) != string(replies[s.sameAs-1].body) {
 					t.Errorf("step %d: body %s, want step %d's %s", i+1, r.body, s.sameAs, replies[s.sameAs-1].body)
 				}
-				if first == "" && r.status == 201 {
-					first = r.customer(t).ID
+				if r.status == 201 && s.method == "POST" && !s.replayed {
+					created = append(created, r.customer(t).ID)
 				}
 			}
 			st := sb.State()
@@ -377,15 +382,19 @@ func TestSandboxIdempotency(t *testing.T) {
 	}
 
 	t.Run("key in flight", func(t *testing.T) {
-		entered, release := make(chan struct{}), make(chan struct{})
-		var once sync.Once
-		sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) {
-			o.InFlight = func(*http.Request) { once.Do(func() { close(entered); <-release }) }
-		})
+		hook, entered, release := holdFirst()
+		sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.InFlight = hook })
+		t.Cleanup(release)
 		u := srv.URL + "/v0/customers"
 		done := make(chan reply, 1)
-		go func() { done <- call(t, http.MethodPost, u, bearer, "k1", person(1)) }()
-		<-entered
+		go func() {
+			r, err := rawCall(http.MethodPost, u, bearer, "k1", person(1))
+			if err != nil {
+				r = reply{body: []byte(err.Error())}
+			}
+			done <- r
+		}()
+		waitFor(t, entered, "the first request to hold its key")
 		r := call(t, http.MethodPost, u, bearer, "k1", person(1))
 		if r.status != http.StatusConflict || r.problem(t).Type != synctera.TypeKeyInUse {
 			t.Errorf("second request while the first runs: %d %s", r.status, r.body)
@@ -394,8 +403,8 @@ func TestSandboxIdempotency(t *testing.T) {
 		if r := call(t, http.MethodPost, u, bearer, "k1", person(2)); r.status != http.StatusUnprocessableEntity {
 			t.Errorf("different body while the first runs: %d %s", r.status, r.body)
 		}
-		close(release)
-		firstReply := <-done
+		release()
+		firstReply := recv(t, done)
 		if firstReply.status != http.StatusCreated {
 			t.Fatalf("first request: %d %s", firstReply.status, firstReply.body)
 		}

@@ -143,17 +143,30 @@ func (r reply) customer(t *testing.T) synctera.Customer {
 // sends no Idempotency-Key. body may be a string (sent as is) or a value.
 func call(t *testing.T, method, url, auth, key string, body any) reply {
 	t.Helper()
+	r, err := rawCall(method, url, auth, key, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// rawCall is call for goroutines other than the test's.
+func rawCall(method, url, auth, key string, body any) (reply, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
 	case string:
 		rd = strings.NewReader(b)
 	default:
-		rd = bytes.NewReader(mustJSON(t, b))
+		j, err := json.Marshal(b)
+		if err != nil {
+			return reply{}, err
+		}
+		rd = bytes.NewReader(j)
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		t.Fatal(err)
+		return reply{}, err
 	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
@@ -166,11 +179,22 @@ func call(t *testing.T, method, url, auth, key string, body any) reply {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return reply{}, err
 	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return reply{status: resp.StatusCode, header: resp.Header, body: out}
+	out, err := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, header: resp.Header, body: out}, err
+}
+
+// holdFirst is an InFlight hook that holds the first keyed request until
+// release is called; entered is closed once it is held. Register release
+// with t.Cleanup after the sandbox's server, so that a failing test does
+// not leave the server waiting for the held request on close.
+func holdFirst() (hook func(*http.Request), entered <-chan struct{}, release func()) {
+	in, out := make(chan struct{}), make(chan struct{})
+	var hold, free sync.Once
+	hook = func(*http.Request) { hold.Do(func() { close(in); <-out }) }
+	return hook, in, func() { free.Do(func() { close(out) }) }
 }
 
 const bearer = "Bearer " + token
@@ -203,4 +227,27 @@ func (r *recorder) requests() []*http.Request {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]*http.Request(nil), r.rs...)
+}
+
+// waitFor fails the test instead of hanging when ch is not closed soon.
+func waitFor(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// recv fails the test instead of hanging when nothing arrives soon.
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for a result")
+	}
+	var zero T
+	return zero
 }
