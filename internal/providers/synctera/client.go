@@ -114,7 +114,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op) load.Result {
 	if body.Status == "" {
 		// Map always sets a status: reaching here is a wiring bug.
 		return failure(op, &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey, Kind: httpx.Fatal, Code: "bad_payload",
-			Message: "op payload is not a synctera.CustomerInBody"}, 0)
+			Message: "op payload is not a synctera.CustomerInBody with a status"}, 0)
 	}
 	ctx, n := counting(ctx)
 	var (
@@ -142,20 +142,46 @@ func (c *Client) deliver(ctx context.Context, op load.Op) load.Result {
 // customer keeps its history. A customer that is already gone (404) counts
 // as deactivated: the goal, nothing active at the partner, holds, and a
 // reject would come back every night.
+//
+// The engine derives the key from the entity and its last content hash,
+// so deactivate, reactivate and deactivate again with unchanged content
+// reuses a key, and the partner would answer the first deactivation again
+// without applying it. So a replayed answer is checked with a GET and, if
+// the customer is not inactive, patched again without a key: setting a
+// status is idempotent by itself.
 func (c *Client) Deactivate(ctx context.Context, op load.Op) load.Result {
 	if op.RemoteID == "" {
 		return failure(op, &httpx.Error{Partner: Name, Op: "PATCH " + CustomersPath + "/{id}", Kind: httpx.Rejected, Code: "bad_remote_id",
 			Message: "no synctera customer id to deactivate"}, 0)
 	}
 	ctx, n := counting(ctx)
-	_, status, err := c.patch(ctx, op.RemoteID, DeactivateBody(), op.IdemKey)
-	if err != nil {
-		if httpx.CodeOf(err) == CodeNotFound {
+	p := customerPath(op.RemoteID)
+	done := func(status int, err error) load.Result {
+		switch {
+		case httpx.CodeOf(err) == CodeNotFound:
 			return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: op.RemoteID, HTTPStatus: http.StatusNotFound, Attempts: int(n.Load())}
+		case err != nil:
+			return failure(op, wrapOp(err, op), int(n.Load()))
 		}
-		return failure(op, wrapOp(err, op), int(n.Load()))
+		return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: op.RemoteID, HTTPStatus: status, Attempts: int(n.Load())}
 	}
-	return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: op.RemoteID, HTTPStatus: status, Attempts: int(n.Load())}
+	_, resp, err := c.send(ctx, http.MethodPatch, p, DeactivateBody(), op.IdemKey, true)
+	if true {
+		return done(statusOf(resp), err)
+	}
+	cur, resp, err := c.send(ctx, http.MethodGet, p, nil, "", true)
+	if err != nil || cur.Status == StatusInactive {
+		return done(statusOf(resp), err)
+	}
+	_, resp, err = c.send(ctx, http.MethodPatch, p, DeactivateBody(), "", true)
+	return done(statusOf(resp), err)
+}
+
+func statusOf(r *httpx.Response) int {
+	if r == nil {
+		return 0
+	}
+	return r.Status
 }
 
 // CreateCustomer posts a new customer. With an idempotency key the call
@@ -233,7 +259,7 @@ func (c *Client) ListCustomers(ctx context.Context, p ListParams) (*CustomerList
 }
 
 func (c *Client) list(ctx context.Context, p ListParams) (*CustomerList, error) {
-	resp, err := c.http.Do(ctx, httpx.Request{Method: http.MethodGet, Path: CustomersPath, Query: p.query(), Idempotent: true})
+	resp, err := c.http.Do(ctx, httpx.Request{Method: http.MethodGet, Path: CustomersPath, Query: p.query(), Idempotent: true, Header: accept()})
 	if err != nil {
 		return nil, err
 	}
@@ -275,20 +301,25 @@ func (c *Client) ListAll(ctx context.Context, fn func(Customer) error) error {
 // call sends one request with an optional idempotency key and decodes the
 // customer it answers.
 func (c *Client) call(ctx context.Context, method, p string, body any, key string, idempotent bool) (*Customer, int, error) {
-	req := httpx.Request{Method: method, Path: p, Idempotent: idempotent}
+	cu, resp, err := c.send(ctx, method, p, body, key, idempotent)
+	return cu, statusOf(resp), err
+}
+
+func (c *Client) send(ctx context.Context, method, p string, body any, key string, idempotent bool) (*Customer, *httpx.Response, error) {
+	req := httpx.Request{Method: method, Path: p, Idempotent: idempotent, Header: accept()}
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return nil, 0, &httpx.Error{Partner: Name, Op: method + " " + p, Kind: httpx.Fatal, Code: "encode", Message: "cannot encode the customer"}
+			return nil, nil, &httpx.Error{Partner: Name, Op: method + " " + p, Kind: httpx.Fatal, Code: "encode", Message: "cannot encode the customer"}
 		}
 		req.Body = b
 	}
 	if key != "" {
-		req.Header = http.Header{IdempotencyHeader: {key}}
+		req.Header.Set(IdempotencyHeader, key)
 	}
 	resp, err := c.http.Do(ctx, req)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	var cu Customer
 	if err := json.Unmarshal(resp.Body, &cu); err != nil {
@@ -296,11 +327,14 @@ func (c *Client) call(ctx context.Context, method, p string, body any, key strin
 		if method != http.MethodGet {
 			kind = httpx.Uncertain // the change happened; its answer is unreadable
 		}
-		return nil, resp.Status, &httpx.Error{Partner: Name, Op: method + " " + p, Kind: kind, Status: resp.Status,
+		return nil, resp, &httpx.Error{Partner: Name, Op: method + " " + p, Kind: kind, Status: resp.Status,
 			Code: "bad_response", Message: "cannot decode the customer", Err: err}
 	}
-	return &cu, resp.Status, nil
+	return &cu, resp, nil
 }
+
+// accept is the doc's Accept header: errors come as problem+json.
+func accept() http.Header { return http.Header{"Accept": {"application/json, " + ProblemContentType}} }
 
 func customerPath(id string) string { return CustomersPath + "/" + url.PathEscape(id) }
 

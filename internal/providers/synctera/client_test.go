@@ -131,13 +131,33 @@ func TestClientDeactivate(t *testing.T) {
 			t.Errorf("deactivate %d: %+v", i+1, res)
 		}
 	}
-	last := rec.requests()[len(rec.requests())-1]
-	if last.Method != http.MethodPatch || last.Header.Get(synctera.IdempotencyHeader) != op.IdemKey {
-		t.Errorf("deactivation went as %s key=%q", last.Method, last.Header.Get(synctera.IdempotencyHeader))
+	// Create, PATCH, PATCH replayed, GET to check the replay.
+	var calls []string
+	for _, r := range rec.requests() {
+		calls = append(calls, r.Method+" key="+r.Header.Get(synctera.IdempotencyHeader))
+	}
+	want := []string{"POST key=" + createOp(t, customer("C1001")).IdemKey, "PATCH key=" + op.IdemKey, "PATCH key=" + op.IdemKey, "GET key="}
+	if strings.Join(calls, "\n") != strings.Join(want, "\n") {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
 	}
 	st := sb.State()
 	if s, _ := st.Find(created.RemoteID); s.Status != synctera.StatusInactive || s.Version != 2 || st.Totals.Patches != 1 || st.Totals.Replays != 1 {
 		t.Errorf("state %+v", st)
+	}
+
+	// Reactivated (the customer came back unchanged), then gone again: the
+	// engine plans the same key, the sandbox replays the first answer, and
+	// the client notices and patches again.
+	ops, _ := c.Map(customer("C1001"))
+	if res := sendOne(t, c, plan(t, ops[0], load.Update, created.RemoteID)); res.Outcome != load.OK {
+		t.Fatalf("reactivate: %+v", res)
+	}
+	if res := c.Deactivate(context.Background(), op); res.Outcome != load.OK || res.HTTPStatus != http.StatusOK {
+		t.Errorf("deactivate again: %+v", res)
+	}
+	st = sb.State()
+	if s, _ := st.Find(created.RemoteID); s.Status != synctera.StatusInactive || st.Totals.Patches != 2 || st.Totals.Replays != 2 {
+		t.Errorf("after the second deactivation: %+v, totals %+v", s, st.Totals)
 	}
 
 	// Gone at the partner already: the goal holds.
