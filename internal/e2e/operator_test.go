@@ -79,8 +79,10 @@ func TestMetricsTextfileHasTheRun(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if regexp.MustCompile(`C0000\d+|\d{13,19}`).MatchString(m) {
-		t.Error("metrics carry record keys or card numbers in labels")
+	for _, labels := range regexp.MustCompile(`\{[^}]*\}`).FindAllString(m, -1) {
+		if regexp.MustCompile(`C0000\d+|\d{13,19}`).MatchString(labels) {
+			t.Errorf("metric labels carry record keys or card numbers: %s", labels)
+		}
 	}
 }
 

@@ -166,7 +166,7 @@ func (c *Client) Deactivate(ctx context.Context, op load.Op) load.Result {
 		return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: op.RemoteID, HTTPStatus: status, Attempts: int(n.Load())}
 	}
 	_, resp, err := c.send(ctx, http.MethodPatch, p, DeactivateBody(), op.IdemKey, true)
-	if true {
+	if err != nil || resp.Header.Get(ReplayedHeader) != "true" {
 		return done(statusOf(resp), err)
 	}
 	cur, resp, err := c.send(ctx, http.MethodGet, p, nil, "", true)
@@ -421,6 +421,8 @@ func statusCode(status int) string {
 		return CodeInvalidFields
 	case http.StatusUnauthorized:
 		return CodeUnauthorized
+	case http.StatusForbidden:
+		return "forbidden"
 	case http.StatusNotFound:
 		return CodeNotFound
 	case http.StatusConflict:

@@ -75,7 +75,8 @@ func TestClientCreateTwiceSameKey(t *testing.T) {
 	}
 	for _, r := range rec.requests() {
 		if r.Method != http.MethodPost || r.URL.Path != "/v0/customers" || r.Header.Get(synctera.IdempotencyHeader) != op.IdemKey ||
-			r.Header.Get("Authorization") != bearer || r.Header.Get("Content-Type") != "application/json" {
+			r.Header.Get("Authorization") != bearer || r.Header.Get("Content-Type") != "application/json" ||
+			r.Header.Get("Accept") != "application/json, application/problem+json" {
 			t.Errorf("request %s %s key=%q auth=%q", r.Method, r.URL.Path, r.Header.Get(synctera.IdempotencyHeader), r.Header.Get("Authorization"))
 		}
 	}
@@ -399,5 +400,54 @@ func TestClientPublicCalls(t *testing.T) {
 	_, err = c.ListCustomers(ctx, synctera.ListParams{PageToken: "forged"})
 	if httpx.KindOf(err) != httpx.Rejected || !strings.Contains(err.Error(), "page_token") {
 		t.Errorf("list with a forged token: %v", err)
+	}
+}
+
+// TestClientDecodesForeignErrors: answers that are not the sandbox's own
+// problems (a proxy's HTML page, a bare problem) still get a code and a
+// message, and never the raw body.
+func TestClientDecodesForeignErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  int
+		ctype   string
+		body    string
+		outcome load.Outcome
+		code    string
+		msg     string
+	}{
+		{"html 400", 400, "text/html", "<html>card 4111111111111111</html>", load.Rejected, synctera.CodeInvalidFields, "Bad Request"},
+		{"about:blank 404", 404, synctera.ProblemContentType, `{"type":"about:blank","title":"Not Found","status":404}`, load.Rejected, synctera.CodeNotFound, "Not Found"},
+		{"problem with detail only", 409, synctera.ProblemContentType, `{"title":"Conflict","status":409,"detail":"customer exists"}`, load.Rejected, "conflict", "customer exists"},
+		{"403", 403, "application/json", `{}`, load.Failed, "forbidden", "Forbidden"},
+		{"502 retried then failed", 502, "text/plain", "bad gateway 4111111111111111", load.Failed, "http_502", "Bad Gateway"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				w.Header().Set("Content-Type", tt.ctype)
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			t.Cleanup(srv.Close)
+			c := newClient(t, srv.URL+synctera.BasePath, token, nil)
+			res := sendOne(t, c, createOp(t, customer("C1")))
+			var he *httpx.Error
+			if !errors.As(res.Err, &he) || res.Outcome != tt.outcome || he.Code != tt.code || he.Message != tt.msg || res.HTTPStatus != tt.status {
+				t.Errorf("result %+v err %v; want %s %s %q", res, res.Err, tt.outcome, tt.code, tt.msg)
+			}
+			if strings.Contains(res.Err.Error(), "4111") {
+				t.Errorf("error echoes the body: %v", res.Err)
+			}
+			want := 1 // a refusal is not retried
+			if tt.status >= 500 {
+				want = 3 // MaxAttempts
+			}
+			if int(calls.Load()) != want || res.Attempts != want {
+				t.Errorf("%d calls, %d attempts, want %d", calls.Load(), res.Attempts, want)
+			}
+		})
 	}
 }
