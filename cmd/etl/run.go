@@ -153,8 +153,14 @@ func cmdRun(ctx context.Context, args []string) int {
 	}
 	var runID int64
 	if !f.dryRun {
-		runID, err = store.StartRun(ctx, ledger.RunInfo{Group: group, ShardIndex: sh.Index, ShardCount: sh.Count, Source: sourceID,
-			Providers: names, Version: version, Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": f.dryRun}})
+		ri := ledger.RunInfo{Group: group, ShardIndex: sh.Index, ShardCount: sh.Count, Source: sourceID,
+			Providers: names, Version: version, Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": f.dryRun}}
+		if n, err := store.MarkCrashed(ctx, ri); err != nil {
+			return fail(exitFatal, "%v", err)
+		} else if n > 0 {
+			log.Warn("earlier runs died without finishing; marked crashed (this run resumes their work)", zap.Int64("runs", n))
+		}
+		runID, err = store.StartRun(ctx, ri)
 		if err != nil {
 			return fail(exitFatal, "%v", err)
 		}

@@ -100,6 +100,22 @@ func (s *Store) StartRun(ctx context.Context, ri RunInfo) (int64, error) {
 	return id, nil
 }
 
+// MarkCrashed closes runs left "running" by a process that died. Call it
+// holding the run lock for the same source, partners and shard: the lock
+// proves no such run is alive.
+func (s *Store) MarkCrashed(ctx context.Context, ri RunInfo) (int64, error) {
+	if ri.ShardCount == 0 {
+		ri.ShardCount = 1
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE runs SET status = 'crashed', finished_at = now()
+		WHERE status = 'running' AND source = $1 AND providers = $2 AND shard_index = $3 AND shard_count = $4`,
+		ri.Source, ri.Providers, ri.ShardIndex, ri.ShardCount)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: mark crashed runs: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // FinishRun records the final status and counts.
 func (s *Store) FinishRun(ctx context.Context, id int64, status string, counts any) error {
 	c, _ := json.Marshal(counts)
