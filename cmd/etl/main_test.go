@@ -59,14 +59,17 @@ func baseEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k == "DATABASE_URL" || k == "SOURCE_DATABASE_URL" || k == "JOB_COMPLETION_INDEX" ||
+		if k == "DATABASE_URL" || k == "GORACE" || k == "SOURCE_DATABASE_URL" || k == "JOB_COMPLETION_INDEX" ||
 			strings.HasPrefix(k, "ETL_") || strings.HasPrefix(k, "SANDBOX_") {
 			continue
 		}
 		out = append(out, kv)
 	}
+	// The race runtime sleeps 1s at exit by default (for late reports from
+	// other goroutines); every etl call here would pay it.
+	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
 	// UTC: status and report print local times.
-	return append(out, childEnv+"=1", "TZ=UTC")
+	return append(out, childEnv+"=1", "TZ=UTC", "GORACE="+gorace)
 }
 
 // etl runs the command with env (KEY=VALUE) added to baseEnv.

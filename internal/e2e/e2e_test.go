@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -88,6 +89,10 @@ func TestFullRunThenNightlyRerunsAreIncremental(t *testing.T) {
 	}
 
 	// A removed customer is deactivated where the partner supports it.
+	saved := map[string][]byte{}
+	for _, f := range []string{"customers.csv", "cards.csv"} {
+		saved[f], _ = os.ReadFile(filepath.Join(e.input, f))
+	}
 	removeRows(t, e.input, "C0000005")
 	r = e.runETL()
 	if r.code != 0 {
@@ -110,6 +115,36 @@ func TestFullRunThenNightlyRerunsAreIncremental(t *testing.T) {
 	}
 	if deact == 0 {
 		t.Error("no partner supports deactivation: the test proves nothing")
+	}
+
+	// Back in the export: reactivated by an update. Gone again: a second
+	// deactivation that the partner must not mistake for a replay of the
+	// first (its idempotency key differs).
+	for f, b := range saved {
+		if err := os.WriteFile(filepath.Join(e.input, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r = e.runETL(); r.code != 0 {
+		t.Fatalf("reactivation run: exit %d\n%s", r.code, r.stdout)
+	}
+	removeRows(t, e.input, "C0000005")
+	if r = e.runETL(); r.code != 0 {
+		t.Fatalf("second removal: exit %d\n%s", r.code, r.stdout)
+	}
+	c = e.lastCounts()
+	for _, sp := range partners.All() {
+		if sp.Deactivates && c[sp.Name].Deactivate != 1 {
+			t.Errorf("%s: second deactivation %d, want 1", sp.Name, c[sp.Name].Deactivate)
+		}
+	}
+	id := e.scalar(`SELECT count(*) FROM ledger WHERE provider = 'synctera' AND operation = 'deactivate' AND outcome = 'ok'`)
+	keys := e.scalar(`SELECT count(DISTINCT idempotency_key) FROM ledger WHERE provider = 'synctera' AND operation = 'deactivate'`)
+	if id != 2 || keys != 2 {
+		t.Errorf("synctera deactivations %d with %d distinct keys, want 2 and 2", id, keys)
+	}
+	if st := e.state("synctera"); !strings.Contains(fmt.Sprint(st), "INACTIVE") {
+		t.Error("synctera does not show the customer INACTIVE after the second removal")
 	}
 }
 

@@ -256,7 +256,7 @@ func (s *Store) HasOpenIntents(ctx context.Context, provider string) (bool, erro
 // Vanished lists active entities of provider whose customer the run did
 // not see in its source. keep filters to this shard's customers.
 func (s *Store) Vanished(ctx context.Context, runID int64, provider string, keep func(customerID string) bool) ([]Vanish, error) {
-	rows, err := s.pool.Query(ctx, `SELECT s.entity_key, s.customer_id, coalesce(s.remote_id, ''), s.content_hash FROM sync_state s
+	rows, err := s.pool.Query(ctx, `SELECT s.entity_key, s.customer_id, coalesce(s.remote_id, ''), s.content_hash, coalesce(s.last_run_id, 0) FROM sync_state s
 		WHERE s.provider = $1 AND s.active
 		AND NOT EXISTS (SELECT 1 FROM run_seen r WHERE r.run_id = $2 AND r.customer_id = s.customer_id)
 		ORDER BY s.entity_key`, provider, runID)
@@ -267,7 +267,7 @@ func (s *Store) Vanished(ctx context.Context, runID int64, provider string, keep
 	var out []Vanish
 	for rows.Next() {
 		var v Vanish
-		if err := rows.Scan(&v.EntityKey, &v.CustomerID, &v.RemoteID, &v.Hash); err != nil {
+		if err := rows.Scan(&v.EntityKey, &v.CustomerID, &v.RemoteID, &v.Hash, &v.LastRun); err != nil {
 			return nil, err
 		}
 		if keep == nil || keep(v.CustomerID) {
@@ -277,8 +277,14 @@ func (s *Store) Vanished(ctx context.Context, runID int64, provider string, keep
 	return out, rows.Err()
 }
 
-// Vanish is an entity gone from the source.
-type Vanish struct{ EntityKey, CustomerID, RemoteID, Hash string }
+// Vanish is an entity gone from the source. LastRun is the run that last
+// delivered it: it makes each deactivation's idempotency key unique to
+// that delivery, so deactivate, reactivate, deactivate again is three
+// requests, not a replay of the first.
+type Vanish struct {
+	EntityKey, CustomerID, RemoteID, Hash string
+	LastRun                               int64
+}
 
 // ActiveCount is the number of active entities for provider (the base for
 // the mass-deactivation guard).

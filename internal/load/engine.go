@@ -564,7 +564,7 @@ func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*
 		}
 		for _, v := range gone {
 			op := Op{EntityKey: v.EntityKey, CustomerID: v.CustomerID, Kind: Deactivate, RemoteID: v.RemoteID, Hash: v.Hash}
-			op.IdemKey = IdempotencyKey(e.Key, name, Deactivate, v.EntityKey, v.Hash)
+			op.IdemKey = IdempotencyKey(e.Key, name, Deactivate, v.EntityKey, fmt.Sprintf("%s@%d", v.Hash, v.LastRun))
 			atomic.AddInt64(&l.counts.Deactivate, 1)
 			select {
 			case l.in <- op:

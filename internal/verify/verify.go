@@ -16,9 +16,9 @@ import (
 
 // Remote is one record as the partner lists it.
 type Remote struct {
-	ID     string // the partner's id (matches sync_state.remote_id)
-	Key    string // our entity key when the partner echoes it (e.g. a name we chose); may be empty
-	Active bool
+	ID     string            // the partner's id (matches sync_state.remote_id)
+	Key    string            // our entity key when the partner echoes it (e.g. a name we chose); may be empty
+	Active bool              // false when the partner shows the record switched off
 	Fields map[string]string // a few comparable fields, for the report
 }
 
@@ -65,7 +65,10 @@ func Run(ctx context.Context, store *ledger.Store, provider string, list Lister)
 			return nil
 		}
 		seen[r.ID] = true
-		if st.Active != r.Active {
+		// Only a record we switched off and the partner still shows
+		// active is drift: a customer the bank itself marks inactive is
+		// delivered that way and is not.
+		if !st.Active && r.Active {
 			res.Findings = append(res.Findings, Finding{Kind: "state_differs", EntityKey: st.EntityKey, RemoteID: r.ID,
 				Detail: fmt.Sprintf("ledger active=%v, partner active=%v", st.Active, r.Active)})
 			return nil
