@@ -40,7 +40,7 @@ type VaultConfig struct {
 }
 
 // HTTPVault creates payment methods with POST {BaseURL}/vault/profiles
-// (assumed shape, see MAPPING.md).
+// (assumed shape, see the README, "Partner mappings").
 type HTTPVault struct {
 	http *httpx.Client
 	key  string

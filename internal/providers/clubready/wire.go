@@ -19,7 +19,7 @@ const Name = "clubready"
 const ImportPath = "/sales/paymentprofile/import"
 
 // VaultPath is where we assume the Vault API creates a payment method: its
-// card-creation call is not public (see MAPPING.md).
+// card-creation call is not public (README, "Partner mappings").
 const VaultPath = "/vault/profiles"
 
 // TokenLifetime is how long a ProfileToken may wait for its import
@@ -40,7 +40,7 @@ const (
 
 // VaultRequest is the card to store in the Vault API, and the op payload.
 // The Vault's request shape is not public: this is our assumed minimal
-// shape (MAPPING.md). It carries the card number and code in clear, as a
+// shape (README, "Partner mappings"). It carries the card number and code in clear, as a
 // request body must; Format masks them and HashContent drops the code.
 type VaultRequest struct {
 	OwnerType   string `json:"OwnerType"`   // always TempStUser for our imports

@@ -64,7 +64,7 @@ type Address struct {
 }
 
 // CustomerInBody is the body of POST /customers and PUT /customers/{id}.
-// Which fields are required depends on status (see MAPPING.md). There is
+// Which fields are required depends on status (README, "Partner mappings"). There is
 // deliberately no ssn: the canonical model has none and we never send one.
 type CustomerInBody struct {
 	Status          string   `json:"status"`
