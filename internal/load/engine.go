@@ -129,7 +129,6 @@ type lane struct {
 	stopped  atomic.Bool
 	stopMsg  atomic.Value
 	workers  int
-	resolve  chan Op
 }
 
 // Run executes one run whose row runID the caller created (and finishes).
@@ -186,7 +185,7 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 			n = 8
 		}
 		_, journals := p.(Resolver)
-		l := &lane{p: p, journals: journals, in: make(chan Op, n*p.MaxBatch()*4), counts: &Counts{}, workers: n, resolve: make(chan Op, 64)}
+		l := &lane{p: p, journals: journals, in: make(chan Op, n*p.MaxBatch()*4), counts: &Counts{}, workers: n}
 		lanes[p.Name()] = l
 		order = append(order, p.Name())
 		sum.Providers[p.Name()] = l.counts
@@ -199,7 +198,9 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 		}
 	}
 
-	g, gctx := errgroup.WithContext(context.Background())
+	// Lane goroutines never fail (outcomes are results, not errors); the
+	// group only waits for them.
+	var g errgroup.Group
 	for _, name := range order {
 		l := lanes[name]
 		jobs := make(chan job)
@@ -208,7 +209,6 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 			g.Go(func() error { e.work(callCtx, runID, l, jobs, w); return nil })
 		}
 	}
-	_ = gctx
 
 	// The source is read on this goroutine; planners (sync_state lookup,
 	// mapping, hashing) run beside it so that parsing, database round
