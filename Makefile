@@ -4,15 +4,19 @@ GO ?= go
 export GOFLAGS ?= -buildvcs=false
 SOURCE ?= csv
 
-.PHONY: build demo test test-short fuzz chaos bench vet fmt clean deps
+.PHONY: build demo test fuzz chaos bench fmt clean deps test-deps
 
 build:
 	$(GO) build -o bin/etl ./cmd/etl
 
-# Install what the tests and demo need on a fresh Debian machine
-# (PostgreSQL server binaries, psql, curl). Skipped when already there.
+# Install what the demo needs on a fresh Debian machine (PostgreSQL server
+# binaries, psql, curl); test-deps adds Chromium for the HTML report test.
+# Nothing is installed when it is already there.
 deps:
 	@./scripts/deps.sh
+
+test-deps:
+	@./scripts/deps.sh --browser
 
 # Throwaway PostgreSQL (or $$DATABASE_URL), sandboxes on loopback, the
 # sample data delivered to every partner, the summary printed.
@@ -22,7 +26,7 @@ demo: deps build
 	SOURCE=$(SOURCE) ./scripts/with-postgres.sh ./scripts/demo.sh
 
 # Every test, on real PostgreSQL, plus a short run of each fuzz target.
-test: deps
+test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	./scripts/fuzz.sh 10s

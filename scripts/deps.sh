@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs PostgreSQL server binaries, psql, curl and Chromium from Debian's
-# packages when they are missing. Tests start throwaway clusters from these
+# Installs PostgreSQL server binaries, psql and curl (and, with --browser,
+# Chromium) from Debian's packages when they are missing. Tests start throwaway clusters from these
 # and render the HTML run report in headless Chromium. Idempotent: nothing
 # is installed when everything is already there.
 set -euo pipefail
@@ -10,7 +10,8 @@ need=()
 have_pg || [ -n "${DATABASE_URL:-}" ] || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
-have_chromium || need+=(chromium)
+# Only the tests need the browser (the HTML report is rendered in it).
+[ "${1:-}" = --browser ] && { have_chromium || need+=(chromium); }
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   if [ "${need[*]}" = chromium ] && [ -z "${CI:-}" ]; then

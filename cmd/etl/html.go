@@ -5,16 +5,17 @@ import (
 	"html/template"
 	"io"
 	"sort"
+	"strconv"
 )
 
 // The HTML report is one self-contained page (inline CSS and SVG, no
 // scripts, no external assets) so it can be attached to a sign-off.
 var reportTmpl = template.Must(template.New("r").Funcs(template.FuncMap{
-	"pct": func(n, total int64) float64 {
+	"pct": func(n, total int64) string {
 		if total == 0 {
-			return 0
+			return "0"
 		}
-		return float64(n) * 100 / float64(total)
+		return strconv.FormatFloat(float64(n)*100/float64(total), 'f', 1, 64)
 	},
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>etl run report {{.Title}}</title>

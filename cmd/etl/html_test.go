@@ -128,7 +128,7 @@ func TestHTMLReportInBrowser(t *testing.T) {
 				t.Errorf("partner %q: no n-ok cell with %s", name, want[name][0])
 			}
 		}
-		if !strings.Contains(dom, `<div class="ok" style="width:75%"></div>`) {
+		if !strings.Contains(dom, `<div class="ok" style="width:75.0%"></div>`) {
 			t.Errorf("synctera's ok bar is not 75%% wide:\n%s", dom)
 		}
 	})

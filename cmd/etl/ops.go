@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -99,13 +100,16 @@ func cmdRejects(ctx context.Context, args []string) int {
 	}
 	defer store.Close()
 	runs, err := store.RunsOf(ctx, fs.Arg(0))
-	if err != nil {
+	if errors.Is(err, ledger.ErrNoRun) {
 		return fail(exitUsage, "%v", err)
+	}
+	if err != nil {
+		return fail(exitFatal, "%v", err)
 	}
 	w := csv.NewWriter(os.Stdout)
 	_ = w.Write([]string{"file", "line", "entity_key", "field", "reason", "partner", "message"})
 	err = store.EachReject(ctx, ids(runs), func(r ledger.RejectRow) error {
-		return w.Write([]string{r.File, strconv.Itoa(r.Line), r.EntityKey, r.Field, r.Reason, r.Provider, redact.MaskPANs(r.Message)})
+		return w.Write([]string{r.File, strconv.Itoa(r.Line), r.EntityKey, r.Field, r.Reason, r.Provider, redact.Text(r.Message)})
 	})
 	w.Flush()
 	if err != nil {

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
 
 	"github.com/northwind-data/etl/internal/ledger"
+	"github.com/northwind-data/etl/internal/redact"
 )
 
 // Report is everything `etl report` shows, in every format.
@@ -32,6 +34,9 @@ func cmdReport(ctx context.Context, args []string) int {
 	}
 	defer store.Close()
 	rep, err := buildReport(ctx, store, fs.Arg(0))
+	if errors.Is(err, ledger.ErrNoRun) {
+		return fail(exitUsage, "%v", err)
+	}
 	if err != nil {
 		return fail(exitFatal, "%v", err)
 	}
@@ -66,6 +71,13 @@ func buildReport(ctx context.Context, store *ledger.Store, ref string) (*Report,
 	}
 	if rep.Rejects, err = store.RejectCounts(ctx, ids(runs)); err != nil {
 		return nil, err
+	}
+	// Stored messages are masked when written; mask again on the way out
+	// for ledgers written by anything else.
+	for _, es := range [][]ledger.ErrorCount{rep.Errors, rep.Rejects} {
+		for i := range es {
+			es[i].Message = redact.Text(es[i].Message)
+		}
 	}
 	return rep, nil
 }

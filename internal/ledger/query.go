@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -61,10 +62,13 @@ func (s *Store) RunsOf(ctx context.Context, ref string) ([]Run, error) {
 	}
 	runs, err := scanRuns(rows)
 	if err == nil && len(runs) == 0 {
-		return nil, fmt.Errorf("no run %q (give a run id or run group; see etl status)", ref)
+		return nil, fmt.Errorf("%w %q (give a run id or run group; see etl status)", ErrNoRun, ref)
 	}
 	return runs, err
 }
+
+// ErrNoRun means no run has the id or group asked for.
+var ErrNoRun = errors.New("no run")
 
 // OutcomeCount is ledger rows by partner, operation and outcome.
 type OutcomeCount struct {

@@ -24,18 +24,18 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: database URL is not valid: %v", redact(err))
+		return nil, fmt.Errorf("ledger: database URL is not valid: %v", redactErr(err))
 	}
 	cfg.MaxConns = 16
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: %v", redact(err))
+		return nil, fmt.Errorf("ledger: %v", redactErr(err))
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("ledger: cannot reach database %s:%d/%s: %v", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, redact(err))
+		return nil, fmt.Errorf("ledger: cannot reach database %s:%d/%s: %v", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, redactErr(err))
 	}
 	return &Store{pool: pool}, nil
 }
@@ -47,7 +47,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 func (s *Store) Close()              { s.pool.Close() }
 
 // redact keeps passwords out of connection errors.
-func redact(err error) error {
+func redactErr(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		return fmt.Errorf("%s (SQLSTATE %s)", pe.Message, pe.Code)

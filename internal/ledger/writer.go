@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/northwind-data/etl/internal/redact"
 )
 
 // Entry is one ledger row, and what it does to sync_state.
@@ -170,7 +172,7 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 			e := it.entry
 			ledgerRows = append(ledgerRows, []any{w.runID, e.Provider, e.EntityKey, e.CustomerID, e.Operation,
 				nz(e.IdemKey), nz(e.Hash), nz(e.RemoteID), nz(e.RequestID), nzi(e.HTTPStatus), e.Outcome, e.Attempts,
-				int(e.Latency / time.Millisecond), nz(e.ErrCode), nz(e.ErrMsg)})
+				int(e.Latency / time.Millisecond), nz(e.ErrCode), nz(redact.Text(e.ErrMsg))})
 			if e.Deliver || e.Deactivated {
 				st.add(e, w.runID)
 			}
@@ -181,7 +183,7 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 			}
 		case it.reject != nil:
 			r := it.reject
-			rejectRows = append(rejectRows, []any{w.runID, nz(r.Provider), r.File, nzi(r.Line), nz(r.EntityKey), nz(r.Field), r.Reason, r.Message})
+			rejectRows = append(rejectRows, []any{w.runID, nz(r.Provider), r.File, nzi(r.Line), nz(r.EntityKey), nz(r.Field), r.Reason, redact.Text(r.Message)})
 		default:
 			seenRows = append(seenRows, []any{w.runID, it.seen})
 		}

@@ -6,6 +6,7 @@ package redact
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"strings"
 )
 
@@ -75,3 +76,12 @@ func looksLikePAN(s string) bool {
 	}
 	return n >= 12 && n <= 19
 }
+
+// Text masks every run of 12 to 19 digits (spaces or dashes allowed
+// between them) anywhere in s, keeping IIN and last four, so free text
+// such as a partner's error message cannot carry a card number.
+func Text(s string) string {
+	return panRun.ReplaceAllStringFunc(s, MaskPANs)
+}
+
+var panRun = regexp.MustCompile(`\b\d(?:[ -]?\d){11,18}\b`)
