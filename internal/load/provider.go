@@ -6,6 +6,8 @@ package load
 import (
 	"context"
 
+	"github.com/northwind-data/etl/internal/httpx"
+
 	"github.com/northwind-data/etl/internal/model"
 )
 
@@ -110,4 +112,21 @@ type Resolver interface {
 // carrying one return a copy without it.
 type Hashable interface {
 	HashContent() any
+}
+
+// FailureResult is the Result for an op whose call ended in err: the
+// *httpx.Error's kind decides the outcome (rejected, uncertain, or failed:
+// retryable and unavailable calls did not happen, and a fatal one also
+// stops the partner).
+func FailureResult(op Op, err error, attempts int) Result {
+	r := Result{EntityKey: op.EntityKey, Err: err, HTTPStatus: httpx.StatusOf(err), Attempts: attempts}
+	switch httpx.KindOf(err) {
+	case httpx.Rejected:
+		r.Outcome = Rejected
+	case httpx.Uncertain:
+		r.Outcome = Uncertain
+	default:
+		r.Outcome = Failed
+	}
+	return r
 }

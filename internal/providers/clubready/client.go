@@ -163,7 +163,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 	case load.Deactivate:
 		// The engine deactivates only through load.Deactivator, which
 		// this client does not implement: reaching here is a wiring bug.
-		return failure(op, &httpx.Error{Partner: Name, Op: "deactivate", Kind: httpx.Fatal, Code: "unsupported",
+		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "deactivate", Kind: httpx.Fatal, Code: "unsupported",
 			Message: "ClubReady has no deactivation API"}, 0)
 	case load.Update:
 		// Importing again would give the member a second copy of the
@@ -172,7 +172,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 	}
 	req, ok := payload(op)
 	if !ok {
-		return failure(op, &httpx.Error{Partner: Name, Op: "POST " + ImportPath, Kind: httpx.Fatal, Code: "bad_payload",
+		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + ImportPath, Kind: httpx.Fatal, Code: "bad_payload",
 			Message: "op payload is not a clubready.VaultRequest with a card, an owner and an ExternalRef"}, 0)
 	}
 	attempts, refreshed := 0, false
@@ -190,7 +190,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 		}
 		if j != nil {
 			if err := j.Note(ctx, op, tok.ProfileToken); err != nil {
-				return failure(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal",
+				return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal",
 					Message: "could not record the ProfileToken before its import; nothing was imported", Err: err}, attempts)
 			}
 		}
@@ -210,7 +210,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 		}
 		return a.result(op, attempts, false)
 	}
-	return failure(op, &httpx.Error{Partner: Name, Op: "POST " + ImportPath, Kind: httpx.Retryable, Code: "token_stale",
+	return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + ImportPath, Kind: httpx.Retryable, Code: "token_stale",
 		Message: "every fresh ProfileToken was too old before its import could go out (rate limit or journal too slow); nothing was imported"}, attempts)
 }
 
@@ -405,7 +405,7 @@ func (a importAnswer) result(op load.Op, attempts int, resolving bool) load.Resu
 	kind := httpx.KindOf(a.err)
 	switch {
 	case kind == httpx.Uncertain || kind == httpx.Rejected:
-		return failure(op, a.err, attempts)
+		return load.FailureResult(op, a.err, attempts)
 	case a.maybeSent || resolving:
 		// The last attempt did not get through, but an earlier one (or
 		// the previous run) may have: keep the intent open so that the
@@ -418,7 +418,7 @@ func (a importAnswer) result(op load.Op, attempts int, resolving bool) load.Resu
 		}
 		return r
 	}
-	return failure(op, a.err, attempts)
+	return load.FailureResult(op, a.err, attempts)
 }
 
 // unresolved is the answer when the import can be neither confirmed nor
@@ -451,20 +451,7 @@ func vaultFailure(op load.Op, err error, attempts int) load.Result {
 		he = &httpx.Error{Partner: Name, Op: he.Op, Kind: httpx.Retryable, Status: he.Status, Code: "vault_answer_lost",
 			Message: "the vault's answer was lost; no token was imported, the rerun stores the card again", Err: err}
 	}
-	return failure(op, he, attempts)
-}
-
-func failure(op load.Op, err error, attempts int) load.Result {
-	r := load.Result{EntityKey: op.EntityKey, Err: err, HTTPStatus: httpx.StatusOf(err), Attempts: attempts}
-	switch httpx.KindOf(err) {
-	case httpx.Rejected:
-		r.Outcome = load.Rejected
-	case httpx.Uncertain:
-		r.Outcome = load.Uncertain
-	default: // Retryable, Unavailable: not done; Fatal: not done, and the engine stops the partner
-		r.Outcome = load.Failed
-	}
-	return r
+	return load.FailureResult(op, he, attempts)
 }
 
 func payload(op load.Op) (VaultRequest, bool) {

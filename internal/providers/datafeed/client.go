@@ -198,14 +198,14 @@ func (c *Client) send(ctx context.Context, ops []load.Op, out []load.Result) {
 		bad := badIndices(err, len(idx))
 		if len(bad) == 0 || len(bad) == len(idx) {
 			for _, i := range idx {
-				out[i] = failure(ops[i], err)
+				out[i] = load.FailureResult(ops[i], err, 0)
 			}
 			return
 		}
 		var rest []int
 		for j, i := range idx {
 			if bad[j] {
-				out[i] = failure(ops[i], invalidCustomer(err))
+				out[i] = load.FailureResult(ops[i], invalidCustomer(err), 0)
 			} else {
 				rest = append(rest, i)
 			}
@@ -239,17 +239,4 @@ func invalidCustomer(err error) error {
 	c := *he
 	c.Code = "invalid_customer"
 	return &c
-}
-
-func failure(op load.Op, err error) load.Result {
-	r := load.Result{EntityKey: op.EntityKey, Err: err, HTTPStatus: httpx.StatusOf(err)}
-	switch httpx.KindOf(err) {
-	case httpx.Rejected:
-		r.Outcome = load.Rejected
-	case httpx.Uncertain:
-		r.Outcome = load.Uncertain
-	default:
-		r.Outcome = load.Failed
-	}
-	return r
 }

@@ -109,7 +109,7 @@ func (c *Client) sync(ctx context.Context, op load.Op) load.Result {
 	if op.Kind == load.Deactivate {
 		// The engine only deactivates through load.Deactivator, which this
 		// client does not implement: reaching here is a wiring bug.
-		return failure(op, &httpx.Error{Partner: Name, Op: "deactivate", Kind: httpx.Fatal, Code: "unsupported",
+		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "deactivate", Kind: httpx.Fatal, Code: "unsupported",
 			Message: "Q2 Open has no deactivation API"}, 0)
 	}
 	var req SyncRequest
@@ -122,7 +122,7 @@ func (c *Client) sync(ctx context.Context, op load.Op) load.Result {
 		}
 	}
 	if req.Client.Identifier == "" {
-		return failure(op, &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Fatal, Code: "bad_payload",
+		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Fatal, Code: "bad_payload",
 			Message: "op payload is not a q2open.SyncRequest with a client identifier"}, 0)
 	}
 	// Stamped here, not only in Map, so that a queued op never asks for a
@@ -130,14 +130,14 @@ func (c *Client) sync(ctx context.Context, op load.Op) load.Result {
 	req.Token.Expiration = expiration(c.now().Add(c.ttl))
 	body, err := json.Marshal(req)
 	if err != nil {
-		return failure(op, &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Fatal, Code: "encode",
+		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Fatal, Code: "encode",
 			Message: "cannot encode the sync request"}, 0)
 	}
 	var attempts atomic.Int32
 	resp, err := c.http.Do(context.WithValue(ctx, attemptsKey{}, &attempts),
 		httpx.Request{Method: http.MethodPost, Path: SyncPath, Body: body, Idempotent: true})
 	if err != nil {
-		return failure(op, scrub(err, req), int(attempts.Load()))
+		return load.FailureResult(op, scrub(err, req), int(attempts.Load()))
 	}
 	n := max(int(attempts.Load()), resp.Attempts)
 	// The answer type has no ssoToken field: the token is never decoded,
@@ -149,7 +149,7 @@ func (c *Client) sync(ctx context.Context, op load.Op) load.Result {
 	if json.Unmarshal(resp.Body, &ans) != nil || ans.ClientID == "" {
 		// Q2 took the sync but we cannot read the client id: the rerun
 		// sends it again and Q2 answers with the same client.
-		return failure(op, &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Uncertain, Status: resp.Status,
+		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Uncertain, Status: resp.Status,
 			Code: "bad_response", Message: "answer carries no clientId"}, n)
 	}
 	res := load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: ans.ClientID, HTTPStatus: resp.Status, Attempts: n}
@@ -168,19 +168,6 @@ func (c *Client) sync(ctx context.Context, op load.Op) load.Result {
 		}
 	}
 	return res
-}
-
-func failure(op load.Op, err error, attempts int) load.Result {
-	r := load.Result{EntityKey: op.EntityKey, Err: err, HTTPStatus: httpx.StatusOf(err), Attempts: attempts}
-	switch httpx.KindOf(err) {
-	case httpx.Rejected:
-		r.Outcome = load.Rejected
-	case httpx.Uncertain:
-		r.Outcome = load.Uncertain
-	default: // Retryable, Unavailable: not done; Fatal: not done, and the engine stops the partner
-		r.Outcome = load.Failed
-	}
-	return r
 }
 
 // decodeError reads the error body we assume Q2 sends (the doc shows

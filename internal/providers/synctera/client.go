@@ -113,7 +113,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op) load.Result {
 	}
 	if body.Status == "" {
 		// Map always sets a status: reaching here is a wiring bug.
-		return failure(op, &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey, Kind: httpx.Fatal, Code: "bad_payload",
+		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey, Kind: httpx.Fatal, Code: "bad_payload",
 			Message: "op payload is not a synctera.CustomerInBody with a status"}, 0)
 	}
 	ctx, n := counting(ctx)
@@ -128,7 +128,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op) load.Result {
 		cu, status, err = c.create(ctx, body, op.IdemKey)
 	}
 	if err != nil {
-		return failure(op, wrapOp(err, op), int(n.Load()))
+		return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
 	}
 	id := cu.ID
 	if id == "" {
@@ -151,7 +151,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op) load.Result {
 // status is idempotent by itself.
 func (c *Client) Deactivate(ctx context.Context, op load.Op) load.Result {
 	if op.RemoteID == "" {
-		return failure(op, &httpx.Error{Partner: Name, Op: "PATCH " + CustomersPath + "/{id}", Kind: httpx.Rejected, Code: "bad_remote_id",
+		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "PATCH " + CustomersPath + "/{id}", Kind: httpx.Rejected, Code: "bad_remote_id",
 			Message: "no synctera customer id to deactivate"}, 0)
 	}
 	ctx, n := counting(ctx)
@@ -161,7 +161,7 @@ func (c *Client) Deactivate(ctx context.Context, op load.Op) load.Result {
 		case httpx.CodeOf(err) == CodeNotFound:
 			return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: op.RemoteID, HTTPStatus: http.StatusNotFound, Attempts: int(n.Load())}
 		case err != nil:
-			return failure(op, wrapOp(err, op), int(n.Load()))
+			return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
 		}
 		return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: op.RemoteID, HTTPStatus: status, Attempts: int(n.Load())}
 	}
@@ -446,17 +446,4 @@ func wrapOp(err error, op load.Op) error {
 		return err
 	}
 	return &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey, Kind: httpx.Retryable, Code: "cancelled", Err: err}
-}
-
-func failure(op load.Op, err error, attempts int) load.Result {
-	r := load.Result{EntityKey: op.EntityKey, Err: err, HTTPStatus: httpx.StatusOf(err), Attempts: attempts}
-	switch httpx.KindOf(err) {
-	case httpx.Rejected:
-		r.Outcome = load.Rejected
-	case httpx.Uncertain:
-		r.Outcome = load.Uncertain
-	default: // Retryable, Unavailable: not done; Fatal: not done, and the engine stops the partner
-		r.Outcome = load.Failed
-	}
-	return r
 }

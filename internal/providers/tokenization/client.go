@@ -153,13 +153,13 @@ func (c *Client) Send(ctx context.Context, ops []load.Op, _ load.Journal) []load
 func (c *Client) Deactivate(ctx context.Context, op load.Op) load.Result {
 	id, err := c.remoteID(op, "PATCH")
 	if err != nil {
-		return failure(op, err, 0)
+		return load.FailureResult(op, err, 0)
 	}
 	ctx, n := counting(ctx)
 	off := false
 	_, status, err := c.patch(ctx, id, PatchRequest{IsActive: &off})
 	if err != nil {
-		return failure(op, wrapOp(err, op), int(n.Load()))
+		return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
 	}
 	return ok(op, id, status, int(n.Load()))
 }
@@ -179,18 +179,18 @@ func (c *Client) deliver(ctx context.Context, op load.Op) load.Result {
 	}
 	if req.Name == "" {
 		// Map always sets a name: reaching here is a wiring bug.
-		return failure(op, &httpx.Error{Partner: Name, Op: "deliver", Kind: httpx.Fatal, Code: "bad_payload",
+		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "deliver", Kind: httpx.Fatal, Code: "bad_payload",
 			Message: "op payload is not a tokenization.ClientRequest with a name"}, 0)
 	}
 	ctx, n := counting(ctx)
 	if op.RemoteID != "" {
 		id, err := c.remoteID(op, "PATCH")
 		if err != nil {
-			return failure(op, err, 0)
+			return load.FailureResult(op, err, 0)
 		}
 		_, status, err := c.patch(ctx, id, req.Patch())
 		if err != nil {
-			return failure(op, wrapOp(err, op), int(n.Load()))
+			return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
 		}
 		return ok(op, id, status, int(n.Load()))
 	}
@@ -203,7 +203,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op) load.Result {
 // ledger write) already created the client. If so it is patched instead.
 func (c *Client) upsert(ctx context.Context, op load.Op, req ClientRequest, n *atomic.Int32) load.Result {
 	if err := c.idx.ready(ctx, c.walk); err != nil {
-		return failure(op, wrapOp(err, op), int(n.Load()))
+		return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
 	}
 	if id, found := c.idx.get(req.Name); found {
 		_, status, err := c.patch(ctx, id, req.Patch())
@@ -211,7 +211,7 @@ func (c *Client) upsert(ctx context.Context, op load.Op, req ClientRequest, n *a
 			return ok(op, id, status, int(n.Load()))
 		}
 		if httpx.CodeOf(err) != CodeNotFound {
-			return failure(op, wrapOp(err, op), int(n.Load()))
+			return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
 		}
 		// Gone since the walk (the doc says that cannot happen, but it
 		// documents DELETE): create it anew.
@@ -231,7 +231,7 @@ func (c *Client) upsert(ctx context.Context, op load.Op, req ClientRequest, n *a
 		// The create may have landed: look before leaving it to the rerun.
 		return c.resolve(ctx, op, req, n, err)
 	}
-	return failure(op, wrapOp(err, op), int(n.Load()))
+	return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
 }
 
 // resolve settles a create that was refused as a duplicate or whose answer
@@ -239,9 +239,9 @@ func (c *Client) upsert(ctx context.Context, op load.Op, req ClientRequest, n *a
 func (c *Client) resolve(ctx context.Context, op load.Op, req ClientRequest, n *atomic.Int32, cause error) load.Result {
 	if err := c.idx.refresh(ctx, c.walk); err != nil {
 		if httpx.KindOf(cause) == httpx.Uncertain {
-			return failure(op, wrapOp(cause, op), int(n.Load()))
+			return load.FailureResult(op, wrapOp(cause, op), int(n.Load()))
 		}
-		return failure(op, wrapOp(err, op), int(n.Load()))
+		return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
 	}
 	id, found := c.idx.get(req.Name)
 	if !found {
@@ -256,11 +256,11 @@ func (c *Client) resolve(ctx context.Context, op load.Op, req ClientRequest, n *
 				cause = &cp
 			}
 		}
-		return failure(op, wrapOp(cause, op), int(n.Load()))
+		return load.FailureResult(op, wrapOp(cause, op), int(n.Load()))
 	}
 	_, status, err := c.patch(ctx, id, req.Patch())
 	if err != nil {
-		return failure(op, wrapOp(err, op), int(n.Load()))
+		return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
 	}
 	return ok(op, id, status, int(n.Load()))
 }
@@ -426,19 +426,6 @@ func wrapOp(err error, op load.Op) error {
 		return err
 	}
 	return &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey, Kind: httpx.Retryable, Code: "cancelled", Err: err}
-}
-
-func failure(op load.Op, err error, attempts int) load.Result {
-	r := load.Result{EntityKey: op.EntityKey, Err: err, HTTPStatus: httpx.StatusOf(err), Attempts: attempts}
-	switch httpx.KindOf(err) {
-	case httpx.Rejected:
-		r.Outcome = load.Rejected
-	case httpx.Uncertain:
-		r.Outcome = load.Uncertain
-	default: // Retryable, Unavailable: not done; Fatal: not done, and the engine stops the partner
-		r.Outcome = load.Failed
-	}
-	return r
 }
 
 // decodeError reads the documented error body {uuid, errorCode, message}.
