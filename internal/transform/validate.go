@@ -283,3 +283,23 @@ func MaskDigitRuns(s string) string {
 	}
 	return string(b)
 }
+
+// CardProblem re-checks what a partner that carries the card number needs
+// (its digits, Luhn, a real expiry, a well-formed code), for mappers that
+// must not trust their input blindly. It returns the field, reason and a
+// message without card data, or ok.
+func CardProblem(cd *model.Card) (field, reason, message string, ok bool) {
+	switch {
+	case !cd.PAN.AllDigits() || cd.PAN.Len() < 12 || cd.PAN.Len() > 19:
+		return "pan", model.ReasonBadPAN, "card number must be 12 to 19 digits", false
+	case !cd.PAN.Luhn():
+		return "pan", model.ReasonLuhn, "card number fails the Luhn check", false
+	case cd.ExpMonth < 1 || cd.ExpMonth > 12:
+		return "exp_month", model.ReasonBadDate, "expiry month must be 1 to 12", false
+	case cd.ExpYear < 1000 || cd.ExpYear > 9999:
+		return "exp_year", model.ReasonBadDate, "expiry year must have four digits", false
+	case !cd.CVV.Empty() && !cd.CVV.Valid():
+		return "cvv", model.ReasonBadCVV, "card code must be 3 or 4 digits", false
+	}
+	return "", "", "", true
+}

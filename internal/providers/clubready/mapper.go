@@ -7,6 +7,7 @@ import (
 
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/transform"
 )
 
 // cardKey is the ledger key of a card, also sent as the vault ExternalRef.
@@ -95,16 +96,9 @@ func mapCard(c *model.Customer, cd *model.Card, owner int) (VaultRequest, *model
 	switch {
 	case strings.TrimSpace(cd.ID) == "":
 		return VaultRequest{}, cardReject(c, cd, "card_id", model.ReasonMissingField, "card id is required (it is the vault ExternalRef)")
-	case !cd.PAN.AllDigits() || cd.PAN.Len() < 12 || cd.PAN.Len() > 19:
-		return VaultRequest{}, cardReject(c, cd, "pan", model.ReasonBadPAN, "card number must be 12 to 19 digits")
-	case !cd.PAN.Luhn():
-		return VaultRequest{}, cardReject(c, cd, "pan", model.ReasonLuhn, "card number fails the Luhn check")
-	case cd.ExpMonth < 1 || cd.ExpMonth > 12:
-		return VaultRequest{}, cardReject(c, cd, "exp_month", model.ReasonBadDate, "expiry month must be 1 to 12")
-	case cd.ExpYear < 1000 || cd.ExpYear > 9999:
-		return VaultRequest{}, cardReject(c, cd, "exp_year", model.ReasonBadDate, "expiry year must have four digits")
-	case !cd.CVV.Empty() && !cd.CVV.Valid():
-		return VaultRequest{}, cardReject(c, cd, "cvv", model.ReasonBadCVV, "card code must be 3 or 4 digits")
+	}
+	if field, reason, msg, ok := transform.CardProblem(cd); !ok {
+		return VaultRequest{}, cardReject(c, cd, field, reason, msg)
 	}
 	req := VaultRequest{
 		OwnerType:   OwnerTypeTempStUser,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/transform"
 )
 
 // expirationLayout is the doc example's form: UTC with milliseconds.
@@ -93,16 +94,9 @@ func mapCard(c *model.Customer, cd *model.Card) (Card, *model.Reject) {
 	switch {
 	case cd.ID == "":
 		return Card{}, cardReject(c, cd, "card_id", model.ReasonMissingField, "Q2 requires cards[].identifier (the card id)")
-	case !cd.PAN.AllDigits() || cd.PAN.Len() < 12 || cd.PAN.Len() > 19:
-		return Card{}, cardReject(c, cd, "pan", model.ReasonBadPAN, "card number must be 12 to 19 digits")
-	case !cd.PAN.Luhn():
-		return Card{}, cardReject(c, cd, "pan", model.ReasonLuhn, "card number fails the Luhn check")
-	case cd.ExpMonth < 1 || cd.ExpMonth > 12:
-		return Card{}, cardReject(c, cd, "exp_month", model.ReasonBadDate, "expiry month must be 1 to 12")
-	case cd.ExpYear < 1000 || cd.ExpYear > 9999:
-		return Card{}, cardReject(c, cd, "exp_year", model.ReasonBadDate, "expiry year must have four digits")
-	case !cd.CVV.Empty() && !cd.CVV.Valid():
-		return Card{}, cardReject(c, cd, "cvv", model.ReasonBadCVV, "card code must be 3 or 4 digits")
+	}
+	if field, reason, msg, ok := transform.CardProblem(cd); !ok {
+		return Card{}, cardReject(c, cd, field, reason, msg)
 	}
 	wc := Card{
 		Identifier:   cd.ID,
