@@ -93,8 +93,7 @@ func memberID(raw string) (id int, reason, why string) {
 // mapCard turns one card into its vault request, or a reject naming the
 // field the vault would refuse. Messages never carry card data.
 func mapCard(c *model.Customer, cd *model.Card, owner int) (VaultRequest, *model.Reject) {
-	switch {
-	case strings.TrimSpace(cd.ID) == "":
+	if strings.TrimSpace(cd.ID) == "" {
 		return VaultRequest{}, cardReject(c, cd, "card_id", model.ReasonMissingField, "card id is required (it is the vault ExternalRef)")
 	}
 	if field, reason, msg, ok := transform.CardProblem(cd); !ok {

@@ -91,8 +91,7 @@ func isOpen(status string) bool { return status == "" || strings.EqualFold(statu
 // Q2 would refuse. A card reject leaves the card out; the customer and
 // their other cards are still sent.
 func mapCard(c *model.Customer, cd *model.Card) (Card, *model.Reject) {
-	switch {
-	case cd.ID == "":
+	if cd.ID == "" {
 		return Card{}, cardReject(c, cd, "card_id", model.ReasonMissingField, "Q2 requires cards[].identifier (the card id)")
 	}
 	if field, reason, msg, ok := transform.CardProblem(cd); !ok {
