@@ -77,11 +77,26 @@ func looksLikePAN(s string) bool {
 	return n >= 12 && n <= 19
 }
 
-// Text masks every run of 12 to 19 digits (spaces or dashes allowed
-// between them) anywhere in s, keeping IIN and last four, so free text
-// such as a partner's error message cannot carry a card number.
+// Text masks every run of 12 or more digits (spaces or dashes allowed
+// between them) anywhere in s, so free text such as a partner's error
+// message cannot carry a card number: a run that looks like a PAN keeps
+// its IIN and last four, a longer one is redacted whole.
 func Text(s string) string {
-	return panRun.ReplaceAllStringFunc(s, MaskPANs)
+	return digitRun.ReplaceAllStringFunc(s, func(m string) string {
+		if masked := MaskPANs(m); masked != m {
+			return masked
+		}
+		digits := 0
+		for i := 0; i < len(m); i++ {
+			if m[i] >= '0' && m[i] <= '9' {
+				digits++
+			}
+		}
+		if digits >= 12 {
+			return "[number redacted]"
+		}
+		return m
+	})
 }
 
-var panRun = regexp.MustCompile(`\b\d(?:[ -]?\d){11,18}\b`)
+var digitRun = regexp.MustCompile(`[0-9][0-9 -]{10,}[0-9]`)

@@ -38,3 +38,9 @@ func TestJSONMasksPANsAndSecurityCodes(t *testing.T) {
 		t.Errorf("over- or under-masked: %s", s)
 	}
 }
+
+func TestTextRedactsLongerDigitRunsWhole(t *testing.T) {
+	if got := redact.Text("ref 41111111111111111111 refused"); got != "ref [number redacted] refused" {
+		t.Errorf("got %q", got)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/redact"
 )
 
 // Result.RequestID values for OK outcomes that carry no PaymentProfileId.
@@ -319,7 +320,7 @@ func (c *Client) importToken(ctx context.Context, req VaultRequest, token string
 		}
 		return a
 	}
-	a.verdict, a.message = classify(ans.Message), c.hideKeyIn(maskNumbers(ans.Message))
+	a.verdict, a.message = classify(ans.Message), c.hideKeyIn(redact.Text(ans.Message))
 	return a
 }
 

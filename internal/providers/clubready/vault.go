@@ -146,34 +146,12 @@ func decodeError(status int, body []byte) (code, message string) {
 				msg += "; " + fe.FieldName + ": " + fe.Message
 			}
 		}
-		return rs.ErrorCode, maskNumbers(msg)
+		return rs.ErrorCode, redact.Text(msg)
 	}
 	if e.Message != "" {
-		return "", maskNumbers(e.Message)
+		return "", redact.Text(e.Message)
 	}
 	return "", http.StatusText(status)
-}
-
-var digitRun = regexp.MustCompile(`[0-9][0-9 -]{10,}[0-9]`)
-
-// maskNumbers masks anything in a partner message that may be a card
-// number, in case a validator echoes what it refused.
-func maskNumbers(s string) string {
-	return digitRun.ReplaceAllStringFunc(s, func(m string) string {
-		if masked := redact.MaskPANs(m); masked != m {
-			return masked
-		}
-		digits := 0
-		for i := 0; i < len(m); i++ {
-			if m[i] >= '0' && m[i] <= '9' {
-				digits++
-			}
-		}
-		if digits >= 12 {
-			return "[number redacted]"
-		}
-		return m
-	})
 }
 
 // scrub removes this request's own card number and code, and the vault

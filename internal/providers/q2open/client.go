@@ -179,29 +179,7 @@ func decodeError(status int, body []byte) (code, message string) {
 	if json.Unmarshal(body, &e) != nil || (e.Error.Code == "" && e.Error.Message == "") {
 		return "", http.StatusText(status)
 	}
-	return e.Error.Code, maskNumbers(e.Error.Message)
-}
-
-var digitRun = regexp.MustCompile(`[0-9][0-9 -]{10,}[0-9]`)
-
-// maskNumbers masks anything in a partner message that may be a card
-// number, in case a validator echoes what it refused.
-func maskNumbers(s string) string {
-	return digitRun.ReplaceAllStringFunc(s, func(m string) string {
-		if masked := redact.MaskPANs(m); masked != m {
-			return masked
-		}
-		digits := 0
-		for i := 0; i < len(m); i++ {
-			if m[i] >= '0' && m[i] <= '9' {
-				digits++
-			}
-		}
-		if digits >= 12 {
-			return "[number redacted]"
-		}
-		return m
-	})
+	return e.Error.Code, redact.Text(e.Error.Message)
 }
 
 // scrub removes this request's own card numbers and codes from a partner
