@@ -56,7 +56,13 @@ func profileRun(ctx context.Context, cfgPath string, env []string, dbURL, provid
 	if err != nil {
 		return 0, err
 	}
-	src, err := extract.OpenCSV(cfg.Source.Dir, extract.Options{Validator: transform.NewValidator([]byte(key), time.Now())})
+	// As `etl run` wires it: the fast path on, under a fixed scope (the
+	// profiling binary is not the etl binary, so the scope is its own).
+	var eng *load.Engine
+	fast := &extract.FastPath{Key: []byte(key), Unchanged: func(ctx context.Context, ids []string, sums [][]byte) ([]bool, error) {
+		return eng.Unchanged(ctx, ids, sums)
+	}}
+	src, err := extract.OpenCSV(cfg.Source.Dir, extract.Options{Validator: transform.NewValidator([]byte(key), time.Now()), FastPath: fast})
 	if err != nil {
 		return 0, err
 	}
@@ -64,7 +70,7 @@ func profileRun(ctx context.Context, cfgPath string, env []string, dbURL, provid
 	for n, p := range cfg.Partners {
 		conc[n] = p.Concurrency
 	}
-	eng := &load.Engine{Store: store, Providers: provs, Key: []byte(key), Concurrency: conc, Deactivate: true}
+	eng = &load.Engine{Store: store, Providers: provs, Key: []byte(key), Concurrency: conc, Deactivate: true, Scope: "bench-profile-" + provider}
 	sum, err := eng.Run(ctx, runID, load.SourceFunc(func(ctx context.Context, emit func(*model.Customer) error, reject func(model.Reject) error) error {
 		_, err := src.Read(ctx, emit, reject)
 		return err

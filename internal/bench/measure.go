@@ -219,14 +219,17 @@ func etlRun(ctx context.Context, bin, cfgPath string, env []string, dbURL, provi
 		return rm
 	}
 	defer conn.Close(ctx)
-	// Customers delivered so far (after a rerun too): distinct, since a
-	// partner may hold several entities per customer.
-	if err := conn.QueryRow(ctx, `SELECT count(DISTINCT customer_id) FROM sync_state WHERE provider = $1 AND active`, provider).Scan(&rm.Customers); err != nil {
-		rm.Error = err.Error()
-	}
 	// The database is this run's alone (the nightly rerun reads the
 	// difference), so the table's counter is the run's.
 	_ = conn.QueryRow(ctx, `SELECT coalesce(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relname = 'sync_state'`).Scan(&rm.SyncStateSeqRows)
+	// Customers delivered so far (after a rerun too): distinct, since a
+	// partner may hold several entities per customer. Counted through the
+	// index, so the count itself does not show as sequential reads in the
+	// next measurement on this database.
+	_, _ = conn.Exec(ctx, `SET enable_seqscan = off`)
+	if err := conn.QueryRow(ctx, `SELECT count(DISTINCT customer_id) FROM sync_state WHERE provider = $1 AND active`, provider).Scan(&rm.Customers); err != nil {
+		rm.Error = err.Error()
+	}
 	var counts []byte
 	if err := conn.QueryRow(ctx, `SELECT counts FROM runs ORDER BY id DESC LIMIT 1`).Scan(&counts); err == nil {
 		var c struct {

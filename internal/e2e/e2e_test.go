@@ -34,6 +34,16 @@ func (e *env) lastCounts() map[string]counts {
 	return c.Partners
 }
 
+// lastCompared is how many customers the last run compared in full (the
+// others it skipped by their fingerprint) and how many it read.
+func (e *env) lastCompared() (compared, customers int64) {
+	e.t.Helper()
+	if err := e.pool.QueryRow(t0ctx(), `SELECT (counts->>'compared')::bigint, (counts->>'customers')::bigint FROM runs ORDER BY id DESC LIMIT 1`).Scan(&compared, &customers); err != nil {
+		e.t.Fatal(err)
+	}
+	return compared, customers
+}
+
 // settled asserts a rerun finds nothing to do and every partner holds
 // exactly what the checkpoint says: nothing missing, nothing twice.
 func (e *env) settled() {
@@ -68,6 +78,19 @@ func TestFullRunThenNightlyRerunsAreIncremental(t *testing.T) {
 		t.Fatalf("unchanged rerun: exit %d\n%s", r.code, r.stdout)
 	}
 	e.exactlyOnce()
+	// From the next run on, customers are skipped by their fingerprint,
+	// before decoding; those with a reject somewhere (bad phone for one
+	// partner, say) are compared in full every run.
+	r = e.runETL()
+	always, read := e.lastCompared()
+	if r.code != 0 || !strings.Contains(r.stdout, "skipped by fingerprint") || always >= read/2 {
+		t.Fatalf("second unchanged rerun: exit %d, %d of %d compared in full\n%s", r.code, always, read, r.stdout)
+	}
+	for name, c := range e.lastCounts() {
+		if c.Calls != 0 || c.Unchanged != first[name].OK {
+			t.Errorf("%s: second unchanged rerun: %+v, want 0 calls and %d unchanged", name, c, first[name].OK)
+		}
+	}
 
 	// One changed customer (postal code and e-mail, so that every
 	// customer-level partner carries a change): exactly one update call
@@ -77,6 +100,11 @@ func TestFullRunThenNightlyRerunsAreIncremental(t *testing.T) {
 	r = e.runETL()
 	if r.code != 0 {
 		t.Fatalf("changed run: exit %d\n%s", r.code, r.stdout)
+	}
+	// Every other customer was skipped by its fingerprint: C0000003 was
+	// compared in full, beside those that always are.
+	if compared, read := e.lastCompared(); compared != always+1 || read != 120 {
+		t.Errorf("after one change: %d of %d customers compared in full, want %d of 120", compared, read, always+1)
 	}
 	for _, sp := range partners.All() {
 		c := e.lastCounts()[sp.Name]
@@ -127,6 +155,16 @@ func TestFullRunThenNightlyRerunsAreIncremental(t *testing.T) {
 	}
 	if r = e.runETL(); r.code != 0 {
 		t.Fatalf("reactivation run: exit %d\n%s", r.code, r.stdout)
+	}
+	// Its rows are byte for byte those of its last delivery, but its
+	// fingerprint went with the deactivation: it is compared, and sent.
+	if compared, _ := e.lastCompared(); compared != always+1 {
+		t.Errorf("reactivation run compared %d customers in full, want %d (C0000005 too)", compared, always+1)
+	}
+	for _, sp := range partners.All() {
+		if c := e.lastCounts()[sp.Name]; sp.Deactivates && c.Update < 1 {
+			t.Errorf("%s: C0000005 came back but was not reactivated: %+v", sp.Name, c)
+		}
 	}
 	removeRows(t, e.input, "C0000005")
 	if r = e.runETL(); r.code != 0 {

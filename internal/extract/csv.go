@@ -7,6 +7,7 @@ package extract
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -50,6 +51,9 @@ type Options struct {
 	// PartitionRows is how many customers an unsorted input holds in
 	// memory per pass. Default 50 000.
 	PartitionRows int
+	// FastPath, if set, skips unchanged customers of a sorted CSV input
+	// before decoding them (see FastPath).
+	FastPath *FastPath
 }
 
 const (
@@ -70,6 +74,7 @@ type CSV struct {
 type scanResult struct {
 	customers int  // customer rows this shard reads
 	sorted    bool // both files are in customer_id byte order
+	regular   bool // both files are plain enough for the splitter (the fast path)
 }
 
 // OpenCSV checks that dir holds customers.csv and cards.csv with valid
@@ -116,17 +121,33 @@ func (s *CSV) scan(ctx context.Context) (scanResult, error) {
 	if s.scanned != nil {
 		return *s.scanned, nil
 	}
-	sc := scanResult{sorted: true}
-	for _, spec := range []*fileSpec{customerSpec, cardSpec} {
-		n, sorted, err := s.scanFile(ctx, spec)
-		if err != nil {
-			return scanResult{}, err
-		}
-		sc.sorted = sc.sorted && sorted
-		if spec == customerSpec {
-			sc.customers = n
+	// Both files at once: the scan is a full pass over each.
+	type result struct {
+		kept            int
+		sorted, regular bool
+		err             error
+	}
+	var res [2]result
+	var wg sync.WaitGroup
+	for i, spec := range []*fileSpec{customerSpec, cardSpec} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &res[i]
+			r.kept, r.sorted, r.err = s.splitScanFile(ctx, spec)
+			r.regular = r.err == nil
+			if errors.Is(r.err, errIrregular) {
+				r.kept, r.sorted, r.err = s.scanFile(ctx, spec)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, r := range res {
+		if r.err != nil {
+			return scanResult{}, r.err
 		}
 	}
+	sc := scanResult{customers: res[0].kept, sorted: res[0].sorted && res[1].sorted, regular: res[0].regular && res[1].regular}
 	s.scanned = &sc
 	return sc, nil
 }
@@ -137,27 +158,64 @@ func (s *CSV) scanFile(ctx context.Context, spec *fileSpec) (kept int, sorted bo
 		return 0, false, err
 	}
 	defer cf.f.Close()
+	kept, sorted, err = s.scanKeys(ctx, func() (string, error) {
+		row, err := cf.next(s.opt.MaxFieldBytes)
+		return row.key, err
+	})
+	if err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("extract: %s: %w", spec.name, err)
+	}
+	return kept, sorted, err
+}
+
+// splitScanFile is scanFile with the splitter, for plain files: it
+// returns errIrregular at the first record the splitter leaves to
+// encoding/csv.
+func (s *CSV) splitScanFile(ctx context.Context, spec *fileSpec) (kept int, sorted bool, err error) {
+	cf, err := openFile(s.dir, spec)
+	if err != nil {
+		return 0, false, err
+	}
+	cf.f.Close()
+	sf, err := openSplit(s.dir, cf)
+	if err != nil {
+		return 0, false, err
+	}
+	defer sf.f.Close()
+	kept, sorted, err = s.scanKeys(ctx, func() (string, error) {
+		r, err := sf.next(s.opt.MaxFieldBytes)
+		return r.key, err
+	})
+	if err != nil && !errors.Is(err, errIrregular) && ctx.Err() == nil {
+		err = fmt.Errorf("extract: %s: %w", spec.name, err)
+	}
+	return kept, sorted, err
+}
+
+// scanKeys counts the keys next returns that this shard keeps, until
+// io.EOF, and whether they come in byte order.
+func (s *CSV) scanKeys(ctx context.Context, next func() (string, error)) (kept int, sorted bool, err error) {
 	sorted = true
 	last := ""
 	for i := 0; ; i++ {
 		if i%4096 == 0 && ctx.Err() != nil {
 			return 0, false, ctx.Err()
 		}
-		row, err := cf.next(s.opt.MaxFieldBytes)
+		key, err := next()
 		if errors.Is(err, io.EOF) {
 			return kept, sorted, nil
 		}
 		if err != nil {
-			return 0, false, fmt.Errorf("extract: %s: %w", spec.name, err)
+			return 0, false, err
 		}
-		if s.opt.Keep(row.key) {
+		if s.opt.Keep(key) {
 			kept++
 		}
-		if row.key != "" {
-			if row.key < last {
+		if key != "" {
+			if key < last {
 				sorted = false
 			}
-			last = row.key
+			last = key
 		}
 	}
 }
@@ -179,9 +237,12 @@ func (s *CSV) Read(ctx context.Context, emit func(*model.Customer) error, reject
 	}
 	j := &joiner{v: s.opt.Validator, emit: emit, reject: reject,
 		cust: FileStats{File: customerSpec.name}, cards: FileStats{File: cardSpec.name}}
-	if sc.sorted {
+	switch {
+	case sc.sorted && sc.regular && s.opt.FastPath != nil:
+		err = s.mergeFast(ctx, j)
+	case sc.sorted:
 		err = s.merge(ctx, j)
-	} else {
+	default:
 		k := (sc.customers + s.opt.PartitionRows - 1) / s.opt.PartitionRows
 		for pass := 0; pass < max(k, 1) && err == nil; pass++ {
 			err = s.partition(ctx, j, pass, max(k, 1))
@@ -382,6 +443,7 @@ type pending struct {
 	origin  model.Origin
 	cardIDs map[string]bool
 	nCards  int
+	fp      []byte // the fast path's fingerprint; dropped on any reject
 }
 
 // joiner turns rows into customers, rejects and counts.
@@ -459,7 +521,11 @@ func (j *joiner) customerRow(rec *customerRec, dup bool) (*pending, error) {
 	if len(rs) > 0 {
 		return rejected(rs...)
 	}
-	return &pending{c: c, origin: o, cardIDs: map[string]bool{}}, nil
+	p := &pending{c: c, origin: o, cardIDs: map[string]bool{}}
+	if rec.FP != "" {
+		p.fp, _ = hex.DecodeString(rec.FP)
+	}
+	return p, nil
 }
 
 // cardRow handles one cards.csv row for owner (nil: no such customer).
@@ -468,6 +534,16 @@ func (j *joiner) cardRow(rec *cardRec, owner *pending) error {
 	o := j.origin(j.cards.File, rec.Line, custID+"/"+cardID)
 	key := cardKey(custID, cardID)
 	j.cards.Rows++
+	if owner != nil {
+		// A customer with a rejected card is not fingerprinted, so the
+		// reject is reported again every run until it is fixed.
+		before := j.cards.Rejected
+		defer func() {
+			if j.cards.Rejected != before {
+				owner.fp = nil
+			}
+		}()
+	}
 	one := func(field, reason, msg string) error {
 		j.cards.Rejected++
 		return j.reject(model.Reject{Origin: o, EntityKey: key, Field: field, Reason: reason, Message: msg})
@@ -528,5 +604,8 @@ func (j *joiner) finish(p *pending) error {
 	j.customers++
 	c := p.c
 	p.c = nil
+	if len(rs) == 0 {
+		c.Fingerprint = p.fp
+	}
 	return j.emit(c)
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 const (
 	lineColumn = "__line"
 	badColumn  = "__bad"
+	fpColumn   = "__fp" // customers only: the fast path's fingerprint, hex
 )
 
 // customerRec and cardRec are what gocsv fills: the row plus the
@@ -35,6 +37,7 @@ type customerRec struct {
 	CustomerRow
 	Line int    `csv:"__line"`
 	Bad  string `csv:"__bad"` // encoded rowProblem; empty when the row read cleanly
+	FP   string `csv:"__fp"`  // hex fingerprint of the customer's rows (fast path), else empty
 }
 
 type cardRec struct {
@@ -186,6 +189,7 @@ type rawRow struct {
 	line    int
 	key     string
 	problem *rowProblem
+	fp      []byte // the fast path's fingerprint of the customer, on its customers.csv row
 }
 
 // next reads one row and checks it at the CSV level. A row-level problem
@@ -253,17 +257,18 @@ func (cf *csvFile) fill(row *rawRow, rec []string, maxField int) {
 	}
 }
 
-// decoder adapts csvFile to gocsv.SimpleDecoder. It hands gocsv the
-// header plus the synthetic columns, then every row plus its line and
-// problem. A row with a problem keeps what is usable, so the consumer
-// can still key the reject. It stops with errStopped once done is closed.
+// decoder adapts a stream of raw rows to gocsv.SimpleDecoder. It hands
+// gocsv the header plus the synthetic columns, then every row plus its
+// line, problem (and, for customers, fingerprint). A row with a problem
+// keeps what is usable, so the consumer can still key the reject. It
+// stops with errStopped once done is closed.
 type decoder struct {
-	cf       *csvFile
-	maxField int
-	done     <-chan struct{}
-	sentHdr  bool
-	buf      []string
-	keep     func(rawRow) bool
+	header  []string
+	withFP  bool
+	pull    func() (rawRow, error) // the next row; io.EOF at the end
+	done    <-chan struct{}
+	sentHdr bool
+	buf     []string
 }
 
 var errStopped = errors.New("extract: reading stopped")
@@ -271,31 +276,33 @@ var errStopped = errors.New("extract: reading stopped")
 func (d *decoder) GetCSVRow() ([]string, error) {
 	if !d.sentHdr {
 		d.sentHdr = true
-		return append(append([]string(nil), d.cf.header...), lineColumn, badColumn), nil
+		h := append(append([]string(nil), d.header...), lineColumn, badColumn)
+		if d.withFP {
+			h = append(h, fpColumn)
+		}
+		return h, nil
 	}
-	for {
-		select {
-		case <-d.done:
-			return nil, errStopped
-		default:
-		}
-		row, err := d.cf.next(d.maxField)
-		if err != nil {
-			return nil, err
-		}
-		if d.keep != nil && !d.keep(row) {
-			continue
-		}
-		// gocsv copies every value into the record before asking for the
-		// next row, so one buffer serves all rows.
-		d.buf = append(d.buf[:0], row.fields...)
-		bad := ""
-		if row.problem != nil {
-			bad = row.problem.encode()
-		}
-		d.buf = append(d.buf, strconv.Itoa(row.line), bad)
-		return d.buf, nil
+	select {
+	case <-d.done:
+		return nil, errStopped
+	default:
 	}
+	row, err := d.pull()
+	if err != nil {
+		return nil, err
+	}
+	// gocsv copies every value into the record before asking for the
+	// next row, so one buffer serves all rows.
+	d.buf = append(d.buf[:0], row.fields...)
+	bad := ""
+	if row.problem != nil {
+		bad = row.problem.encode()
+	}
+	d.buf = append(d.buf, strconv.Itoa(row.line), bad)
+	if d.withFP {
+		d.buf = append(d.buf, hex.EncodeToString(row.fp))
+	}
+	return d.buf, nil
 }
 
 func (d *decoder) GetCSVRows() ([][]string, error) {
@@ -321,8 +328,22 @@ func startStream[T any](dir string, spec *fileSpec, maxField int, keep func(rawR
 	if err != nil {
 		return nil, err
 	}
+	pull := func() (rawRow, error) {
+		for {
+			row, err := cf.next(maxField)
+			if err != nil || keep == nil || keep(row) {
+				return row, err
+			}
+		}
+	}
+	return decodeStream[T](cf, pull), nil
+}
+
+// decodeStream decodes the rows pull returns with gocsv on a goroutine.
+// cf names the file and is closed by stop.
+func decodeStream[T any](cf *csvFile, pull func() (rawRow, error)) *stream[T] {
 	s := &stream[T]{ch: make(chan *T, streamBuffer), errc: make(chan error, 1), done: make(chan struct{}), cf: cf}
-	dec := &decoder{cf: cf, maxField: maxField, done: s.done, keep: keep}
+	dec := &decoder{header: cf.header, withFP: cf.spec == customerSpec, pull: pull, done: s.done}
 	go func() {
 		err := gocsv.UnmarshalDecoderToChan(dec, s.ch)
 		if errors.Is(err, io.EOF) {
@@ -330,7 +351,7 @@ func startStream[T any](dir string, spec *fileSpec, maxField int, keep func(rawR
 		}
 		s.errc <- err
 	}()
-	return s, nil
+	return s
 }
 
 // next returns the next record, or nil at the end; err is a read error.

@@ -2,6 +2,7 @@ package extract_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,8 +30,15 @@ func FuzzCSV(f *testing.F) {
 		// A few passes at most: a pass re-reads both files, and the
 		// mutator likes large inputs.
 		few := strings.Count(cs, "\n")/3 + 1
-		for _, partition := range []int{0, few} {
-			src, err := extract.OpenCSV(dir, extract.Options{Validator: transform.NewValidator([]byte("k"), now), PartitionRows: partition})
+		var plain []string
+		for i, partition := range []int{0, few, 0} {
+			opt := extract.Options{Validator: transform.NewValidator([]byte("k"), now), PartitionRows: partition}
+			if i == 2 {
+				// The fast path, skipping nothing, must read what the
+				// others read.
+				opt.FastPath = (&asker{}).fastPath()
+			}
+			src, err := extract.OpenCSV(dir, opt)
 			if err != nil {
 				if withHeader {
 					t.Fatalf("a valid header was refused: %v", err)
@@ -45,6 +53,16 @@ func FuzzCSV(f *testing.F) {
 				t.Fatalf("Read: %v", err)
 			}
 			checkAccounting(t, res)
+			cs, rs := summary(t, res)
+			got := append(cs, rs...)
+			switch i {
+			case 0:
+				plain = got
+			case 2:
+				if !slices.Equal(plain, got) {
+					t.Fatalf("the fast path read\n%q\nthe merge read\n%q", got, plain)
+				}
+			}
 		}
 	})
 }

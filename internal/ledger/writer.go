@@ -50,6 +50,8 @@ type RejectRow struct {
 type item struct {
 	entry  *Entry
 	reject *RejectRow
+	fp     *Fingerprint
+	scope  string
 	seen   string
 	synced chan error
 }
@@ -82,6 +84,12 @@ func (w *Writer) Add(e Entry)        { w.ch <- item{entry: &e} }
 func (w *Writer) Reject(r RejectRow) { w.ch <- item{reject: &r} }
 func (w *Writer) Seen(customerID string) {
 	w.ch <- item{seen: customerID}
+}
+
+// Fingerprint records that every partner of scope has the customer's
+// current content (see Store.ForgetFingerprints for the other half).
+func (w *Writer) Fingerprint(scope string, f Fingerprint) {
+	w.ch <- item{fp: &f, scope: scope}
 }
 
 // Sync returns once everything added before it is written.
@@ -166,6 +174,7 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 	var ledgerRows, rejectRows, seenRows [][]any
 	var st stateArrays
 	var settleP, settleC, settleK []string
+	var fps fpArrays
 	for _, it := range batch {
 		switch {
 		case it.entry != nil:
@@ -184,6 +193,8 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 		case it.reject != nil:
 			r := it.reject
 			rejectRows = append(rejectRows, []any{w.runID, nz(r.Provider), r.File, nzi(r.Line), nz(r.EntityKey), nz(r.Field), r.Reason, redact.Text(r.Message)})
+		case it.fp != nil:
+			fps.add(it.scope, it.fp)
 		default:
 			seenRows = append(seenRows, []any{w.runID, it.seen})
 		}
@@ -210,6 +221,9 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 				st.provider, st.key, st.customer, st.hash, st.remote, st.request, st.active, w.runID); err != nil {
 				return fmt.Errorf("ledger: write sync_state: %w", err)
 			}
+		}
+		if err := fps.write(ctx, tx, w.runID); err != nil {
+			return err
 		}
 		if len(settleP) > 0 {
 			// Joined on (provider, customer_id) so the partial index of open

@@ -63,12 +63,33 @@ type Engine struct {
 	PlanBatch   int                          // customers per sync_state lookup; default 500
 	Planners    int                          // concurrent planners; default 2
 	Observer    Observer
+
+	// Scope turns on customer fingerprints (the nightly fast path): it
+	// names what a fingerprint vouches for (the partners in provider
+	// order, their settings, the binary, the month). Empty: off.
+	Scope string
+
+	cur      atomic.Pointer[runState]
+	fps      fpTracker
+	compared int64
+}
+
+// runState is what Unchanged needs of the run in progress.
+type runState struct {
+	ctx         context.Context
+	runID       int64 // 0 in a dry run: nothing is marked seen
+	deactivates bool  // some partner deactivates vanished records: mark skipped customers seen
+	fpOnce      sync.Once
+	fpCursor    *ledger.FingerprintCursor
+	lanes       map[string]*lane
+	order       []string
 }
 
 // Summary is what a run did, per partner.
 type Summary struct {
 	RunID      int64
-	Rejects    int // rows rejected by validation (all partners)
+	Compared   int64 // customers compared in full with sync_state (not skipped by their fingerprint)
+	Rejects    int   // rows rejected by validation (all partners)
 	Providers  map[string]*Counts
 	Stopped    map[string]string // partner -> fatal reason
 	Cancelled  bool
@@ -179,6 +200,9 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 	lanes := map[string]*lane{}
 	var order []string
 	resolvers := map[string]bool{}
+	e.fps.reset()
+	atomic.StoreInt64(&e.compared, 0)
+	defer e.cur.Store(nil)
 	for _, p := range e.Providers {
 		n := e.Concurrency[p.Name()]
 		if n <= 0 {
@@ -197,6 +221,21 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 			resolvers[p.Name()] = has
 		}
 	}
+	rs := &runState{ctx: runCtx, lanes: lanes, order: order}
+	if !e.DryRun {
+		rs.runID = runID
+	}
+	for _, l := range lanes {
+		_, ok := l.p.(Deactivator)
+		rs.deactivates = rs.deactivates || (ok && e.Deactivate)
+	}
+	e.cur.Store(rs)
+	defer func() {
+		rs.fpOnce.Do(func() {}) // orders this read after the source's Do
+		if rs.fpCursor != nil {
+			rs.fpCursor.Close()
+		}
+	}()
 
 	// Lane goroutines never fail (outcomes are results, not errors); the
 	// group only waits for them.
@@ -260,7 +299,7 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 			rejects.Add(1)
 			if w != nil {
 				w.Reject(rejectRow(r))
-				if id := customerOf(r.EntityKey); id != "" {
+				if id := customerOf(r.EntityKey); id != "" && rs.deactivates {
 					w.Seen(id) // a bad row is not a vanished customer
 				}
 			}
@@ -272,6 +311,7 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 	close(planCh)
 	planWG.Wait()
 	sum.Rejects = int(rejects.Load())
+	sum.Compared = atomic.LoadInt64(&e.compared)
 	if errors.Is(readErr, planErr) {
 		readErr = nil // the planner's error, reported once below
 	}
@@ -313,10 +353,12 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 // plan maps a batch of customers for every partner, compares with
 // sync_state and queues what changed.
 func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[string]*lane, order []string, resolvers map[string]bool, w *ledger.Writer) error {
+	atomic.AddInt64(&e.compared, int64(len(batch)))
 	ids := make([]string, len(batch))
+	seen := w != nil && e.cur.Load().deactivates // only deactivation reads what a run saw
 	for i, c := range batch {
 		ids[i] = c.ID
-		if w != nil {
+		if seen {
 			w.Seen(c.ID)
 		}
 	}
@@ -338,10 +380,22 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 		}
 		intents[name] = m
 	}
+	type queued struct {
+		l  *lane
+		op Op
+	}
+	var out []queued
+	var changed []string // customers with something to send
 	for _, c := range batch {
-		for _, name := range order {
+		fp := ledger.Fingerprint{CustomerID: c.ID, Sum: c.Fingerprint, Entities: make([]int, len(order))}
+		sending := 0
+		for pi, name := range order {
 			l := lanes[name]
 			ops, rejects := l.p.Map(c)
+			fp.Entities[pi] = len(ops)
+			if len(rejects) > 0 {
+				fp.Sum = nil // a customer with rejects is compared in full every run
+			}
 			for _, r := range rejects {
 				atomic.AddInt64(&l.counts.MapRejected, 1)
 				if r.Provider == "" {
@@ -388,12 +442,36 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 					}
 					continue
 				}
-				select {
-				case l.in <- op:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
+				out = append(out, queued{l, op})
+				sending++
 			}
+		}
+		if sending > 0 {
+			changed = append(changed, c.ID)
+		}
+		if e.Scope == "" || len(fp.Sum) == 0 || w == nil {
+			continue
+		}
+		if sending == 0 {
+			w.Fingerprint(e.Scope, fp)
+		} else {
+			e.fps.expect(fp, sending)
+		}
+	}
+	// A fingerprint must not outlive a call that may change what the
+	// partner holds: forget it, durably, before the first call.
+	if len(changed) > 0 && e.Store != nil && !e.DryRun {
+		if err := e.Store.ForgetFingerprints(ctx, changed); err != nil {
+			return err
+		}
+	}
+	for _, q := range out {
+		select {
+		case q.l.in <- q.op:
+		case <-ctx.Done():
+			// Not sent: the tracker must not wait for these.
+			e.fps.done(q.op.CustomerID, false)
+			return ctx.Err()
 		}
 	}
 	return nil
@@ -422,6 +500,7 @@ func (e *Engine) batch(ctx context.Context, l *lane, jobs chan<- job) {
 			}
 			if ctx.Err() != nil || l.stopped.Load() {
 				l.counts.NotSent++
+				e.fps.done(op.CustomerID, false)
 				continue // drain: the rerun sends these
 			}
 			if op.Intent != "" {
@@ -448,6 +527,9 @@ func (e *Engine) work(ctx context.Context, runID int64, l *lane, jobs <-chan job
 	for j := range jobs {
 		if l.stopped.Load() || ctx.Err() != nil {
 			l.counts.addNotSent(len(j.ops))
+			for _, op := range j.ops {
+				e.fps.done(op.CustomerID, false)
+			}
 			continue
 		}
 		start := time.Now()
@@ -532,6 +614,10 @@ func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.W
 			RemoteID: ch.RemoteID, RequestID: r.RequestID, HTTPStatus: r.HTTPStatus, Outcome: string(OK), Attempts: r.Attempts,
 			Latency: lat, Hash: op.Hash, Deliver: true})
 	}
+	// Queued after the customer's ledger rows, so it commits with or after them.
+	if fp, ok := e.fps.done(op.CustomerID, r.Outcome == OK); ok {
+		w.Fingerprint(e.Scope, fp)
+	}
 }
 
 func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*lane, order []string, w *ledger.Writer, sum *Summary) error {
@@ -561,6 +647,15 @@ func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*
 			sum.DeactGuard[name] = msg
 			e.Log.Error("deactivation refused", zap.String("provider", name), zap.String("reason", msg))
 			continue
+		}
+		ids := make([]string, len(gone))
+		for i, v := range gone {
+			ids[i] = v.CustomerID
+		}
+		// A customer that comes back with the same rows must not be
+		// skipped while a partner holds it switched off.
+		if err := e.Store.ForgetFingerprints(ctx, ids); err != nil {
+			return err
 		}
 		for _, v := range gone {
 			op := Op{EntityKey: v.EntityKey, CustomerID: v.CustomerID, Kind: Deactivate, RemoteID: v.RemoteID, Hash: v.Hash}

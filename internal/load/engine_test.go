@@ -80,12 +80,17 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) run(t *testing.T, cs []*model.Customer) *load.Summary {
 	t.Helper()
+	return h.runSource(t, source(cs))
+}
+
+func (h *harness) runSource(t *testing.T, src load.Source) *load.Summary {
+	t.Helper()
 	ctx := context.Background()
 	id, err := h.store.StartRun(ctx, ledger.RunInfo{Group: "g", Source: "test", Providers: []string{"datafeed"}, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := h.eng.Run(ctx, id, source(cs))
+	sum, err := h.eng.Run(ctx, id, src)
 	if err != nil {
 		t.Fatal(err)
 	}

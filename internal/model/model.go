@@ -79,6 +79,12 @@ type Customer struct {
 	TargetingIndicator string    // e.g. TARGET
 
 	Accounts []Account
+
+	// Fingerprint is the keyed HMAC of the customer's raw source rows, set
+	// by a source that supports the nightly fast path when the customer
+	// had no rejects; nil otherwise. The engine records it once every
+	// partner has the customer's content.
+	Fingerprint []byte
 }
 
 // Account is a bank account; cards hang off it.
