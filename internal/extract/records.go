@@ -109,6 +109,7 @@ type recordDecoder struct {
 	cf   *csvFile
 	feed feeder
 	r    *csv.Reader
+	buf  []byte
 }
 
 type feeder struct{ b []byte }
@@ -137,7 +138,9 @@ func (d *recordDecoder) reset() {
 func (d *recordDecoder) decode(r *srec, maxField int) rawRow {
 	// The record plus a line end: the reader stops at it, before asking
 	// for more, so the next record can be fed to the same reader.
-	d.feed.b = append(append(make([]byte, 0, len(r.raw)+1), r.raw...), '\n')
+	// The reader copies what it returns, so one buffer serves all records.
+	d.buf = append(append(d.buf[:0], r.raw...), '\n')
+	d.feed.b = d.buf
 	rec, err := d.r.Read()
 	row := rawRow{line: r.line}
 	if err != nil || len(d.feed.b) > 0 {
