@@ -3,12 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/northwind-data/etl/internal/ledger"
@@ -47,11 +45,11 @@ func (d *dbServer) PID() int {
 // measured run does not time a one-off migration.
 func (d *dbServer) NewDB(ctx context.Context) (string, error) {
 	name := fmt.Sprintf("etl_bench_%d_%d", os.Getpid(), d.seq.Add(1))
-	if err := execSQL(ctx, d.admin, "CREATE DATABASE "+name); err != nil {
+	if err := pgtest.Exec(ctx, d.admin, "CREATE DATABASE "+name); err != nil {
 		return "", fmt.Errorf("bench: create database: %w", err)
 	}
 	d.made = append(d.made, name)
-	u := withDB(d.admin, name)
+	u := pgtest.URLWithDB(d.admin, name)
 	pool, err := pgxpool.New(ctx, u)
 	if err != nil {
 		return "", err
@@ -70,25 +68,6 @@ func (d *dbServer) Close() {
 		return
 	}
 	for _, n := range d.made {
-		_ = execSQL(context.Background(), d.admin, "DROP DATABASE IF EXISTS "+n+" WITH (FORCE)")
+		_ = pgtest.Exec(context.Background(), d.admin, "DROP DATABASE IF EXISTS "+n+" WITH (FORCE)")
 	}
-}
-
-func execSQL(ctx context.Context, u, sql string) error {
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, sql)
-	return err
-}
-
-func withDB(u, db string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return u
-	}
-	p.Path = "/" + db
-	return p.String()
 }

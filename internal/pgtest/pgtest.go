@@ -52,13 +52,13 @@ func setup() {
 	// The name carries the pid so two test binaries sharing one
 	// DATABASE_URL server do not trip over each other's template.
 	tpl := fmt.Sprintf("%s_%d", template, os.Getpid())
-	if setupErr = execSQL(ctx, adminURL, "DROP DATABASE IF EXISTS "+tpl); setupErr != nil {
+	if setupErr = Exec(ctx, adminURL, "DROP DATABASE IF EXISTS "+tpl); setupErr != nil {
 		return
 	}
-	if setupErr = execSQL(ctx, adminURL, "CREATE DATABASE "+tpl); setupErr != nil {
+	if setupErr = Exec(ctx, adminURL, "CREATE DATABASE "+tpl); setupErr != nil {
 		return
 	}
-	pool, err := pgxpool.New(ctx, withDB(adminURL, tpl))
+	pool, err := pgxpool.New(ctx, URLWithDB(adminURL, tpl))
 	if err != nil {
 		setupErr = err
 		return
@@ -80,13 +80,13 @@ func NewDB(t testing.TB) string {
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), seq.Add(1))
 	ctx := context.Background()
 	tpl := fmt.Sprintf("%s_%d", template, os.Getpid())
-	if err := execSQL(ctx, adminURL, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, tpl)); err != nil {
+	if err := Exec(ctx, adminURL, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, tpl)); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = execSQL(context.Background(), adminURL, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
+		_ = Exec(context.Background(), adminURL, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
 	})
-	return withDB(adminURL, name)
+	return URLWithDB(adminURL, name)
 }
 
 // NewPool is NewDB plus a pool closed at the end of the test.
@@ -108,16 +108,18 @@ func EmptyDB(t testing.TB) string {
 		t.Fatalf("pgtest: %v", setupErr)
 	}
 	name := fmt.Sprintf("e%d_%d", os.Getpid(), seq.Add(1))
-	if err := execSQL(context.Background(), adminURL, "CREATE DATABASE "+name); err != nil {
+	if err := Exec(context.Background(), adminURL, "CREATE DATABASE "+name); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = execSQL(context.Background(), adminURL, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
+		_ = Exec(context.Background(), adminURL, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name))
 	})
-	return withDB(adminURL, name)
+	return URLWithDB(adminURL, name)
 }
 
-func execSQL(ctx context.Context, u, sql string) error {
+// Exec runs one statement on a fresh connection to u (CREATE and DROP
+// DATABASE cannot run inside a pool's transaction).
+func Exec(ctx context.Context, u, sql string) error {
 	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
 		return err
@@ -127,7 +129,8 @@ func execSQL(ctx context.Context, u, sql string) error {
 	return err
 }
 
-func withDB(u, db string) string {
+// URLWithDB is u with its database name replaced by db.
+func URLWithDB(u, db string) string {
 	p, err := url.Parse(u)
 	if err != nil {
 		return u

@@ -16,6 +16,13 @@ import (
 // the sandbox's root.
 const StatePath = "/_sandbox/state"
 
+// HandleState serves state() as JSON at StatePath on mux.
+func HandleState[T any](mux *http.ServeMux, state func() T) {
+	mux.HandleFunc("GET "+StatePath, func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, state())
+	})
+}
+
 // Clock is the sandbox's notion of now; tests advance it to expire tokens.
 type Clock interface{ Now() time.Time }
 

@@ -120,9 +120,7 @@ func NewSandbox(o SandboxOptions) *Sandbox {
 	s := &Sandbox{opts: o, key: key, mux: http.NewServeMux(), used: map[string]int{}, refs: map[int]string{}, preferred: map[int]int{}}
 	s.mux.HandleFunc("POST "+VaultPath, s.vaultCreate)
 	s.mux.HandleFunc("POST "+ImportPath, s.importToken)
-	s.mux.HandleFunc("GET "+sandbox.StatePath, func(w http.ResponseWriter, r *http.Request) {
-		sandbox.WriteJSON(w, http.StatusOK, s.State())
-	})
+	sandbox.HandleState(s.mux, s.State)
 	return s
 }
 

@@ -59,9 +59,7 @@ type CustomerState struct {
 func NewSandbox(o SandboxOptions) *Sandbox {
 	s := &Sandbox{opts: o, st: State{Customers: map[string]*CustomerState{}}, mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST /v2/data/customers", s.create)
-	s.mux.HandleFunc("GET "+sandbox.StatePath, func(w http.ResponseWriter, r *http.Request) {
-		sandbox.WriteJSON(w, http.StatusOK, s.State())
-	})
+	sandbox.HandleState(s.mux, s.State)
 	return s
 }
 

@@ -106,9 +106,7 @@ func NewSandbox(o SandboxOptions) *Sandbox {
 	_, _ = rand.Read(key)
 	s := &Sandbox{opts: o, key: key, mux: http.NewServeMux(), byIdent: map[string]*sbClient{}}
 	s.mux.HandleFunc("POST "+SyncPath, s.sync)
-	s.mux.HandleFunc("GET "+sandbox.StatePath, func(w http.ResponseWriter, r *http.Request) {
-		sandbox.WriteJSON(w, http.StatusOK, s.State())
-	})
+	sandbox.HandleState(s.mux, s.State)
 	return s
 }
 

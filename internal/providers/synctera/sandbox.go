@@ -136,9 +136,7 @@ func NewSandbox(o SandboxOptions) *Sandbox {
 	s.mux.HandleFunc("GET "+item, s.api(false, s.get))
 	s.mux.HandleFunc("PUT "+item, s.api(false, s.update))
 	s.mux.HandleFunc("PATCH "+item, s.api(true, s.patch))
-	s.mux.HandleFunc("GET "+sandbox.StatePath, func(w http.ResponseWriter, r *http.Request) {
-		sandbox.WriteJSON(w, http.StatusOK, s.State())
-	})
+	sandbox.HandleState(s.mux, s.State)
 	return s
 }
 

@@ -112,9 +112,7 @@ func NewSandbox(o SandboxOptions) *Sandbox {
 	s.mux.HandleFunc("GET "+ClientsPath+"/{id}", s.auth(s.get))
 	s.mux.HandleFunc("PATCH "+ClientsPath+"/{id}", s.auth(s.patch))
 	s.mux.HandleFunc("DELETE "+ClientsPath+"/{id}", s.auth(s.delete))
-	s.mux.HandleFunc("GET "+sandbox.StatePath, func(w http.ResponseWriter, r *http.Request) {
-		sandbox.WriteJSON(w, http.StatusOK, s.State())
-	})
+	sandbox.HandleState(s.mux, s.State)
 	return s
 }
 
