@@ -15,7 +15,10 @@ import (
 )
 
 // Store is the ledger database.
-type Store struct{ pool *pgxpool.Pool }
+type Store struct {
+	pool  *pgxpool.Pool
+	notes notes
+}
 
 // Open connects and pings, so an unreachable or misnamed database fails
 // fast with one line that says what to fix.
@@ -38,14 +41,17 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("ledger: cannot reach database %s:%d/%s: %v", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, redactErr(err))
 	}
-	return &Store{pool: pool}, nil
+	return newStore(pool), nil
 }
 
 // FromPool wraps an existing pool (tests).
-func FromPool(p *pgxpool.Pool) *Store { return &Store{pool: p} }
+func FromPool(p *pgxpool.Pool) *Store { return newStore(p) }
 
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-func (s *Store) Close()              { s.pool.Close() }
+func (s *Store) Close() {
+	s.closeNotes()
+	s.pool.Close()
+}
 
 // redact keeps passwords out of connection errors.
 func redactErr(err error) error {
@@ -226,17 +232,6 @@ func (s *Store) LoadState(ctx context.Context, customerIDs []string) (map[string
 		return nil, fmt.Errorf("ledger: load sync_state: %w", err)
 	}
 	return out, nil
-}
-
-// Note writes an intent row and waits for it to be durable: the partner
-// call that follows cannot be looked up afterwards.
-func (s *Store) Note(ctx context.Context, runID int64, provider, entityKey, customerID, detail string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO ledger (run_id, provider, entity_key, customer_id, operation, outcome, intent_detail)
-		VALUES ($1, $2, $3, $4, 'intent', 'pending', $5)`, runID, provider, entityKey, customerID, detail)
-	if err != nil {
-		return fmt.Errorf("ledger: write intent for %s %s: %w", provider, entityKey, err)
-	}
-	return nil
 }
 
 // OpenIntents returns, for the given customers, the latest unsettled
