@@ -35,55 +35,78 @@ type fpChunk struct {
 	err  error
 }
 
+// fpPage is how many fingerprints one keyset query reads.
+const fpPage = 4096
+
 // Fingerprints opens a cursor over scope's fingerprints. Close it.
+//
+// It reads in pages, each query starting after the last id read, so no
+// transaction stays open for the run's length: a snapshot held that long
+// keeps every dead row of the run (and of anyone else's tables) from
+// being cleaned up. Pages cannot miss or repeat a row the run changes:
+// the run asks in ascending order and changes only customers it has
+// asked about, all at or before the last id read.
 func (s *Store) Fingerprints(ctx context.Context, scope string) *FingerprintCursor {
 	ctx, cancel := context.WithCancel(ctx)
-	c := &FingerprintCursor{ch: make(chan fpChunk, 4), cancel: cancel, done: make(chan struct{})}
+	c := &FingerprintCursor{ch: make(chan fpChunk, 2), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		defer close(c.ch)
-		// One index-ordered scan whatever the statistics say: a stale
-		// plan's sort of a million rows would spill to disk.
-		tx, err := s.pool.Begin(ctx)
-		if err != nil {
-			c.ch <- fpChunk{err: fmt.Errorf("ledger: read fingerprints: %w", err)}
-			return
+		after, first := "", true
+		for {
+			chunk, err := s.fingerprintPage(ctx, scope, after, first)
+			if err != nil {
+				select {
+				case c.ch <- fpChunk{err: fmt.Errorf("ledger: read fingerprints: %w", err)}:
+				case <-ctx.Done():
+				}
+				return
+			}
+			select {
+			case c.ch <- fpChunk{rows: chunk}:
+			case <-ctx.Done():
+				return
+			}
+			if len(chunk) < fpPage {
+				return
+			}
+			after, first = chunk[len(chunk)-1].CustomerID, false
 		}
-		defer tx.Rollback(context.WithoutCancel(ctx))
+	}()
+	return c
+}
+
+func (s *Store) fingerprintPage(ctx context.Context, scope, after string, first bool) ([]Fingerprint, error) {
+	chunk := make([]Fingerprint, 0, fpPage)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Index order whatever the statistics say: a stale plan's sort
+		// of a million rows would spill to disk.
 		if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off`); err != nil {
-			c.ch <- fpChunk{err: fmt.Errorf("ledger: read fingerprints: %w", err)}
-			return
+			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT customer_id, fingerprint, entities FROM customer_fingerprints WHERE scope = $1 ORDER BY customer_id`, scope)
+		// The lower bound is an index condition only when it stands alone
+		// (an OR with "first page" would scan from the start every page).
+		q, args := `SELECT customer_id, fingerprint, entities FROM customer_fingerprints
+			WHERE scope = $1 ORDER BY customer_id LIMIT $2`, []any{scope, fpPage}
+		if !first {
+			q, args = `SELECT customer_id, fingerprint, entities FROM customer_fingerprints
+			WHERE scope = $1 AND customer_id > $3 ORDER BY customer_id LIMIT $2`, append(args, after)
+		}
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
-			c.ch <- fpChunk{err: fmt.Errorf("ledger: read fingerprints: %w", err)}
-			return
+			return err
 		}
 		defer rows.Close()
-		chunk := make([]Fingerprint, 0, 1024)
 		for rows.Next() {
 			var f Fingerprint
 			if err := rows.Scan(&f.CustomerID, &f.Sum, &f.Entities); err != nil {
-				c.ch <- fpChunk{err: fmt.Errorf("ledger: read fingerprints: %w", err)}
-				return
+				return err
 			}
 			chunk = append(chunk, f)
-			if len(chunk) == cap(chunk) {
-				select {
-				case c.ch <- fpChunk{rows: chunk}:
-				case <-ctx.Done():
-					return
-				}
-				chunk = make([]Fingerprint, 0, 1024)
-			}
 		}
-		if err := rows.Err(); err != nil {
-			c.ch <- fpChunk{err: fmt.Errorf("ledger: read fingerprints: %w", err)}
-			return
-		}
-		c.ch <- fpChunk{rows: chunk}
-	}()
-	return c
+		return rows.Err()
+	})
+	return chunk, err
 }
 
 // Seek returns the fingerprint recorded for id, if any. Ids must come in
