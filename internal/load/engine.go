@@ -406,11 +406,11 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 				}
 			}
 			for _, op := range ops {
-				h, err := ContentHash(e.Key, op.Payload)
+				h, body, err := hashContent(e.Key, op.Payload)
 				if err != nil {
 					return fmt.Errorf("%s: %s: %w", name, op.EntityKey, err)
 				}
-				op.Hash = h
+				op.Hash, op.Body = h, body
 				st, known := state[name][op.EntityKey]
 				intent, open := intents[name][op.EntityKey]
 				if known && st.Active && st.Hash == h && !e.FullResync && !open {

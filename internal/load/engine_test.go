@@ -3,9 +3,11 @@ package load_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,6 +225,41 @@ func assertNoCardData(t *testing.T, h *harness) {
 	for _, where := range []struct{ name, text string }{{"database", dump}, {"logs", h.logs.String()}} {
 		if strings.Contains(where.text, canaryPAN) || strings.Contains(where.text, "737") && strings.Contains(where.text, "cvv") {
 			t.Errorf("card data found in %s", where.name)
+		}
+	}
+}
+
+// capture wraps a provider and keeps the ops the engine sends it.
+type capture struct {
+	load.Provider
+	mu  sync.Mutex
+	ops []load.Op
+}
+
+func (c *capture) Send(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
+	c.mu.Lock()
+	c.ops = append(c.ops, ops...)
+	c.mu.Unlock()
+	return c.Provider.Send(ctx, ops, j)
+}
+
+// The engine hands a client each op with Body set to the JSON it hashed,
+// so the client need not encode the payload again.
+func TestOpsCarryTheJSONTheirHashCovers(t *testing.T) {
+	h := newHarness(t)
+	cp := &capture{Provider: h.eng.Providers[0]}
+	h.eng.Providers = []load.Provider{cp}
+	if sum := h.run(t, makeCustomers(60)); !sum.Delivered() {
+		t.Fatalf("not delivered: %+v", sum.Providers["datafeed"])
+	}
+	if len(cp.ops) != 60 {
+		t.Fatalf("%d ops sent, want 60", len(cp.ops))
+	}
+	for _, op := range cp.ops {
+		want, _ := json.Marshal(op.Payload)
+		hash, _ := load.ContentHash(h.eng.Key, op.Payload)
+		if !bytes.Equal(op.Body, want) || op.Hash != hash {
+			t.Fatalf("%s: Body %q, Hash %s; want the payload's JSON %q and its hash %s", op.EntityKey, op.Body, op.Hash, want, hash)
 		}
 	}
 }

@@ -12,16 +12,27 @@ import (
 // its HashContent returns). Keyed, because payloads carry card numbers and
 // an unkeyed hash of a PAN can be brute-forced from IIN and last four.
 func ContentHash(key []byte, payload any) (string, error) {
-	if h, ok := payload.(Hashable); ok {
-		payload = h.HashContent()
+	h, _, err := hashContent(key, payload)
+	return h, err
+}
+
+// hashContent is ContentHash that also returns the JSON it hashed when
+// that is the payload's own encoding (not Hashable), for Op.Body.
+func hashContent(key []byte, payload any) (string, []byte, error) {
+	hashable, ok := payload.(Hashable)
+	if ok {
+		payload = hashable.HashContent()
 	}
 	b, err := json.Marshal(payload)
 	if err != nil {
-		return "", fmt.Errorf("hash payload: %w", err)
+		return "", nil, fmt.Errorf("hash payload: %w", err)
 	}
 	m := hmac.New(sha256.New, key)
 	m.Write(b)
-	return hex.EncodeToString(m.Sum(nil)), nil
+	if ok {
+		b = nil
+	}
+	return hex.EncodeToString(m.Sum(nil)), b, nil
 }
 
 // IdempotencyKey is deterministic: the same partner, operation, entity and

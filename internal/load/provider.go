@@ -43,8 +43,13 @@ type Op struct {
 	// a PAN: it is hashed under a key, sent, and never logged or stored.
 	Payload any
 
-	Kind     Kind
-	Hash     string // keyed HMAC of the payload: the content identity
+	Kind Kind
+	Hash string // keyed HMAC of the payload: the content identity
+	// Body is the payload's JSON exactly as the engine hashed it, set with
+	// Hash when the payload is not Hashable (so the hashed bytes are the
+	// wire encoding): a client may send it instead of encoding the payload
+	// a second time. Nil otherwise; whoever changes Payload clears it.
+	Body     []byte
 	IdemKey  string // deterministic: HMAC(partner, kind, entity key, hash)
 	RemoteID string // the partner's id for the entity, known after the first delivery
 	Intent   string // detail saved with a previous run's unfinished intent (Resolver input)

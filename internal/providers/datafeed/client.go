@@ -1,6 +1,7 @@
 package datafeed
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -166,16 +167,7 @@ func (c *Client) send(ctx context.Context, ops []load.Op, out []load.Result) {
 		idx[i] = i
 	}
 	for len(idx) > 0 {
-		req := Request{Customers: make([]Customer, len(idx))}
-		for j, i := range idx {
-			cu, ok := ops[i].Payload.(Customer)
-			if !ok {
-				out[i] = load.Result{EntityKey: ops[i].EntityKey, Outcome: load.Failed, Err: errors.New("datafeed: op payload is not a datafeed.Customer")}
-				return
-			}
-			req.Customers[j] = cu
-		}
-		body, err := json.Marshal(req)
+		body, err := requestBody(ops, idx)
 		if err != nil {
 			for _, i := range idx {
 				out[i] = load.Result{EntityKey: ops[i].EntityKey, Outcome: load.Failed, Err: fmt.Errorf("datafeed: encode request: %w", err)}
@@ -212,6 +204,34 @@ func (c *Client) send(ctx context.Context, ops []load.Op, out []load.Result) {
 		}
 		idx = rest
 	}
+}
+
+// requestBody is the Request JSON of ops[idx...], byte for byte what
+// json.Marshal(Request{...}) gives, built from each op's Body when the
+// engine has already encoded it (for the content hash) instead of encoding
+// every customer a second time.
+func requestBody(ops []load.Op, idx []int) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString(`{"customers":[`)
+	for j, i := range idx {
+		cu, ok := ops[i].Payload.(Customer)
+		if !ok {
+			return nil, errors.New("op payload is not a datafeed.Customer")
+		}
+		b := ops[i].Body
+		if b == nil {
+			var err error
+			if b, err = json.Marshal(cu); err != nil {
+				return nil, err
+			}
+		}
+		if j > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(b)
+	}
+	buf.WriteString(`]}`)
+	return buf.Bytes(), nil
 }
 
 // badIndices reads the customer indices the partner named in its error.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -257,5 +258,42 @@ func TestClientErrorsAreTyped(t *testing.T) {
 func TestNewRequiresAToken(t *testing.T) {
 	if _, err := datafeed.New(datafeed.Config{BaseURL: "http://x"}); err == nil {
 		t.Fatal("want a config error for a missing token")
+	}
+}
+
+// A request built from ops the engine has already encoded (Op.Body) is
+// byte for byte the request encoded from their payloads, and each
+// customer still lands; an op without a Body is encoded as before.
+func TestRequestBodyFromEncodedOpsIsTheMarshalledRequest(t *testing.T) {
+	sb := datafeed.NewSandbox(datafeed.SandboxOptions{Token: token})
+	var bodies [][]byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, b)
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		sb.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	plain := ops(3)
+	encoded := ops(3)
+	var want datafeed.Request
+	for i := range encoded {
+		want.Customers = append(want.Customers, encoded[i].Payload.(datafeed.Customer))
+		if i != 1 { // the middle one keeps no Body: encoded by the client
+			encoded[i].Body, _ = json.Marshal(encoded[i].Payload)
+		}
+	}
+	wantBody, _ := json.Marshal(want)
+	c := newClient(t, srv.URL, token)
+	for _, batch := range [][]load.Op{plain, encoded} {
+		for _, r := range c.Send(context.Background(), batch, nil) {
+			if r.Outcome != load.OK {
+				t.Fatalf("%s: %v %v", r.EntityKey, r.Outcome, r.Err)
+			}
+		}
+	}
+	if len(bodies) != 2 || !bytes.Equal(bodies[0], wantBody) || !bytes.Equal(bodies[1], wantBody) {
+		t.Fatalf("request bodies:\n%s\n%s\nwant both:\n%s", bodies[0], bodies[len(bodies)-1], wantBody)
 	}
 }
