@@ -260,7 +260,15 @@ func (r *Report) Print(w io.Writer) {
 			if m.Run.Cut {
 				cut = fmt.Sprintf(", CUT at the time budget with %d delivered", m.Run.Customers)
 			}
-			fmt.Fprintf(w, "  %9s customers: %6.1f MiB   (%.0f customers/s, %.1fs%s)\n", count(m.Customers), m.Run.MaxRSSMiB, m.Run.PerSec, m.Run.Seconds, cut)
+			ofCeiling := ""
+			for _, pr := range r.Partners {
+				if pr.Name == m.Partner && pr.Ceiling.PerSec > 0 && !m.Run.Cut {
+					// The same partner's ceiling above (at the comparison
+					// size): how much of the run/ceiling gap is fixed cost.
+					ofCeiling = fmt.Sprintf(", %.0f%% of the ceiling above", 100*m.Run.PerSec/pr.Ceiling.PerSec)
+				}
+			}
+			fmt.Fprintf(w, "  %9s customers: %6.1f MiB   (%.0f customers/s%s, %.1fs%s)\n", count(m.Customers), m.Run.MaxRSSMiB, m.Run.PerSec, ofCeiling, m.Run.Seconds, cut)
 		}
 		if t, ok := r.target(fmt.Sprintf("peak RSS %s/%s", count(r.Memory[len(r.Memory)-1].Customers), count(r.Memory[0].Customers))); ok {
 			fmt.Fprintf(w, "  growth %.2fx (target %s): %s\n", t.Got, t.Want, yes(t.Met))
