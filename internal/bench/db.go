@@ -22,11 +22,15 @@ type dbServer struct {
 	made    []string
 }
 
-func openDBServer(ctx context.Context, adminURL string) (*dbServer, error) {
+func openDBServer(ctx context.Context, adminURL string, noSync bool) (*dbServer, error) {
 	if adminURL != "" {
 		return &dbServer{admin: adminURL}, nil
 	}
-	c, err := pgtest.StartCluster(ctx)
+	start := pgtest.StartDurableCluster
+	if noSync {
+		start = pgtest.StartCluster
+	}
+	c, err := start(ctx)
 	if err != nil {
 		return nil, err
 	}

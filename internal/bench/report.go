@@ -32,6 +32,7 @@ type Report struct {
 	Customers      int             `json:"customers"`
 	NaiveCustomers int             `json:"naive_customers"`
 	Concurrency    int             `json:"concurrency"`
+	Database       string          `json:"database"`
 	Partners       []PartnerResult `json:"partners"`
 	Memory         []MemRun        `json:"memory,omitempty"`
 	Nightly        *Nightly        `json:"nightly_rerun,omitempty"`
@@ -186,6 +187,9 @@ func (r *Report) WriteJSON(path string) error {
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\netl bench: %s generated customers per partner, sandboxes in their own process over loopback, no added latency,\n", count(r.Customers))
 	fmt.Fprintf(w, "%d workers (etl run) = %d goroutines (ceiling); naive = 1 goroutine on the first %s customers.\n", r.Concurrency, r.Concurrency, count(r.NaiveCustomers))
+	if r.Database != "" {
+		fmt.Fprintf(w, "PostgreSQL: %s.\n", r.Database)
+	}
 	fmt.Fprintf(w, "This machine has %d CPUs shared by the driver, etl, the sandbox and PostgreSQL (and anyone else): the ratios, not the absolute numbers, are the result.\n\n", r.CPUs)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -59,6 +59,18 @@ func pgMajor(dir string) int {
 // StartCluster initdb's and starts a cluster tuned for throwaway use
 // (fsync off: the data dies with the test anyway).
 func StartCluster(ctx context.Context) (*Cluster, error) {
+	return startCluster(ctx, "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+}
+
+// StartDurableCluster starts a throwaway cluster that commits as a
+// production server does (fsync, synchronous_commit and full-page writes
+// on), for measurements whose cost depends on commits: a benchmark on a
+// cluster that never flushes flatters every design that commits often.
+func StartDurableCluster(ctx context.Context) (*Cluster, error) {
+	return startCluster(ctx, "-c fsync=on -c synchronous_commit=on -c full_page_writes=on")
+}
+
+func startCluster(ctx context.Context, durability string) (*Cluster, error) {
 	bin, err := FindBin()
 	if err != nil {
 		return nil, err
@@ -91,7 +103,7 @@ func StartCluster(ctx context.Context) (*Cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB", c.Port, dir)
+		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 %s -c max_connections=200 -c shared_buffers=128MB", c.Port, dir, durability)
 		var out string
 		out, err = c.run(ctx, "pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start")
 		if err == nil {

@@ -39,6 +39,7 @@ func run() int {
 	flag.Float64Var(&o.RateSeconds, "rate-seconds", 20, "rate-limited mode: seconds' worth of requests at the limit (0 skips)")
 	flag.IntVar(&o.RateConcurrency, "rate-concurrency", 32, "rate-limited mode: etl run workers")
 	flag.StringVar(&o.RatePartner, "rate-partner", "", "rate-limited mode partner (default synctera if registered, else q2open)")
+	flag.BoolVar(&o.NoSync, "nosync", false, "start the throwaway PostgreSQL without fsync or synchronous commits (as the tests do); default: durable, as production")
 	flag.StringVar(&o.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL server to create bench databases on (default $DATABASE_URL, else a throwaway cluster)")
 	flag.StringVar(&o.WorkDir, "work", "", "directory for generated data and configs (default: a temp dir, removed)")
 	flag.StringVar(&o.ProfileDir, "profile", "", "also CPU-profile the in-process equivalent of each partner's etl run into this directory")
