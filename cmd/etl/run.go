@@ -277,7 +277,7 @@ func openSource(ctx context.Context, cfg *config.Config, v *transform.Validator,
 		if err != nil {
 			return nil, fmt.Errorf("source.postgres.url: %v", err)
 		}
-		return extract.OpenPostgres(ctx, extract.PostgresOptions{Options: extract.Options{Validator: v, Keep: keep},
+		return extract.OpenPostgres(ctx, extract.PostgresOptions{Options: extract.Options{Validator: v, Keep: keep, FastPath: fast},
 			URL: url, Customers: cfg.Source.Postgres.Customers, Cards: cfg.Source.Postgres.Cards})
 	}
 	return nil, fmt.Errorf("source.type %q is not csv or postgres", cfg.Source.Type)

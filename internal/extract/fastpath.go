@@ -21,8 +21,8 @@ import (
 // rejects, carries its fingerprint (model.Customer.Fingerprint).
 //
 // Customers with more than one row, a row-level problem or no customer
-// row are never fingerprinted. Unsorted input and the Postgres source
-// do not use the fast path.
+// row are never fingerprinted. Unsorted CSV input does not use the fast
+// path; the Postgres source has its own (pgfast.go).
 type FastPath struct {
 	Key []byte
 	// Unchanged reports, for each (id, fingerprint) pair, whether the

@@ -182,6 +182,16 @@ func (p *Postgres) Read(ctx context.Context, emit func(*model.Customer) error, r
 	}
 	custs := &cursor[customerRec]{tx: tx, name: "etl_customers", page: p.opt.PageSize, keep: p.opt.Keep, src: p.custName}
 	cards := &cursor[cardRec]{tx: tx, name: "etl_cards", page: p.opt.PageSize, keep: p.opt.Keep, src: p.cardName}
+	if fp := p.opt.FastPath; fp != nil && fp.Unchanged != nil {
+		f := newPGFast(fp, custs.next, cards.next)
+		err = j.mergeJoin(ctx, f.nextCustomer, f.nextCard)
+		j.cust.Rows += f.nCust
+		j.cust.Accepted += f.nCust
+		j.cards.Rows += f.nCards
+		j.cards.Accepted += f.nCards
+		j.customers += f.nCust
+		return j.stats(), err
+	}
 	err = j.mergeJoin(ctx, custs.next, cards.next)
 	return j.stats(), err
 }

@@ -1,11 +1,13 @@
 package extract_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -170,5 +172,164 @@ func TestPostgresSourceNamesMissingColumns(t *testing.T) {
 	_, err = extract.OpenPostgres(context.Background(), extract.PostgresOptions{Options: extract.Options{Validator: v}, URL: url, Customers: "nope", Cards: "k"})
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// pgRead reads the bank.customers / bank.cards tables of url.
+func pgRead(t *testing.T, url string, fp *extract.FastPath) result {
+	t.Helper()
+	v := transform.NewValidator([]byte("test-key"), now)
+	pg, err := extract.OpenPostgres(context.Background(), extract.PostgresOptions{Options: extract.Options{Validator: v, FastPath: fp},
+		URL: url, Customers: "bank.customers", Cards: "bank.cards", PageSize: 53})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	var res result
+	res.stats, err = pg.Read(context.Background(),
+		func(c *model.Customer) error { res.customers = append(res.customers, c); return nil },
+		func(r model.Reject) error { res.rejects = append(res.rejects, r); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func bankTables(t *testing.T, dir string) (string, *pgx.Conn) {
+	t.Helper()
+	url := pgtest.NewDB(t)
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA bank"); err != nil {
+		t.Fatal(err)
+	}
+	loadCSV(t, conn, "bank.customers", filepath.Join(dir, "customers.csv"))
+	loadCSV(t, conn, "bank.cards", filepath.Join(dir, "cards.csv"))
+	return url, conn
+}
+
+// The Postgres source takes the nightly fast path too: with nothing to
+// skip it reads what it reads without it; skipped customers are not
+// emitted but still counted; only customers without rejects carry a
+// fingerprint, the one they were asked about.
+func TestPostgresFastPath(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := gen.Write(dir, gen.Options{Customers: 400, CardsPerCustomer: 1.7, BadFraction: 0.2, Seed: 4, Sorted: false, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	url, _ := bankTables(t, dir)
+	plain := pgRead(t, url, nil)
+	var a asker
+	fast := pgRead(t, url, a.fastPath())
+	if a.calls == 0 {
+		t.Fatal("the Postgres source did not take the fast path")
+	}
+	wc, wr := summary(t, plain)
+	gc, gr := summary(t, fast)
+	if !slices.Equal(wc, gc) || !slices.Equal(wr, gr) {
+		t.Errorf("the fast path read other customers (%d vs %d) or rejects (%d vs %d)", len(gc), len(wc), len(gr), len(wr))
+	}
+	if fmt.Sprint(plain.stats) != fmt.Sprint(fast.stats) {
+		t.Errorf("stats: plain %+v, fast %+v", plain.stats, fast.stats)
+	}
+	if !slices.IsSorted(a.ids) || len(slices.Compact(slices.Clone(a.ids))) != len(a.ids) {
+		t.Error("Unchanged was not asked in strictly ascending id order")
+	}
+	rejected := map[string]bool{}
+	for _, r := range fast.rejects {
+		if id := strings.Split(strings.TrimPrefix(strings.TrimPrefix(r.EntityKey, "customer/"), "card/"), "/")[0]; id != "" {
+			rejected[id] = true
+		}
+	}
+	with := 0
+	for _, c := range fast.customers {
+		switch {
+		case rejected[c.ID] && c.Fingerprint != nil:
+			t.Errorf("%s had rejects but carries a fingerprint", c.ID)
+		case !rejected[c.ID] && c.Fingerprint == nil:
+			t.Errorf("%s had no rejects but carries no fingerprint", c.ID)
+		case c.Fingerprint != nil:
+			with++
+			if !bytes.Equal(c.Fingerprint, a.sums[c.ID]) {
+				t.Errorf("%s: emitted fingerprint is not the one asked about", c.ID)
+			}
+		}
+	}
+	if with == 0 || len(rejected) == 0 {
+		t.Fatal("no clean or no rejected customers: the test proves nothing")
+	}
+
+	// As the ledger would answer: a customer with rejects never has a
+	// recorded fingerprint, so it is never skipped.
+	skip := asker{skip: func(id string) bool { return !rejected[id] && id[len(id)-1] != '7' }}
+	some := pgRead(t, url, skip.fastPath())
+	want := 0
+	for _, c := range plain.customers {
+		if !skip.skip(c.ID) {
+			want++
+		}
+	}
+	for _, c := range some.customers {
+		if skip.skip(c.ID) {
+			t.Errorf("%s was skipped but emitted", c.ID)
+		}
+	}
+	if len(some.customers) != want || want == len(plain.customers) {
+		t.Errorf("emitted %d customers, want %d of %d", len(some.customers), want, len(plain.customers))
+	}
+	if fmt.Sprint(plain.stats) != fmt.Sprint(some.stats) {
+		t.Errorf("stats with skips: plain %+v, fast %+v", plain.stats, some.stats)
+	}
+}
+
+// A customer's fingerprint follows its rows in the tables, the CVV
+// excepted; other customers' stay.
+func TestPostgresFingerprintCoversTheRowsButNotTheCVV(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := gen.Write(dir, gen.Options{Customers: 30, CardsPerCustomer: 1.5, Seed: 8, Sorted: true, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	url, conn := bankTables(t, dir)
+	sums := func() map[string][]byte {
+		var a asker
+		pgRead(t, url, a.fastPath())
+		return a.sums
+	}
+	var id, other string
+	if err := conn.QueryRow(context.Background(), `SELECT min(customer_id), max(customer_id) FROM bank.cards`).Scan(&id, &other); err != nil {
+		t.Fatal(err)
+	}
+	orig := sums()
+	if orig[id] == nil || orig[other] == nil {
+		t.Fatalf("%s or %s was not fingerprinted", id, other)
+	}
+	for _, c := range []struct {
+		name, sql string
+		changed   bool
+	}{
+		{"nothing", `SELECT 1`, false},
+		{"cvv", `UPDATE bank.cards SET cvv = '999' WHERE customer_id = $1`, false},
+		{"email", `UPDATE bank.customers SET email = 'x' || email WHERE customer_id = $1`, true},
+		{"expiry", `UPDATE bank.cards SET exp_year = '2039' WHERE customer_id = $1`, true},
+		{"card gone", `DELETE FROM bank.cards WHERE customer_id = $1`, true},
+	} {
+		args := []any{id}
+		if c.sql == `SELECT 1` {
+			args = nil
+		}
+		if _, err := conn.Exec(context.Background(), c.sql, args...); err != nil {
+			t.Fatal(err)
+		}
+		got := sums()
+		if !bytes.Equal(got[other], orig[other]) {
+			t.Errorf("%s: %s's fingerprint changed with %s's rows", c.name, other, id)
+		}
+		if changed := !bytes.Equal(got[id], orig[id]); changed != c.changed {
+			t.Errorf("%s: fingerprint changed = %v, want %v", c.name, changed, c.changed)
+		}
+		orig = got
 	}
 }

@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/northwind-data/etl/internal/pgtest"
+)
+
+// loadTable copies a generated CSV file into a table of text columns: a
+// bank's tables as the Postgres source reads them.
+func loadTable(t *testing.T, conn *pgx.Conn, table, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := strings.Split(strings.SplitN(string(b), "\n", 2)[0], ",")
+	cols := make([]string, len(header))
+	for i, h := range header {
+		cols[i] = pgx.Identifier{strings.TrimSpace(h)}.Sanitize() + " text"
+	}
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, "CREATE TABLE "+table+" ("+strings.Join(cols, ", ")+")"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.PgConn().CopyFrom(ctx, strings.NewReader(string(b)), "COPY "+table+" FROM STDIN WITH (FORMAT csv, HEADER true)"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The Postgres source takes the nightly fast path: an unchanged rerun
+// skips every customer without a reject by its fingerprint, and one
+// changed row in the bank's table is compared (and sent) alone.
+func TestPostgresSourceNightlyRerunsSkipByFingerprint(t *testing.T) {
+	e := newEnv(t, 120, nil)
+	src := pgtest.NewDB(t)
+	conn, err := pgx.Connect(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA bank"); err != nil {
+		t.Fatal(err)
+	}
+	loadTable(t, conn, "bank.customers", filepath.Join(e.input, "customers.csv"))
+	loadTable(t, conn, "bank.cards", filepath.Join(e.input, "cards.csv"))
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgSource := "source: {type: postgres, postgres: {url: {env: E2E_SOURCE_URL}, customers: bank.customers, cards: bank.cards}}"
+	cfg = regexp.MustCompile(`(?m)^source: .*$`).ReplaceAll(cfg, []byte(pgSource))
+	if err := os.WriteFile(e.cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.envv = append(e.envv, "E2E_SOURCE_URL="+src)
+
+	r := e.runETL()
+	if r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s\n%s", r.code, r.stdout, tail(r.stderr, 3000))
+	}
+	first := e.lastCounts()
+	r = e.runETL()
+	always, read := e.lastCompared()
+	if r.code != 0 || !strings.Contains(r.stdout, "skipped by fingerprint") || read != 120 || always >= read/2 {
+		t.Fatalf("unchanged rerun: exit %d, %d of %d compared in full\n%s", r.code, always, read, r.stdout)
+	}
+	for name, c := range e.lastCounts() {
+		if c.Calls != 0 || c.Unchanged != first[name].OK {
+			t.Errorf("%s: unchanged rerun: %+v, want 0 calls and %d unchanged", name, c, first[name].OK)
+		}
+	}
+	e.exactlyOnce()
+
+	if _, err := conn.Exec(context.Background(), `UPDATE bank.customers SET postal_code = '10001', email = 'changed.c3@example.com' WHERE customer_id = 'C0000003'`); err != nil {
+		t.Fatal(err)
+	}
+	r = e.runETL()
+	if r.code != 0 {
+		t.Fatalf("changed run: exit %d\n%s", r.code, r.stdout)
+	}
+	if compared, read := e.lastCompared(); compared != always+1 || read != 120 {
+		t.Errorf("after one change: %d of %d customers compared in full, want %d of 120", compared, read, always+1)
+	}
+	for name, c := range e.lastCounts() {
+		if c.Create != 0 || c.Calls != c.Update || c.Update > 2 {
+			t.Errorf("%s after one change: %+v", name, c)
+		}
+	}
+	e.exactlyOnce()
+}
