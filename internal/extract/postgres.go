@@ -180,31 +180,69 @@ func (p *Postgres) Read(ctx context.Context, emit func(*model.Customer) error, r
 			return j.stats(), fmt.Errorf("source postgres: %v", pgErr(err))
 		}
 	}
-	custs := &cursor[customerRec]{tx: tx, name: "etl_customers", page: p.opt.PageSize, keep: p.opt.Keep, src: p.custName}
-	cards := &cursor[cardRec]{tx: tx, name: "etl_cards", page: p.opt.PageSize, keep: p.opt.Keep, src: p.cardName}
+	f := startFetcher()
+	defer f.stop() // before the deferred rollback: a FETCH may be in flight
+	custs := &cursor[customerRec]{tx: tx, name: "etl_customers", page: p.opt.PageSize, keep: p.opt.Keep, src: p.custName, fetcher: f}
+	cards := &cursor[cardRec]{tx: tx, name: "etl_cards", page: p.opt.PageSize, keep: p.opt.Keep, src: p.cardName, fetcher: f}
 	if fp := p.opt.FastPath; fp != nil && fp.Unchanged != nil {
-		f := newPGFast(fp, custs.next, cards.next)
-		err = j.mergeJoin(ctx, f.nextCustomer, f.nextCard)
-		j.cust.Rows += f.nCust
-		j.cust.Accepted += f.nCust
-		j.cards.Rows += f.nCards
-		j.cards.Accepted += f.nCards
-		j.customers += f.nCust
+		pf := newPGFast(fp, custs.next, cards.next)
+		err = j.mergeJoin(ctx, pf.nextCustomer, pf.nextCard)
+		j.cust.Rows += pf.nCust
+		j.cust.Accepted += pf.nCust
+		j.cards.Rows += pf.nCards
+		j.cards.Accepted += pf.nCards
+		j.customers += pf.nCust
 		return j.stats(), err
 	}
 	err = j.mergeJoin(ctx, custs.next, cards.next)
 	return j.stats(), err
 }
 
-// cursor pages through a server-side cursor, one FETCH at a time.
+// cursor pages through a server-side cursor. The next page is fetched
+// while the current one is joined: without it the run and the source
+// database took turns, each idle while the other worked.
 type cursor[T customerRec | cardRec] struct {
-	tx   pgx.Tx
-	name string
-	page int
-	keep func(string) bool
-	src  string
-	buf  []*T
+	tx      pgx.Tx
+	name    string
+	page    int
+	keep    func(string) bool
+	src     string
+	fetcher *fetcher
+	buf     []*T
+	done    bool
+	ahead   chan fetched[T] // the page being fetched, if pending
+	pending bool
+}
+
+type fetched[T any] struct {
+	recs []*T
 	done bool
+	err  error
+}
+
+// fetcher runs the FETCHes of one transaction one after another on its
+// own goroutine (a connection serves one statement at a time); each
+// cursor keeps at most one page in flight.
+type fetcher struct {
+	jobs chan func()
+	done chan struct{}
+}
+
+func startFetcher() *fetcher {
+	f := &fetcher{jobs: make(chan func(), 2), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		for job := range f.jobs {
+			job()
+		}
+	}()
+	return f
+}
+
+// stop waits for the FETCH in flight, so the transaction can be ended.
+func (f *fetcher) stop() {
+	close(f.jobs)
+	<-f.done
 }
 
 func (c *cursor[T]) next(ctx context.Context) (*T, error) {
@@ -212,8 +250,22 @@ func (c *cursor[T]) next(ctx context.Context) (*T, error) {
 		if c.done {
 			return nil, nil
 		}
-		if err := c.fetch(ctx); err != nil {
-			return nil, err
+		if !c.pending {
+			c.fetchAhead(ctx)
+		}
+		var r fetched[T]
+		select {
+		case r = <-c.ahead:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		c.pending = false
+		if r.err != nil {
+			return nil, r.err
+		}
+		c.buf, c.done = r.recs, r.done
+		if !c.done {
+			c.fetchAhead(ctx)
 		}
 	}
 	r := c.buf[0]
@@ -221,37 +273,45 @@ func (c *cursor[T]) next(ctx context.Context) (*T, error) {
 	return r, nil
 }
 
-func (c *cursor[T]) fetch(ctx context.Context) error {
+func (c *cursor[T]) fetchAhead(ctx context.Context) {
+	if c.ahead == nil {
+		c.ahead = make(chan fetched[T], 1)
+	}
+	c.pending = true
+	c.fetcher.jobs <- func() {
+		recs, done, err := c.fetch(ctx)
+		c.ahead <- fetched[T]{recs: recs, done: done, err: err}
+	}
+}
+
+// fetch reads one page. It runs on the fetcher's goroutine and touches
+// nothing the reader uses.
+func (c *cursor[T]) fetch(ctx context.Context) ([]*T, bool, error) {
 	rows, err := c.tx.Query(ctx, fmt.Sprintf("FETCH %d FROM %s", c.page, c.name))
 	if err != nil {
-		return fmt.Errorf("source postgres: %s: %v", c.src, pgErr(err))
+		return nil, false, fmt.Errorf("source postgres: %s: %v", c.src, pgErr(err))
 	}
 	defer rows.Close()
+	var recs []*T
 	n := 0
 	for rows.Next() {
 		n++
-		vals, err := rows.Values()
-		if err != nil {
-			return fmt.Errorf("source postgres: %s: %v", c.src, pgErr(err))
-		}
+		// Every column is selected as text (coalesced, never NULL), so
+		// the raw bytes are the value: no decoding, no boxing.
 		rec := new(T)
 		row := reflect.ValueOf(rec).Elem().Field(0) // the embedded CustomerRow or CardRow
-		for i, v := range vals {
-			s, _ := v.(string)
-			row.Field(i).SetString(s)
+		for i, v := range rows.RawValues() {
+			row.Field(i).SetString(string(v))
 		}
 		if !c.keep(strings.TrimSpace(row.Field(keyField(row)).String())) {
 			continue
 		}
-		c.buf = append(c.buf, rec)
+		recs = append(recs, rec)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("source postgres: %s: %v", c.src, pgErr(err))
+		return nil, false, fmt.Errorf("source postgres: %s: %v", c.src, pgErr(err))
 	}
-	if n < c.page {
-		c.done = true
-	}
-	return nil
+	return recs, n < c.page, nil
 }
 
 // keyField is the index of customer_id in the row struct.
