@@ -4,8 +4,9 @@
 // payloads from many goroutines, no planning, no database), a naive
 // baseline (one goroutine, one ledger INSERT per record) and `etl run`
 // itself end to end; then the peak RSS of `etl run` at two sizes, the
-// nightly no-change rerun rate, and the achieved rate against a
-// rate-limited, slow sandbox. The machine is shared, so the ratios, not
+// nightly no-change rerun rate, the achieved rate against a
+// rate-limited, slow sandbox, and naive against etl run when every call
+// waits on the partner. The machine is shared, so the ratios, not
 // the absolute numbers, are the result.
 package bench
 
@@ -54,6 +55,15 @@ type Options struct {
 	RateConcurrency int
 	RatePartner     string
 
+	// The latency mode: the sandbox adds Latency to every answer and has
+	// no rate limit; the naive loop runs on LatencyNaive customers and
+	// etl run (RateConcurrency workers) on LatencyCustomers, for the
+	// run/naive ratio where a partner's round trip, not the CPU, is the
+	// cost of a call. Latency 0 skips it. Same partner as the rate mode.
+	Latency          time.Duration
+	LatencyNaive     int
+	LatencyCustomers int
+
 	DatabaseURL string // a server to create databases on; empty: start a throwaway cluster
 	// NoSync starts the throwaway cluster without fsync and synchronous
 	// commits, as the tests do. By default it commits as production does:
@@ -88,6 +98,12 @@ func (o *Options) defaults() {
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
+	}
+	if o.LatencyNaive <= 0 {
+		o.LatencyNaive = 200
+	}
+	if o.LatencyCustomers <= 0 {
+		o.LatencyCustomers = 4000
 	}
 }
 
@@ -151,6 +167,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	cs = nil // the large runs below are child processes; free the driver's copy
 	if o.RateSeconds > 0 {
 		if err := r.rateLimited(ctx, specs); err != nil {
+			return r.rep, err
+		}
+	}
+	if o.Latency > 0 {
+		if err := r.latencyMode(ctx, specs); err != nil {
 			return r.rep, err
 		}
 	}
@@ -604,4 +625,84 @@ func watchWindow(ctx context.Context, sb *sandboxProc, p string) func() (first, 
 		<-done
 		return first, last, n1 - n0
 	}
+}
+
+// latencyMode compares the naive loop with etl run against a sandbox that
+// answers every call Latency late and limits nothing: the setting the
+// engine's concurrency is for, which loopback without latency cannot show.
+func (r *runner) latencyMode(ctx context.Context, specs []partners.Spec) error {
+	p := r.o.RatePartner
+	if p == "" {
+		p = r.pickRatePartner(specs)
+	}
+	spec := fmt.Sprintf("latency=%s", r.o.Latency)
+	lr := &LatencyResult{Partner: p, Faults: spec, Concurrency: r.o.RateConcurrency}
+
+	dir, err := dataset(r.work, r.o.LatencyCustomers)
+	if err != nil {
+		return err
+	}
+	cs, err := loadCustomers(ctx, dir)
+	if err != nil {
+		return err
+	}
+	rc := runConfig{Source: dir, Concurrency: r.o.RateConcurrency}
+	s, err := r.newSetup(ctx, p, rc)
+	if err != nil {
+		return err
+	}
+	defer s.sb.Stop()
+	if err := s.sb.SetFaults(ctx, p, spec); err != nil {
+		return err
+	}
+	prov, err := s.provider(p)
+	if err != nil {
+		return err
+	}
+	db, err := r.db.NewDB(ctx)
+	if err != nil {
+		return err
+	}
+	store, err := ledger.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	runID, err := store.StartRun(ctx, ledger.RunInfo{Group: "bench-latency-naive", Source: "bench", Providers: []string{p}, Version: "bench"})
+	store.Close()
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	n := min(r.o.LatencyNaive, len(cs))
+	r.logf("%s: latency mode (sandbox %s): naive baseline, %d customers", p, spec, n)
+	m0 := startMeter(s.sb.PID(), r.db.PID())
+	lr.Naive = naive(ctx, prov, []byte(hmacKey), cs[:n], conn, runID)
+	lr.Naive.finish(m0.stop())
+	r.logf("%s: latency mode: naive %.0f customers/s", p, lr.Naive.PerSec)
+
+	r.logf("%s: latency mode: etl run, %d customers, concurrency %d", p, len(cs), r.o.RateConcurrency)
+	s2, err := r.newSetup(ctx, p, rc)
+	if err != nil {
+		return err
+	}
+	defer s2.sb.Stop()
+	if err := s2.sb.SetFaults(ctx, p, spec); err != nil {
+		return err
+	}
+	db2, err := r.db.NewDB(ctx)
+	if err != nil {
+		return err
+	}
+	rm := etlRun(ctx, r.o.Bin, s2.cfgPath, s2.env, db2, p, time.Time{})
+	if rm.Error != "" {
+		return fmt.Errorf("bench: latency mode run: %s", rm.Error)
+	}
+	lr.Run = rm
+	r.rep.Latency = lr
+	r.logf("%s: latency mode: etl run %.0f customers/s", p, rm.PerSec)
+	return nil
 }

@@ -140,3 +140,26 @@ func TestTargets(t *testing.T) {
 		}
 	}
 }
+
+// The latency mode is reported with its ratio, and judges nothing: the
+// targets are the loopback table's.
+func TestLatencyModeIsReportedNotJudged(t *testing.T) {
+	r := &Report{
+		Partners: []PartnerResult{{Name: "rec", MaxBatch: 1, Ceiling: Measure{PerSec: 1000}, Naive: Measure{PerSec: 100}, Run: RunMeasure{Measure: Measure{PerSec: 500}}}},
+		Latency: &LatencyResult{Partner: "rec", Faults: "latency=20ms", Concurrency: 32,
+			Naive: Measure{PerSec: 40, Customers: 200}, Run: RunMeasure{Measure: Measure{PerSec: 1200, Customers: 4000}}},
+	}
+	r.evaluate()
+	var names []string
+	for _, m := range r.Missed() {
+		names = append(names, m.Name)
+	}
+	if strings.Join(names, "|") != "rec run/naive" {
+		t.Errorf("missed %q; want only the loopback table's rec run/naive", names)
+	}
+	var out bytes.Buffer
+	r.Print(&out)
+	if !strings.Contains(out.String(), "= 30.0x the naive loop") {
+		t.Errorf("printed:\n%s", out.String())
+	}
+}

@@ -37,6 +37,7 @@ type Report struct {
 	Memory         []MemRun        `json:"memory,omitempty"`
 	Nightly        *Nightly        `json:"nightly_rerun,omitempty"`
 	Rate           *RateResult     `json:"rate_limited,omitempty"`
+	Latency        *LatencyResult  `json:"latency,omitempty"`
 	Targets        []Target        `json:"targets"`
 	Profiles       []string        `json:"profiles,omitempty"`
 	Notes          []string        `json:"notes,omitempty"`
@@ -97,6 +98,17 @@ type RateResult struct {
 	ExitCode     int     `json:"exit_code"`
 }
 
+// LatencyResult is the latency mode: naive loop and etl run against a
+// sandbox that answers late and limits nothing.
+type LatencyResult struct {
+	Partner      string     `json:"partner"`
+	Faults       string     `json:"sandbox_faults"`
+	Concurrency  int        `json:"concurrency"`
+	Naive        Measure    `json:"naive"`
+	Run          RunMeasure `json:"etl_run"`
+	RunOverNaive float64    `json:"run_over_naive"`
+}
+
 // Target is one goal and whether this run met it.
 type Target struct {
 	Name string  `json:"name"`
@@ -129,6 +141,9 @@ func (r *Report) evaluate() {
 		}
 		add(p.Name+" run/ceiling", fmt.Sprintf(">= %.0f%%", 100*TargetRecordRunOverCeiling), p.RunOverCeil, p.RunOverCeil >= TargetRecordRunOverCeiling)
 		add(p.Name+" run/naive", fmt.Sprintf(">= %.0fx", TargetRecordRunOverNaive), p.RunOverNaive, p.RunOverNaive >= TargetRecordRunOverNaive)
+	}
+	if x := r.Latency; x != nil {
+		x.RunOverNaive = ratio(x.Run.PerSec, x.Naive.PerSec)
 	}
 	if x := r.Rate; x != nil {
 		add("rate-limited fraction of limit", fmt.Sprintf(">= %.0f%%", 100*TargetRateFraction), x.Fraction, x.Fraction >= TargetRateFraction)
@@ -298,6 +313,11 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "\nRate-limited (%s, sandbox %s, rate_per_sec %g, concurrency %d, %d customers):\n", x.Partner, x.Faults, x.Limit, x.Concurrency, x.Customers)
 		fmt.Fprintf(w, "  %.1f requests/s over the process wall time (%.1fs) = %.1f%% of the limit (target >= %.0f%%: %s); %.1f/s between the first and last request; %d answered 429\n",
 			x.PerSec, x.Seconds, 100*x.Fraction, 100*TargetRateFraction, yes(t.Met), x.WindowPerSec, x.RateLimited)
+	}
+	if x := r.Latency; x != nil {
+		fmt.Fprintf(w, "\nWith partner latency (%s, sandbox %s, no rate limit; not a target, the table above is):\n", x.Partner, x.Faults)
+		fmt.Fprintf(w, "  naive %.1f customers/s (%d customers); etl run %.0f customers/s (%d customers, concurrency %d) = %.1fx the naive loop\n",
+			x.Naive.PerSec, x.Naive.Customers, x.Run.PerSec, x.Run.Customers, x.Concurrency, x.RunOverNaive)
 	}
 	if missed := r.Missed(); len(missed) > 0 {
 		fmt.Fprintf(w, "\nTargets missed:\n")
