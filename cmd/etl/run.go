@@ -400,8 +400,9 @@ func newProgress(ctx context.Context, mode string, quiet bool, log *zap.Logger, 
 // runGC collects half as often as Go's default unless GOGC says otherwise.
 // A run allocates for every record and keeps little: its live heap is a
 // few tens of MiB whatever the export's size, so doubling the growth
-// allowed between collections costs tens of MiB and took the collector's
-// share of a first run's CPU from about 15% to 7%.
+// allowed between collections costs tens of MiB (peak RSS 80-90 MiB
+// became 113-144 MiB at 100k and 1M customers) and took about a sixth off
+// a first run's CPU (a 20k data feed run: 1.4 to 1.1 CPU-seconds).
 func runGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
