@@ -313,43 +313,7 @@ func (r *runner) partner(ctx context.Context, sp partners.Spec, dir string, cs [
 	}
 
 	// The naive baseline.
-	if err := func() error {
-		s, err := r.newSetup(ctx, sp.Name, rc)
-		if err != nil {
-			return err
-		}
-		defer s.sb.Stop()
-		p, err := s.provider(sp.Name)
-		if err != nil {
-			return err
-		}
-		db, err := r.db.NewDB(ctx)
-		if err != nil {
-			return err
-		}
-		store, err := ledger.Open(ctx, db)
-		if err != nil {
-			return err
-		}
-		runID, err := store.StartRun(ctx, ledger.RunInfo{Group: "bench-naive", Source: "bench", Providers: []string{sp.Name}, Version: "bench"})
-		store.Close()
-		if err != nil {
-			return err
-		}
-		conn, err := pgx.Connect(ctx, db)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		r.logf("%s: naive baseline, %d customers", sp.Name, r.o.NaiveCustomers)
-		m0 := startMeter(s.sb.PID(), r.db.PID())
-		m := naive(ctx, p, []byte(hmacKey), cs[:r.o.NaiveCustomers], conn, runID)
-		m.finish(m0.stop())
-		m.Requests = s.requests(ctx, sp.Name)
-		pr.Naive = m
-		r.logf("%s: naive %.0f customers/s", sp.Name, m.PerSec)
-		return nil
-	}(); err != nil {
+	if pr.Naive, err = r.naiveRun(ctx, sp.Name, rc, "", cs[:r.o.NaiveCustomers]); err != nil {
 		return pr, err
 	}
 
@@ -523,14 +487,11 @@ func (r *runner) rateLimited(ctx context.Context, specs []partners.Spec) error {
 	}
 	spec := fmt.Sprintf("latency=%s,rate=%g", r.o.RateLatency, r.o.RateLimit)
 	rc := runConfig{Source: dir, Concurrency: r.o.RateConcurrency, RatePerSec: r.o.RateLimit}
-	s, err := r.newSetup(ctx, p, rc)
+	s, err := r.faultySetup(ctx, p, rc, spec)
 	if err != nil {
 		return err
 	}
 	defer s.sb.Stop()
-	if err := s.sb.SetFaults(ctx, p, spec); err != nil {
-		return err
-	}
 	db, err := r.db.NewDB(ctx)
 	if err != nil {
 		return err
@@ -647,57 +608,20 @@ func (r *runner) latencyMode(ctx context.Context, specs []partners.Spec) error {
 		return err
 	}
 	rc := runConfig{Source: dir, Concurrency: r.o.RateConcurrency}
-	s, err := r.newSetup(ctx, p, rc)
+	if lr.Naive, err = r.naiveRun(ctx, p, rc, spec, cs[:min(r.o.LatencyNaive, len(cs))]); err != nil {
+		return err
+	}
+	r.logf("%s: latency mode: etl run, %d customers, concurrency %d", p, len(cs), r.o.RateConcurrency)
+	s, err := r.faultySetup(ctx, p, rc, spec)
 	if err != nil {
 		return err
 	}
 	defer s.sb.Stop()
-	if err := s.sb.SetFaults(ctx, p, spec); err != nil {
-		return err
-	}
-	prov, err := s.provider(p)
-	if err != nil {
-		return err
-	}
 	db, err := r.db.NewDB(ctx)
 	if err != nil {
 		return err
 	}
-	store, err := ledger.Open(ctx, db)
-	if err != nil {
-		return err
-	}
-	runID, err := store.StartRun(ctx, ledger.RunInfo{Group: "bench-latency-naive", Source: "bench", Providers: []string{p}, Version: "bench"})
-	store.Close()
-	if err != nil {
-		return err
-	}
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	n := min(r.o.LatencyNaive, len(cs))
-	r.logf("%s: latency mode (sandbox %s): naive baseline, %d customers", p, spec, n)
-	m0 := startMeter(s.sb.PID(), r.db.PID())
-	lr.Naive = naive(ctx, prov, []byte(hmacKey), cs[:n], conn, runID)
-	lr.Naive.finish(m0.stop())
-	r.logf("%s: latency mode: naive %.0f customers/s", p, lr.Naive.PerSec)
-
-	r.logf("%s: latency mode: etl run, %d customers, concurrency %d", p, len(cs), r.o.RateConcurrency)
-	s2, err := r.newSetup(ctx, p, rc)
-	if err != nil {
-		return err
-	}
-	defer s2.sb.Stop()
-	if err := s2.sb.SetFaults(ctx, p, spec); err != nil {
-		return err
-	}
-	db2, err := r.db.NewDB(ctx)
-	if err != nil {
-		return err
-	}
-	rm := etlRun(ctx, r.o.Bin, s2.cfgPath, s2.env, db2, p, time.Time{})
+	rm := etlRun(ctx, r.o.Bin, s.cfgPath, s.env, db, p, time.Time{})
 	if rm.Error != "" {
 		return fmt.Errorf("bench: latency mode run: %s", rm.Error)
 	}
@@ -705,4 +629,58 @@ func (r *runner) latencyMode(ctx context.Context, specs []partners.Spec) error {
 	r.rep.Latency = lr
 	r.logf("%s: latency mode: etl run %.0f customers/s", p, rm.PerSec)
 	return nil
+}
+
+// naiveRun measures the naive loop for partner p on cs against a fresh
+// sandbox process (with faults, when given) and a fresh database.
+func (r *runner) naiveRun(ctx context.Context, p string, rc runConfig, faults string, cs []*model.Customer) (Measure, error) {
+	s, err := r.faultySetup(ctx, p, rc, faults)
+	if err != nil {
+		return Measure{}, err
+	}
+	defer s.sb.Stop()
+	prov, err := s.provider(p)
+	if err != nil {
+		return Measure{}, err
+	}
+	db, err := r.db.NewDB(ctx)
+	if err != nil {
+		return Measure{}, err
+	}
+	store, err := ledger.Open(ctx, db)
+	if err != nil {
+		return Measure{}, err
+	}
+	runID, err := store.StartRun(ctx, ledger.RunInfo{Group: "bench-naive", Source: "bench", Providers: []string{p}, Version: "bench"})
+	store.Close()
+	if err != nil {
+		return Measure{}, err
+	}
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		return Measure{}, err
+	}
+	defer conn.Close(ctx)
+	r.logf("%s: naive baseline, %d customers, sandbox faults %q", p, len(cs), faults)
+	m0 := startMeter(s.sb.PID(), r.db.PID())
+	m := naive(ctx, prov, []byte(hmacKey), cs, conn, runID)
+	m.finish(m0.stop())
+	m.Requests = s.requests(ctx, p)
+	r.logf("%s: naive %.0f customers/s", p, m.PerSec)
+	return m, nil
+}
+
+// faultySetup is newSetup with the sandbox's faults set (none when empty).
+func (r *runner) faultySetup(ctx context.Context, p string, rc runConfig, faults string) (*setup, error) {
+	s, err := r.newSetup(ctx, p, rc)
+	if err != nil {
+		return nil, err
+	}
+	if faults != "" {
+		if err := s.sb.SetFaults(ctx, p, faults); err != nil {
+			s.sb.Stop()
+			return nil, err
+		}
+	}
+	return s, nil
 }
