@@ -318,7 +318,7 @@ func (r *runner) partner(ctx context.Context, sp partners.Spec, dir string, cs [
 	}
 
 	// etl run, end to end.
-	rm, err := r.etlRun(ctx, sp.Name, rc, time.Time{}, nil)
+	rm, err := r.etlRun(ctx, sp.Name, rc, "", time.Time{}, nil)
 	if err != nil {
 		return pr, err
 	}
@@ -334,10 +334,10 @@ func (r *runner) partner(ctx context.Context, sp partners.Spec, dir string, cs [
 }
 
 // etlRun is one `etl run --providers p` against a fresh sandbox process
-// and a fresh database. With after set, the sandbox and database are kept
+// (with faults, when given) and a fresh database. With after set, the sandbox and database are kept
 // for it (the nightly rerun).
-func (r *runner) etlRun(ctx context.Context, p string, rc runConfig, deadline time.Time, after func(s *setup, db string, rm RunMeasure) error) (RunMeasure, error) {
-	s, err := r.newSetup(ctx, p, rc)
+func (r *runner) etlRun(ctx context.Context, p string, rc runConfig, faults string, deadline time.Time, after func(s *setup, db string, rm RunMeasure) error) (RunMeasure, error) {
+	s, err := r.faultySetup(ctx, p, rc, faults)
 	if err != nil {
 		return RunMeasure{}, err
 	}
@@ -400,7 +400,7 @@ func (r *runner) memory(ctx context.Context, specs []partners.Spec) error {
 		}
 		rc := runConfig{Source: dir, Concurrency: r.o.Concurrency}
 		mr := MemRun{Partner: p, Customers: n}
-		rm, err := r.etlRun(ctx, p, rc, r.deadline, func(s *setup, db string, rm RunMeasure) error {
+		rm, err := r.etlRun(ctx, p, rc, "", r.deadline, func(s *setup, db string, rm RunMeasure) error {
 			if rm.Cut {
 				return nil
 			}
@@ -612,18 +612,9 @@ func (r *runner) latencyMode(ctx context.Context, specs []partners.Spec) error {
 		return err
 	}
 	r.logf("%s: latency mode: etl run, %d customers, concurrency %d", p, len(cs), r.o.RateConcurrency)
-	s, err := r.faultySetup(ctx, p, rc, spec)
+	rm, err := r.etlRun(ctx, p, rc, spec, time.Time{}, nil)
 	if err != nil {
-		return err
-	}
-	defer s.sb.Stop()
-	db, err := r.db.NewDB(ctx)
-	if err != nil {
-		return err
-	}
-	rm := etlRun(ctx, r.o.Bin, s.cfgPath, s.env, db, p, time.Time{})
-	if rm.Error != "" {
-		return fmt.Errorf("bench: latency mode run: %s", rm.Error)
+		return fmt.Errorf("bench: latency mode run: %w", err)
 	}
 	lr.Run = rm
 	r.rep.Latency = lr
