@@ -77,19 +77,26 @@ func TestFastPathReadsWhatTheMergeJoinReads(t *testing.T) {
 	if a.calls == 0 {
 		t.Fatal("the fast path was not taken on sorted, plain input")
 	}
-	wc, wr := summary(t, plain)
-	gc, gr := summary(t, fast)
-	if !slices.Equal(wc, gc) || !slices.Equal(wr, gr) {
-		t.Errorf("the fast path read other customers (%d vs %d) or rejects (%d vs %d)", len(gc), len(wc), len(gr), len(wr))
-	}
-	if fmt.Sprint(plain.stats) != fmt.Sprint(fast.stats) {
-		t.Errorf("stats: merge %+v, fast %+v", plain.stats, fast.stats)
-	}
+	sameRead(t, plain, fast)
 	if !slices.IsSorted(a.ids) {
 		t.Error("Unchanged was not asked in ascending id order")
 	}
 
 	checkFingerprints(t, fast, a.sums)
+}
+
+// sameRead checks that the fast path read what the full read did: the
+// same customers, the same rejects (with their lines) and the same counts.
+func sameRead(t *testing.T, full, fast result) {
+	t.Helper()
+	wc, wr := summary(t, full)
+	gc, gr := summary(t, fast)
+	if !slices.Equal(wc, gc) || !slices.Equal(wr, gr) {
+		t.Errorf("the fast path read other customers (%d vs %d) or rejects (%d vs %d)", len(gc), len(wc), len(gr), len(wr))
+	}
+	if fmt.Sprint(full.stats) != fmt.Sprint(fast.stats) {
+		t.Errorf("stats: full read %+v, fast path %+v", full.stats, fast.stats)
+	}
 }
 
 // checkFingerprints checks that a customer with any reject carries no

@@ -227,14 +227,7 @@ func TestPostgresFastPath(t *testing.T) {
 	if a.calls == 0 {
 		t.Fatal("the Postgres source did not take the fast path")
 	}
-	wc, wr := summary(t, plain)
-	gc, gr := summary(t, fast)
-	if !slices.Equal(wc, gc) || !slices.Equal(wr, gr) {
-		t.Errorf("the fast path read other customers (%d vs %d) or rejects (%d vs %d)", len(gc), len(wc), len(gr), len(wr))
-	}
-	if fmt.Sprint(plain.stats) != fmt.Sprint(fast.stats) {
-		t.Errorf("stats: plain %+v, fast %+v", plain.stats, fast.stats)
-	}
+	sameRead(t, plain, fast)
 	if !slices.IsSorted(a.ids) || len(slices.Compact(slices.Clone(a.ids))) != len(a.ids) {
 		t.Error("Unchanged was not asked in strictly ascending id order")
 	}
