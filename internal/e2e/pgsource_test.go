@@ -13,28 +13,6 @@ import (
 	"github.com/northwind-data/etl/internal/pgtest"
 )
 
-// loadTable copies a generated CSV file into a table of text columns: a
-// bank's tables as the Postgres source reads them.
-func loadTable(t *testing.T, conn *pgx.Conn, table, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	header := strings.Split(strings.SplitN(string(b), "\n", 2)[0], ",")
-	cols := make([]string, len(header))
-	for i, h := range header {
-		cols[i] = pgx.Identifier{strings.TrimSpace(h)}.Sanitize() + " text"
-	}
-	ctx := context.Background()
-	if _, err := conn.Exec(ctx, "CREATE TABLE "+table+" ("+strings.Join(cols, ", ")+")"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.PgConn().CopyFrom(ctx, strings.NewReader(string(b)), "COPY "+table+" FROM STDIN WITH (FORMAT csv, HEADER true)"); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // The Postgres source takes the nightly fast path: an unchanged rerun
 // skips every customer without a reject by its fingerprint, and one
 // changed row in the bank's table is compared (and sent) alone.
@@ -49,8 +27,8 @@ func TestPostgresSourceNightlyRerunsSkipByFingerprint(t *testing.T) {
 	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA bank"); err != nil {
 		t.Fatal(err)
 	}
-	loadTable(t, conn, "bank.customers", filepath.Join(e.input, "customers.csv"))
-	loadTable(t, conn, "bank.cards", filepath.Join(e.input, "cards.csv"))
+	pgtest.LoadCSV(t, conn, "bank.customers", filepath.Join(e.input, "customers.csv"))
+	pgtest.LoadCSV(t, conn, "bank.cards", filepath.Join(e.input, "cards.csv"))
 	cfg, err := os.ReadFile(e.cfgPath)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -23,29 +22,6 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// loadCSV copies a CSV file into a table of text columns named as its
-// header: the shape of a bank's landing zone.
-func loadCSV(t *testing.T, conn *pgx.Conn, table, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = []byte(strings.TrimPrefix(string(b), "\ufeff"))
-	header := strings.SplitN(strings.SplitN(string(b), "\n", 2)[0], ",", -1)
-	var cols []string
-	for _, h := range header {
-		cols = append(cols, pgx.Identifier{strings.TrimSpace(h)}.Sanitize()+" text")
-	}
-	ctx := context.Background()
-	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (%s)", table, strings.Join(cols, ", "))); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.PgConn().CopyFrom(ctx, strings.NewReader(string(b)), fmt.Sprintf("COPY %s FROM STDIN WITH (FORMAT csv, HEADER true)", table)); err != nil {
-		t.Fatal(err)
-	}
-}
 
 type collected struct {
 	customers map[string]string // id -> JSON without origins
@@ -115,8 +91,8 @@ func TestPostgresSourceMatchesCSV(t *testing.T) {
 			if _, err := conn.Exec(context.Background(), "CREATE SCHEMA bank"); err != nil {
 				t.Fatal(err)
 			}
-			loadCSV(t, conn, "bank.customers", filepath.Join(dir, "customers.csv"))
-			loadCSV(t, conn, "bank.cards", filepath.Join(dir, "cards.csv"))
+			pgtest.LoadCSV(t, conn, "bank.customers", filepath.Join(dir, "customers.csv"))
+			pgtest.LoadCSV(t, conn, "bank.cards", filepath.Join(dir, "cards.csv"))
 			pg, err := extract.OpenPostgres(context.Background(), extract.PostgresOptions{Options: extract.Options{Validator: v},
 				URL: url, Customers: "bank.customers", Cards: "SELECT * FROM bank.cards", PageSize: 37})
 			if err != nil {
@@ -206,8 +182,8 @@ func bankTables(t *testing.T, dir string) (string, *pgx.Conn) {
 	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA bank"); err != nil {
 		t.Fatal(err)
 	}
-	loadCSV(t, conn, "bank.customers", filepath.Join(dir, "customers.csv"))
-	loadCSV(t, conn, "bank.cards", filepath.Join(dir, "cards.csv"))
+	pgtest.LoadCSV(t, conn, "bank.customers", filepath.Join(dir, "customers.csv"))
+	pgtest.LoadCSV(t, conn, "bank.cards", filepath.Join(dir, "cards.csv"))
 	return url, conn
 }
 
