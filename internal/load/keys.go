@@ -1,11 +1,11 @@
 package load
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+
+	"github.com/northwind-data/etl/internal/mac"
 )
 
 // ContentHash is the keyed HMAC-SHA256 of the payload's JSON (or of what
@@ -27,12 +27,11 @@ func hashContent(key []byte, payload any) (string, []byte, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("hash payload: %w", err)
 	}
-	m := hmac.New(sha256.New, key)
-	m.Write(b)
+	h := mac.Hex(key, b)
 	if ok {
 		b = nil
 	}
-	return hex.EncodeToString(m.Sum(nil)), b, nil
+	return h, b, nil
 }
 
 // IdempotencyKey is deterministic: the same partner, operation, entity and
@@ -40,9 +39,16 @@ func hashContent(key []byte, payload any) (string, []byte, error) {
 // the partner, and new content gets a new key. It is shaped as a UUID
 // (version 8, "custom") because partners such as Synctera recommend UUIDs.
 func IdempotencyKey(key []byte, provider string, kind Kind, entityKey, hash string) string {
-	m := hmac.New(sha256.New, key)
-	fmt.Fprintf(m, "%s\x00%s\x00%s\x00%s", provider, kind, entityKey, hash)
-	s := m.Sum(nil)[:16]
+	m := mac.Get(key)
+	for i, part := range [...]string{provider, string(kind), entityKey, hash} {
+		if i > 0 {
+			m.WriteString("\x00")
+		}
+		m.WriteString(part)
+	}
+	var buf [mac.Size]byte
+	s := m.Sum(buf[:0])[:16]
+	m.Put()
 	s[6] = (s[6] & 0x0f) | 0x80
 	s[8] = (s[8] & 0x3f) | 0x80
 	h := hex.EncodeToString(s)

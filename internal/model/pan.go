@@ -3,11 +3,10 @@
 package model
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/northwind-data/etl/internal/mac"
 )
 
 // PAN is a primary account number. Its digits live in an unexported field
@@ -95,9 +94,7 @@ func (p PAN) Last4() string {
 // unkeyed hash would not do: IIN + last four leave few enough unknown
 // digits to brute-force.
 func (p PAN) Fingerprint(key []byte) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(p.digits))
-	return hex.EncodeToString(m.Sum(nil))
+	return mac.HexString(key, p.digits)
 }
 
 // Masked is the only printable form: IIN, stars, last four.

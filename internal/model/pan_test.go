@@ -67,4 +67,9 @@ func TestFingerprintIsKeyed(t *testing.T) {
 	if strings.Contains(a, pan) {
 		t.Fatal("fingerprint contains the PAN")
 	}
+	// Fingerprints already stored must keep matching: HMAC-SHA256 of the
+	// digits, computed independently (Python's hmac module).
+	if want := "63935b550453c14fbf2fdc9c19346beb3992888d0143e73e7dae1141d47c990b"; a != want {
+		t.Fatalf("fingerprint %s, want %s", a, want)
+	}
 }
