@@ -46,8 +46,7 @@ func IdempotencyKey(key []byte, provider string, kind Kind, entityKey, hash stri
 		}
 		m.WriteString(part)
 	}
-	var buf [mac.Size]byte
-	s := m.Sum(buf[:0])[:16]
+	s := m.Sum(nil)[:16]
 	m.Put()
 	s[6] = (s[6] & 0x0f) | 0x80
 	s[8] = (s[8] & 0x3f) | 0x80

@@ -18,9 +18,6 @@ import (
 	"unsafe"
 )
 
-// Size is the length of a sum in bytes.
-const Size = sha256.Size
-
 // MAC is one keyed HMAC-SHA256 state from the pool. It is not safe for
 // concurrent use; Put returns it.
 type MAC struct {
@@ -75,18 +72,19 @@ func (m *MAC) Sum(dst []byte) []byte { return m.h.Sum(dst) }
 func Hex(key, data []byte) string {
 	m := Get(key)
 	m.Write(data)
-	var buf [Size]byte
-	s := m.Sum(buf[:0])
-	m.Put()
-	return hex.EncodeToString(s)
+	return m.hexPut()
 }
 
 // HexString is Hex of a string, without copying it to a byte slice.
 func HexString(key []byte, data string) string {
 	m := Get(key)
 	m.WriteString(data)
-	var buf [Size]byte
-	s := m.Sum(buf[:0])
+	return m.hexPut()
+}
+
+// hexPut sums, returns m to its pool and encodes.
+func (m *MAC) hexPut() string {
+	s := m.Sum(nil)
 	m.Put()
 	return hex.EncodeToString(s)
 }
