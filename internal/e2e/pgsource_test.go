@@ -3,12 +3,9 @@ package e2e
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/northwind-data/etl/internal/pgtest"
 )
@@ -18,17 +15,7 @@ import (
 // changed row in the bank's table is compared (and sent) alone.
 func TestPostgresSourceNightlyRerunsSkipByFingerprint(t *testing.T) {
 	e := newEnv(t, 120, nil)
-	src := pgtest.NewDB(t)
-	conn, err := pgx.Connect(context.Background(), src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA bank"); err != nil {
-		t.Fatal(err)
-	}
-	pgtest.LoadCSV(t, conn, "bank.customers", filepath.Join(e.input, "customers.csv"))
-	pgtest.LoadCSV(t, conn, "bank.cards", filepath.Join(e.input, "cards.csv"))
+	src, conn := pgtest.BankTables(t, e.input)
 	cfg, err := os.ReadFile(e.cfgPath)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -82,17 +81,7 @@ func TestPostgresSourceMatchesCSV(t *testing.T) {
 			}
 			want := collect(t, csvSrc)
 
-			url := pgtest.NewDB(t)
-			conn, err := pgx.Connect(context.Background(), url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(context.Background())
-			if _, err := conn.Exec(context.Background(), "CREATE SCHEMA bank"); err != nil {
-				t.Fatal(err)
-			}
-			pgtest.LoadCSV(t, conn, "bank.customers", filepath.Join(dir, "customers.csv"))
-			pgtest.LoadCSV(t, conn, "bank.cards", filepath.Join(dir, "cards.csv"))
+			url, _ := pgtest.BankTables(t, dir)
 			pg, err := extract.OpenPostgres(context.Background(), extract.PostgresOptions{Options: extract.Options{Validator: v},
 				URL: url, Customers: "bank.customers", Cards: "SELECT * FROM bank.cards", PageSize: 37})
 			if err != nil {
@@ -171,22 +160,6 @@ func pgRead(t *testing.T, url string, fp *extract.FastPath) result {
 	return res
 }
 
-func bankTables(t *testing.T, dir string) (string, *pgx.Conn) {
-	t.Helper()
-	url := pgtest.NewDB(t)
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA bank"); err != nil {
-		t.Fatal(err)
-	}
-	pgtest.LoadCSV(t, conn, "bank.customers", filepath.Join(dir, "customers.csv"))
-	pgtest.LoadCSV(t, conn, "bank.cards", filepath.Join(dir, "cards.csv"))
-	return url, conn
-}
-
 // The Postgres source takes the nightly fast path too: with nothing to
 // skip it reads what it reads without it; skipped customers are not
 // emitted but still counted; only customers without rejects carry a
@@ -196,7 +169,7 @@ func TestPostgresFastPath(t *testing.T) {
 	if _, err := gen.Write(dir, gen.Options{Customers: 400, CardsPerCustomer: 1.7, BadFraction: 0.2, Seed: 4, Sorted: false, Now: now}); err != nil {
 		t.Fatal(err)
 	}
-	url, _ := bankTables(t, dir)
+	url, _ := pgtest.BankTables(t, dir)
 	plain := pgRead(t, url, nil)
 	var a asker
 	fast := pgRead(t, url, a.fastPath())
@@ -239,7 +212,7 @@ func TestPostgresFingerprintCoversTheRowsButNotTheCVV(t *testing.T) {
 	if _, err := gen.Write(dir, gen.Options{Customers: 30, CardsPerCustomer: 1.5, Seed: 8, Sorted: true, Now: now}); err != nil {
 		t.Fatal(err)
 	}
-	url, conn := bankTables(t, dir)
+	url, conn := pgtest.BankTables(t, dir)
 	sums := func() map[string][]byte {
 		var a asker
 		pgRead(t, url, a.fastPath())
