@@ -44,6 +44,28 @@ func (e *env) lastCompared() (compared, customers int64) {
 	return compared, customers
 }
 
+// runAfterOneChange runs etl after one customer of the 120 changed and
+// checks that it alone was compared in full beside the customers that
+// always are (every other one skipped by its fingerprint), and that each
+// partner only updated, at most two records. It returns the run's counts.
+func (e *env) runAfterOneChange(always int64) map[string]counts {
+	e.t.Helper()
+	r := e.runETL()
+	if r.code != 0 {
+		e.t.Fatalf("changed run: exit %d\n%s", r.code, r.stdout)
+	}
+	if compared, read := e.lastCompared(); compared != always+1 || read != 120 {
+		e.t.Errorf("after one change: %d of %d customers compared in full, want %d of 120", compared, read, always+1)
+	}
+	last := e.lastCounts()
+	for _, sp := range partners.All() {
+		if c := last[sp.Name]; c.Create != 0 || c.Calls != c.Update || c.Update > 2 {
+			e.t.Errorf("%s after one change: %+v", sp.Name, c)
+		}
+	}
+	return last
+}
+
 // settled asserts a rerun finds nothing to do and every partner holds
 // exactly what the checkpoint says: nothing missing, nothing twice.
 func (e *env) settled() {
@@ -97,21 +119,9 @@ func TestFullRunThenNightlyRerunsAreIncremental(t *testing.T) {
 	// for that record, and nothing else sent.
 	editCSV(t, filepath.Join(e.input, "customers.csv"), "C0000003", "postal_code", "10001")
 	editCSV(t, filepath.Join(e.input, "customers.csv"), "C0000003", "email", "changed.c3@example.com")
-	r = e.runETL()
-	if r.code != 0 {
-		t.Fatalf("changed run: exit %d\n%s", r.code, r.stdout)
-	}
-	// Every other customer was skipped by its fingerprint: C0000003 was
-	// compared in full, beside those that always are.
-	if compared, read := e.lastCompared(); compared != always+1 || read != 120 {
-		t.Errorf("after one change: %d of %d customers compared in full, want %d of 120", compared, read, always+1)
-	}
+	after := e.runAfterOneChange(always)
 	for _, sp := range partners.All() {
-		c := e.lastCounts()[sp.Name]
-		if c.Create != 0 || c.Calls != c.Update || c.Update > 2 {
-			t.Errorf("%s after one change: %+v", sp.Name, c)
-		}
-		if sp.EntityPrefix == "customer/" && c.Update != 1 {
+		if c := after[sp.Name]; sp.EntityPrefix == "customer/" && c.Update != 1 {
 			t.Errorf("%s: %d updates after one customer changed, want 1", sp.Name, c.Update)
 		}
 	}
