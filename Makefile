@@ -1,13 +1,16 @@
 # The two commands a new machine needs: `make demo` and `make test`.
 SHELL := /bin/bash
 GO ?= go
-export GOFLAGS ?= -buildvcs=false
+# Binaries carry their VCS commit (etl version, runs.version).
 SOURCE ?= csv
 
-.PHONY: build demo test fuzz chaos bench fmt clean deps test-deps
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: build demo test lint image fuzz chaos bench fmt clean deps test-deps
 
 build:
-	$(GO) build -o bin/etl ./cmd/etl
+	$(GO) build -buildvcs=auto -o bin/etl ./cmd/etl
 
 # Install what the demo needs on a fresh Debian machine (PostgreSQL server
 # binaries, psql, curl); test-deps adds Chromium for the HTML report test.
@@ -25,11 +28,29 @@ test-deps:
 demo: deps build
 	SOURCE=$(SOURCE) ./scripts/with-postgres.sh ./scripts/demo.sh
 
-# Every test, on real PostgreSQL, plus a short run of each fuzz target.
-test: test-deps
-	$(GO) vet ./...
+# Every test, on real PostgreSQL, plus a short run of each fuzz target,
+# the lint checks, and the deployment modules (image and manifests).
+test: test-deps lint
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd deploy/image && $(GO) test -count=1 ./...
+	cd deploy/k8s && $(GO) test -count=1 ./...
 	./scripts/fuzz.sh 10s
+
+# go vet, gofmt, a tidy go.mod in every module, and staticcheck.
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt would change: $$out"; exit 1; }
+	$(GO) mod tidy -diff
+	cd deploy/image && $(GO) mod tidy -diff
+	cd deploy/k8s && $(GO) mod tidy -diff
+	$(GO) run $(STATICCHECK) ./...
+
+# The container image as an OCI archive, without a Docker engine:
+# bin/etl-image.tar (docker load, podman load, skopeo copy oci-archive:).
+image:
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -trimpath -o bin/etl-static ./cmd/etl
+	cd deploy/image && $(GO) run . -binary ../../bin/etl-static -out ../../bin/etl-image.tar -tag etl:$(VERSION) -version $(VERSION) -revision $$(git rev-parse HEAD 2>/dev/null)
+	@echo "image: bin/etl-image.tar (etl:$(VERSION))"
 
 # Longer fuzzing and chaos runs (not part of make test).
 fuzz:

@@ -10,6 +10,8 @@ need=()
 have_pg || [ -n "${DATABASE_URL:-}" ] || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# make image puts the CA bundle into the image.
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 # Only the tests need the browser (the HTML report is rendered in it).
 [ "${1:-}" = --browser ] && { have_chromium || need+=(chromium); }
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/northwind-data/etl/internal/buildinfo"
 	"github.com/northwind-data/etl/internal/ledger"
 )
 
@@ -25,8 +26,6 @@ const (
 	exitPartial = 3 // some records not delivered (failed, uncertain, refused, stopped, cancelled): rerun
 	exitLocked  = 4 // another run holds the lock; nothing was sent
 )
-
-var version = "dev"
 
 type command struct {
 	name, summary string
@@ -46,6 +45,7 @@ func init() {
 		{"sandbox", "serve all partner sandboxes (with fault injection) for demos and tests", cmdSandbox},
 		{"gen", "generate synthetic customers and cards (test BINs, valid Luhn)", cmdGen},
 		{"config", "config check: validate a config file and its secrets", cmdConfig},
+		{"version", "print the build: module version, commit (and whether dirty), Go version", cmdVersion},
 	}
 }
 
@@ -89,9 +89,8 @@ func mainCode(args []string) int {
 		}
 		return exitOK
 	}
-	if args[0] == "version" || args[0] == "--version" {
-		fmt.Println("etl", version)
-		return exitOK
+	if args[0] == "--version" {
+		args[0] = "version"
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -103,6 +102,24 @@ func mainCode(args []string) int {
 	fmt.Fprintf(os.Stderr, "etl: unknown command %q\n\n", args[0])
 	usage()
 	return exitUsage
+}
+
+func cmdVersion(_ context.Context, args []string) int {
+	fs := newFlags("version", "version", "Print the build of this binary: module version, VCS commit (and \"dirty\" when built from a\nchanged tree), and the Go version. Every run records the same line in runs.version.", "etl version")
+	if code, ok := parse(fs, args, 0); !ok {
+		return code
+	}
+	in := buildinfo.Read()
+	fmt.Printf("etl %s\n", in)
+	fmt.Printf("  version  %s\n  commit   %s\n  dirty    %t\n  go       %s\n", in.Version, orNone(in.Commit), in.Modified, in.Go)
+	return exitOK
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(not stamped: built outside a git checkout or with -buildvcs=false)"
+	}
+	return s
 }
 
 // fail prints one clear line and returns the code.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/northwind-data/etl/internal/buildinfo"
 	"net"
 	"os"
 	"os/exec"
@@ -193,9 +194,12 @@ func TestTopLevelUsage(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	t.Parallel()
-	r := etl(t, nil, "version")
-	if r.code != exitOK || strings.TrimSpace(r.stdout) != "etl "+version {
-		t.Fatalf("want %q on stdout, got %s", "etl "+version, r)
+	want := "etl " + buildinfo.Read().String()
+	for _, arg := range []string{"version", "--version"} {
+		r := etl(t, nil, arg)
+		if first, _, _ := strings.Cut(r.stdout, "\n"); r.code != exitOK || first != want {
+			t.Fatalf("etl %s: want %q first on stdout, got %s", arg, want, r)
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/term"
 
+	"github.com/northwind-data/etl/internal/buildinfo"
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/extract"
 	"github.com/northwind-data/etl/internal/httpx"
@@ -171,7 +172,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	var runID int64
 	if !f.dryRun {
 		ri := ledger.RunInfo{Group: group, ShardIndex: sh.Index, ShardCount: sh.Count, Source: sourceID,
-			Providers: names, Version: version, Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": f.dryRun}}
+			Providers: names, Version: buildinfo.Read().String(), Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": f.dryRun}}
 		if n, err := store.MarkCrashed(ctx, ri); err != nil {
 			return fail(exitFatal, "%v", err)
 		} else if n > 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/partners"
+	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 type multiFlag []string
@@ -25,8 +26,12 @@ func cmdSandbox(ctx context.Context, args []string) int {
 	listen := fs.String("listen", "127.0.0.1:18099", "address to serve on (keep it on loopback)")
 	var faults multiFlag
 	fs.Var(&faults, "faults", "PARTNER=SPEC fault injection (PARTNER may be all), repeatable: rate=N,errors=F,latency=D,jitter=D,reset=F,drop=F,down=true,seed=N,retry-after=date")
+	check := fs.Bool("healthcheck", false, "do not serve: exit 0 when a sandbox answers on --listen, 1 otherwise (container healthchecks; the image has no shell or curl)")
 	if code, ok := parse(fs, args, 0); !ok {
 		return code
+	}
+	if *check {
+		return sandboxHealthcheck(ctx, *listen)
 	}
 	h, err := sandboxMux(faults)
 	if err != nil {
@@ -46,6 +51,27 @@ func cmdSandbox(ctx context.Context, args []string) int {
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fail(exitFatal, "sandbox: %v", err)
+	}
+	return exitOK
+}
+
+// sandboxHealthcheck asks the sandbox on addr for a partner's state: any
+// HTTP answer within a few seconds means it serves.
+func sandboxHealthcheck(ctx context.Context, addr string) int {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	url := "http://" + addr + "/" + partners.Names()[0] + sandbox.StatePath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fail(exitUsage, "sandbox --healthcheck: %v", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fail(exitFatal, "sandbox --healthcheck: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fail(exitFatal, "sandbox --healthcheck: %s answered %s", url, resp.Status)
 	}
 	return exitOK
 }

@@ -73,6 +73,31 @@ func TestCronJobIsAValidIndexedJob(t *testing.T) {
 	if secrets < 2 {
 		t.Fatal("DATABASE_URL and ETL_HMAC_KEY must come from a Secret")
 	}
+	// The image (make image, Dockerfile) runs as 65532. Secret files are
+	// root's; only fsGroup makes them the pod's group, and only a
+	// group-readable mode lets that group read them.
+	sc := js.Template.Spec.SecurityContext
+	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 65532 || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		t.Fatal("the pod must run as the image's user 65532, non-root")
+	}
+	if sc.FSGroup == nil || *sc.FSGroup != 65532 {
+		t.Fatal("securityContext.fsGroup must be 65532, or the mounted Secret files are unreadable to the pod's user")
+	}
+	for _, v := range js.Template.Spec.Volumes {
+		if v.Secret == nil {
+			continue
+		}
+		if m := v.Secret.DefaultMode; m == nil || *m&0o040 == 0 || *m&0o007 != 0 {
+			t.Errorf("secret volume %s: defaultMode %o: want group-readable and nothing for others (e.g. 0440)", v.Name, derefMode(m))
+		}
+	}
+	if !strings.HasSuffix(strings.Split(c.Image, ":")[0], "/etl") && strings.Split(c.Image, ":")[0] != "etl" {
+		t.Errorf("image %q is not the etl image make image builds", c.Image)
+	}
+	if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem ||
+		c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
+		t.Error("the container must have a read-only root filesystem and no privilege escalation")
+	}
 	var cfgMounted bool
 	for _, v := range js.Template.Spec.Volumes {
 		if v.ConfigMap != nil && v.ConfigMap.Name == "etl-config" {
@@ -114,6 +139,13 @@ func TestSecretExampleParses(t *testing.T) {
 			t.Fatalf("document %d: %v", i, err)
 		}
 	}
+}
+
+func derefMode(m *int32) int32 {
+	if m == nil {
+		return 0
+	}
+	return *m
 }
 
 func itoa(i int) string {

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	etlBin = filepath.Join(dir, "etl")
-	out, err := exec.Command("go", "build", "-o", etlBin, "../../cmd/etl").CombinedOutput()
+	out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", etlBin, "../../cmd/etl").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build etl: %v\n%s", err, out)
 		os.Exit(1)
