@@ -3,8 +3,8 @@ package q2open_test
 import (
 	"testing"
 
-	"github.com/northwind-data/etl/internal/providers/q2open"
 	"github.com/northwind-data/etl/internal/providers/providertest"
+	"github.com/northwind-data/etl/internal/providers/q2open"
 )
 
 func TestConformance(t *testing.T) { providertest.Run(t, q2open.Name) }
