@@ -7,12 +7,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gopkg.in/yaml.v3"
+
+	"github.com/northwind-data/etl/internal/boolean"
 )
 
 // Secret names where a credential lives. Only Env and File are meant for
@@ -48,12 +52,31 @@ func (s Secret) Resolve() (string, error) {
 		}
 		return v, nil
 	case s.Value != "":
-		if os.Getenv("ETL_FORBID_INLINE_SECRETS") != "" {
+		forbid, err := InlineSecretsForbidden()
+		if err != nil {
+			return "", err
+		}
+		if forbid {
 			return "", errors.New("inline secret values are forbidden here (ETL_FORBID_INLINE_SECRETS): use env or file")
 		}
 		return s.Value, nil
 	}
 	return "", errors.New("not configured: give env or file")
+}
+
+// InlineSecretsForbidden reads ETL_FORBID_INLINE_SECRETS: unset means
+// allowed; otherwise it must be a boolean, so a typo cannot silently allow
+// (or forbid) inline secrets.
+func InlineSecretsForbidden() (bool, error) {
+	v, ok := os.LookupEnv("ETL_FORBID_INLINE_SECRETS")
+	if !ok || v == "" {
+		return false, nil
+	}
+	b, err := boolean.Parse(v)
+	if err != nil {
+		return true, fmt.Errorf("ETL_FORBID_INLINE_SECRETS: %v", err)
+	}
+	return b, nil
 }
 
 // Duration parses "30s", "5m".
@@ -75,6 +98,10 @@ type Config struct {
 	HMACKey  Secret             `yaml:"hmac_key"`
 	Partners map[string]Partner `yaml:"partners"`
 	Run      Run                `yaml:"run"`
+
+	// envErrs are environment overrides that could not be applied; Validate
+	// reports them with the variable's name as the path.
+	envErrs Errors
 }
 
 type Source struct {
@@ -148,10 +175,121 @@ func Load(path string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("config %s: %v", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, withFieldPaths(b, err))
 	}
 	c.applyEnv()
 	return &c, nil
+}
+
+// withFieldPaths rewrites yaml.v3's messages, which name Go types ("field
+// vault_urll not found in type config.Partner"), to name the path of the
+// field in the file ("partners.clubready.vault_urll (line 12): unknown
+// field"), the way Validate names every other problem.
+func withFieldPaths(src []byte, err error) error {
+	msgs := []string{err.Error()}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(src, &root) != nil {
+		return err // a syntax error: yaml.v3's message names the line
+	}
+	var es Errors
+	for _, msg := range msgs {
+		var line int
+		var field, typ string
+		if n, _ := fmt.Sscanf(msg, "line %d: field %s not found in type %s", &line, &field, &typ); n == 3 {
+			path := pathAt(&root, line, field)
+			if path == "" {
+				path = field
+			}
+			es = append(es, FieldError{Path: path, Msg: fmt.Sprintf("unknown field (line %d); check the spelling", line)})
+			continue
+		}
+		if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
+			if path := pathOfLine(&root, line); path != "" {
+				_, rest, _ := strings.Cut(msg, ": ")
+				es = append(es, FieldError{Path: path, Msg: fmt.Sprintf("%s (line %d)", yamlTypeWords(rest), line)})
+				continue
+			}
+		}
+		es = append(es, FieldError{Path: "config", Msg: msg})
+	}
+	return es
+}
+
+// yamlTypeWords replaces yaml.v3's Go type names with what a config
+// author wrote or meant.
+func yamlTypeWords(msg string) string {
+	return strings.NewReplacer("into float64", "into a number", "into int", "into a whole number", "into bool", "into true/false",
+		"into config.Duration", "into a duration", "into config.Secret", "into {env: NAME} or {file: PATH}",
+		"into map[string]string", "into a mapping of names to values", "into map[string]config.Partner", "into a mapping of partners",
+		"into string", "into a string", "!!str", "text", "!!map", "a mapping", "!!seq", "a list", "!!int", "a number").Replace(msg)
+}
+
+// pathAt finds the mapping key named field on the given line and returns
+// its dotted path from the document root.
+func pathAt(n *yaml.Node, line int, field string) string {
+	var walk func(n *yaml.Node, prefix string) string
+	walk = func(n *yaml.Node, prefix string) string {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if p := walk(c, prefix); p != "" {
+					return p
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := join(prefix, k.Value)
+				if k.Line == line && k.Value == field {
+					return p
+				}
+				if q := walk(v, p); q != "" {
+					return q
+				}
+			}
+		}
+		return ""
+	}
+	return walk(n, "")
+}
+
+// pathOfLine returns the path of the value that starts on line.
+func pathOfLine(n *yaml.Node, line int) string {
+	var walk func(n *yaml.Node, prefix string) string
+	walk = func(n *yaml.Node, prefix string) string {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if p := walk(c, prefix); p != "" {
+					return p
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := join(prefix, k.Value)
+				if q := walk(v, p); q != "" {
+					return q
+				}
+				if v.Line == line {
+					return p
+				}
+			}
+		}
+		return ""
+	}
+	return walk(n, "")
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
 }
 
 // applyEnv lets the environment override the file:
@@ -173,8 +311,12 @@ func (c *Config) applyEnv() {
 			p.BaseURL = v
 		}
 		if v := os.Getenv("ETL_" + up + "_ENABLED"); v != "" {
-			on := v == "true" || v == "1"
-			p.Enabled = &on
+			on, err := boolean.Parse(v)
+			if err != nil {
+				c.envErrs = append(c.envErrs, FieldError{Path: "ETL_" + up + "_ENABLED", Msg: err.Error()})
+			} else {
+				p.Enabled = &on
+			}
 		}
 		prefix := "ETL_" + up + "_OPT_"
 		for _, kv := range os.Environ() {
@@ -196,8 +338,11 @@ var Required = map[string][]string{}
 // Validate checks everything that can be checked without a call, secrets
 // included, and returns every problem with its path.
 func (c *Config) Validate() Errors {
-	var es Errors
+	es := append(Errors(nil), c.envErrs...)
 	add := func(path, f string, a ...any) { es = append(es, FieldError{path, fmt.Sprintf(f, a...)}) }
+	if _, err := InlineSecretsForbidden(); err != nil {
+		add("ETL_FORBID_INLINE_SECRETS", "%v", errors.Unwrap(err))
+	}
 	switch c.Source.Type {
 	case "", "csv":
 		if c.Source.Dir == "" {
@@ -208,7 +353,9 @@ func (c *Config) Validate() Errors {
 	case "postgres":
 		if !c.Source.Postgres.URL.IsSet() {
 			add("source.postgres.url", "required for a postgres source")
-		} else if _, err := c.Source.Postgres.URL.Resolve(); err != nil {
+		} else if u, err := c.Source.Postgres.URL.Resolve(); err != nil {
+			add("source.postgres.url", "%v", err)
+		} else if err := checkPostgresURL(u); err != nil {
 			add("source.postgres.url", "%v", err)
 		}
 		if c.Source.Postgres.Customers == "" {
@@ -222,7 +369,9 @@ func (c *Config) Validate() Errors {
 	}
 	if !c.Ledger.URL.IsSet() {
 		add("ledger.url", "required (or set DATABASE_URL)")
-	} else if _, err := c.Ledger.URL.Resolve(); err != nil {
+	} else if u, err := c.Ledger.URL.Resolve(); err != nil {
+		add("ledger.url", "%v", err)
+	} else if err := checkPostgresURL(u); err != nil {
 		add("ledger.url", "%v", err)
 	}
 	if !c.HMACKey.IsSet() {
@@ -255,6 +404,8 @@ func (c *Config) Validate() Errors {
 			add(path+".base_url", "required")
 		} else if !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://") {
 			add(path+".base_url", "must start with http:// or https://")
+		} else if u, err := url.Parse(p.BaseURL); err != nil || u.Host == "" {
+			add(path+".base_url", "%q is not a URL with a host", p.BaseURL)
 		}
 		for _, cred := range need {
 			s, ok := p.Credentials[cred]
@@ -282,6 +433,19 @@ func (c *Config) Validate() Errors {
 		add("run.max_deactivate_fraction", "must be between 0 and 1")
 	}
 	return es
+}
+
+// checkPostgresURL parses a connection string the way the driver will, so
+// `config check` catches DATABASE_URL=notaurl before a run does. The
+// message never repeats the URL: it may carry a password.
+func checkPostgresURL(s string) error {
+	if _, err := pgconn.ParseConfig(s); err != nil {
+		return errors.New("not a PostgreSQL connection URL (postgres://user@host:port/db?sslmode=...) or key=value string")
+	}
+	if !strings.Contains(s, "://") && !strings.Contains(s, "=") {
+		return errors.New("not a PostgreSQL connection URL (postgres://user@host:port/db?sslmode=...) or key=value string")
+	}
+	return nil
 }
 
 // Optional credentials per partner.

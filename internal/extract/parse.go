@@ -2,6 +2,7 @@ package extract
 
 import (
 	"fmt"
+	"github.com/northwind-data/etl/internal/boolean"
 	"strconv"
 	"strings"
 	"time"
@@ -78,14 +79,14 @@ func (p *rowParser) integer(field, v string, lo, hi int, want string) int {
 }
 
 func (p *rowParser) boolean(field, v string) bool {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "false", "0", "no", "n", "f":
+	if strings.TrimSpace(v) == "" {
 		return false
-	case "true", "1", "yes", "y", "t":
-		return true
 	}
-	p.reject(field, model.ReasonBadValue, "%s %s is not true/false (1/0, yes/no)", field, transform.Quote(v))
-	return false
+	b, err := boolean.Parse(v)
+	if err != nil {
+		p.reject(field, model.ReasonBadValue, "%s %s is not true/false (1/0, yes/no)", field, transform.Quote(v))
+	}
+	return b
 }
 
 // list splits a |-separated column, dropping empty entries.

@@ -44,17 +44,19 @@ func SandboxMux(specs []string) (http.Handler, error) {
 		if _, known := specs_(name); !known && name != "all" {
 			return nil, fmt.Errorf("--faults: unknown partner %q (known: %s, or all)", name, strings.Join(Names(), ", "))
 		}
-		c, err := faults.ParseSpec(spec)
-		if err != nil {
-			return nil, fmt.Errorf("--faults %s: %w", name, err)
-		}
+		targets := []string{name}
 		if name == "all" {
-			for _, n := range Names() {
-				cfgs[n] = c
-			}
-			continue
+			targets = Names()
 		}
-		cfgs[name] = c
+		// Each flag sets only the keys it names, in order: a later "all"
+		// does not undo an earlier partner's settings.
+		for _, n := range targets {
+			c, err := faults.ApplySpec(cfgs[n], spec)
+			if err != nil {
+				return nil, fmt.Errorf("--faults %s: %w", name, err)
+			}
+			cfgs[n] = c
+		}
 	}
 	return NewSandboxes(cfgs), nil
 }

@@ -18,11 +18,20 @@ var specKeys = []string{"rate", "errors", "latency", "jitter", "reset", "drop", 
 // pairs, e.g. "rate=200,errors=0.2,latency=50ms,jitter=10ms,reset=0.01,
 // drop=0.1,down=true,seed=7,retry-after=date". An empty spec (or "none")
 // injects nothing; "down" alone means down=true.
-func ParseSpec(s string) (Config, error) {
-	var c Config
+func ParseSpec(s string) (Config, error) { return ApplySpec(Config{}, s) }
+
+// ApplySpec sets the keys that spec names on top of base and leaves the
+// others as base has them, so repeated --faults flags merge key by key in
+// the order given ("all=errors=0.2" then "synctera=rate=50" gives synctera
+// both).
+func ApplySpec(base Config, s string) (Config, error) {
+	c := base
 	s = strings.TrimSpace(s)
-	if s == "" || s == "none" {
+	switch s {
+	case "":
 		return c, nil
+	case "none":
+		return Config{}, nil
 	}
 	seen := map[string]bool{}
 	for item := range strings.SplitSeq(s, ",") {

@@ -1,0 +1,126 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/northwind-data/etl/internal/config"
+)
+
+const base = `source: {type: csv, dir: %DIR%}
+ledger: {url: {env: CFG_TEST_DB}}
+hmac_key: {env: CFG_TEST_KEY}
+partners:
+  synctera:
+    base_url: https://api-sandbox.synctera.com/v0
+    credentials: {token: {env: CFG_TEST_TOKEN}}
+`
+
+func init() {
+	config.Required["synctera"] = []string{"token"}
+}
+
+func write(t *testing.T, text string) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "etl.yaml")
+	if err := os.WriteFile(p, []byte(strings.ReplaceAll(text, "%DIR%", dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func setBase(t *testing.T) {
+	t.Setenv("CFG_TEST_DB", "postgres://etl@db.example:5432/etl?sslmode=verify-full")
+	t.Setenv("CFG_TEST_KEY", "k3y-for-config-tests-0123456789abcdefghij")
+	t.Setenv("CFG_TEST_TOKEN", "tok")
+}
+
+func problems(t *testing.T, text string) string {
+	t.Helper()
+	c, err := config.Load(write(t, text))
+	if err != nil {
+		return err.Error()
+	}
+	return c.Validate().Error()
+}
+
+// A typo in the file names the field by its path and line, not by a Go type.
+func TestUnknownFieldNamesItsPath(t *testing.T) {
+	setBase(t)
+	got := problems(t, base+"    rate_per_secs: 5\n")
+	if !strings.Contains(got, "partners.synctera.rate_per_secs") || !strings.Contains(got, "line 8") || strings.Contains(got, "config.Partner") {
+		t.Fatalf("got %q", got)
+	}
+	got = problems(t, base+"run: {grace_period: soon}\n")
+	if !strings.Contains(got, "grace_period") || strings.Contains(got, "config.") {
+		t.Fatalf("bad duration: got %q", got)
+	}
+}
+
+// Booleans in the environment read as everywhere else; anything unclear is
+// an error, never a silent false.
+func TestEnabledOverrideIsStrict(t *testing.T) {
+	setBase(t)
+	for _, tc := range []struct {
+		v      string
+		on, ok bool
+	}{{"TRUE", true, true}, {"yes", true, true}, {"1", true, true}, {"false", false, true}, {"No", false, true}, {"enable", false, false}, {"on", false, false}} {
+		t.Run(tc.v, func(t *testing.T) {
+			t.Setenv("ETL_SYNCTERA_ENABLED", tc.v)
+			c, err := config.Load(write(t, base))
+			if err != nil {
+				t.Fatal(err)
+			}
+			es := c.Validate()
+			if !tc.ok {
+				if !strings.Contains(es.Error(), "ETL_SYNCTERA_ENABLED") {
+					t.Fatalf("ETL_SYNCTERA_ENABLED=%s accepted: %v", tc.v, es)
+				}
+				return
+			}
+			if len(es) > 0 {
+				t.Fatal(es)
+			}
+			if got := c.Partners["synctera"].On(); got != tc.on {
+				t.Fatalf("ETL_SYNCTERA_ENABLED=%s: on = %v", tc.v, got)
+			}
+		})
+	}
+}
+
+func TestForbidInlineSecretsIsABoolean(t *testing.T) {
+	inline := config.Secret{Value: "x"}
+	for _, tc := range []struct {
+		v        string
+		set      bool
+		resolves bool
+	}{{"", false, true}, {"0", true, true}, {"false", true, true}, {"1", true, false}, {"true", true, false}, {"YES", true, false}, {"sometimes", true, false}} {
+		if tc.set {
+			t.Setenv("ETL_FORBID_INLINE_SECRETS", tc.v)
+		} else {
+			os.Unsetenv("ETL_FORBID_INLINE_SECRETS")
+		}
+		_, err := inline.Resolve()
+		if (err == nil) != tc.resolves {
+			t.Errorf("ETL_FORBID_INLINE_SECRETS=%q: resolve err %v, want resolves=%v", tc.v, err, tc.resolves)
+		}
+	}
+}
+
+// config check parses URLs as the driver and the clients will.
+func TestURLsAreParsed(t *testing.T) {
+	setBase(t)
+	t.Setenv("CFG_TEST_DB", "notaurl")
+	got := problems(t, base)
+	if !strings.Contains(got, "ledger.url") || strings.Contains(got, "notaurl") {
+		t.Fatalf("DATABASE_URL=notaurl: got %q (the message must not echo the URL)", got)
+	}
+	setBase(t)
+	got = problems(t, strings.Replace(base, "https://api-sandbox.synctera.com/v0", "https://", 1))
+	if !strings.Contains(got, "partners.synctera.base_url") {
+		t.Fatalf("base_url without host: got %q", got)
+	}
+}
