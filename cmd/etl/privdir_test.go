@@ -67,21 +67,3 @@ func TestDryRunOutIsAPrivateDirectory(t *testing.T) {
 		}
 	}
 }
-
-// The CLI refuses such a directory before it opens the ledger.
-func TestDryRunRefusesAnOpenDryRunOut(t *testing.T) {
-	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "bodies")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	env := demoEnv(t)
-	env["DATABASE_URL"] = "postgres://nobody@127.0.0.1:1/none?sslmode=disable"
-	r := etl(t, env, "run", "--config", sampleConfig(t, nil), "--dry-run", "--dry-run-out", dir)
-	if r.code != exitUsage || !strings.Contains(r.stderr, "--dry-run-out") || !strings.Contains(r.stderr, "mode 0755") {
-		t.Fatalf("want exit %d refusing the 0755 directory, got %s", exitUsage, r)
-	}
-}
