@@ -212,7 +212,9 @@ func (v *Validator) validateCard(c *model.Customer, cd *model.Card) []model.Reje
 // CardKey is the ledger entity key of a card. A card id that is itself a
 // card number is masked (SafeCardID): the key goes to the ledger, reject
 // files and logs.
-func CardKey(customerID, cardID string) string { return "card/" + customerID + "/" + SafeCardID(cardID) }
+func CardKey(customerID, cardID string) string {
+	return "card/" + customerID + "/" + SafeCardID(cardID)
+}
 
 // maskedCardID stands in for a card id that is a card number.
 const maskedCardID = "(card-number)"
