@@ -342,6 +342,43 @@ func TestConfigCheck(t *testing.T) {
 			problems: 1,
 		},
 		{
+			name:     "http base_url off loopback (env override)",
+			env:      func(e map[string]string) { e["ETL_SYNCTERA_BASE_URL"] = "http://sandbox.example:18099/synctera/v0" },
+			code:     exitUsage,
+			stderr:   []string{"partners.synctera.base_url", "http:// is refused"},
+			problems: 1,
+		},
+		{
+			name:     "http vault_url off loopback (env override)",
+			env:      func(e map[string]string) { e["ETL_CLUBREADY_OPT_VAULT_URL"] = "http://10.1.2.3/clubready" },
+			code:     exitUsage,
+			stderr:   []string{"partners.clubready.options.vault_url", "http:// is refused"},
+			problems: 1,
+		},
+		{
+			name:   "loopback sandboxes without the opt-in",
+			edit:   replace("allow_insecure_loopback: true", "allow_insecure_loopback: false"),
+			code:   exitUsage,
+			stderr: []string{"partners.synctera.base_url", "partners.clubready.options.vault_url", "allow_insecure_loopback: true"},
+		},
+		{
+			name:     "hmac_key is the example placeholder",
+			env:      func(e map[string]string) { e["ETL_HMAC_KEY"] = "CHANGE_ME_32_RANDOM_BYTES_BASE64" },
+			code:     exitUsage,
+			stderr:   []string{"hmac_key", "placeholder"},
+			problems: 1,
+		},
+		{
+			name: "postgres source without certificate verification warns",
+			edit: replace("  type: csv                 # csv | postgres\n", "  type: postgres\n  postgres: {url: {env: SOURCE_DATABASE_URL}, customers: c, cards: k}\n"),
+			env: func(e map[string]string) {
+				e["SOURCE_DATABASE_URL"] = "postgres://reader:s3cretPw@bank-db.example:5432/core?sslmode=require"
+			},
+			code:   exitOK,
+			stdout: []string{"is valid"},
+			stderr: []string{"warning: source.postgres.url: sslmode=require does not verify the server certificate", "verify-full"},
+		},
+		{
 			name: "every problem in one pass",
 			env: func(e map[string]string) {
 				delete(e, "SANDBOX_SYNCTERA_TOKEN")
@@ -389,7 +426,7 @@ func TestConfigCheck(t *testing.T) {
 			if c.problems > 0 && !strings.Contains(r.stderr, fmt.Sprintf("%d problem(s)", c.problems)) {
 				t.Errorf("want %d problem(s):\n%s", c.problems, r)
 			}
-			for _, secret := range append(secretValues(env), "sh0rtKeyXyz") {
+			for _, secret := range append(secretValues(env), "sh0rtKeyXyz", "s3cretPw", "CHANGE_ME_32") {
 				if strings.Contains(r.stdout+r.stderr, secret) {
 					t.Errorf("output reveals the secret value %q:\n%s", secret, r)
 				}

@@ -202,6 +202,9 @@ func cmdConfig(_ context.Context, args []string) int {
 		}
 		return exitUsage
 	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(os.Stderr, "config %s: warning: %s\n", *path, w)
+	}
 	fmt.Printf("config %s is valid\n", *path)
 	return exitOK
 }
@@ -225,7 +228,7 @@ func (d *dryRun) write(provider string, op load.Op) {
 	}
 	name := strings.NewReplacer("/", "_", "\\", "_").Replace(op.EntityKey)
 	dir := filepath.Join(d.dir, provider)
-	_ = os.MkdirAll(dir, 0o755)
+	_ = os.MkdirAll(dir, 0o700) // inside the private directory makePrivateDir checked
 	doc := fmt.Sprintf("{\"operation\": %q, \"entity_key\": %q, \"remote_id\": %q, \"body\": %s}\n", op.Kind, op.EntityKey, op.RemoteID, masked)
 	if os.WriteFile(filepath.Join(dir, name+".json"), []byte(doc), 0o600) == nil {
 		d.n.Add(1)

@@ -100,6 +100,14 @@ func cmdRun(ctx context.Context, args []string) int {
 		}
 		return exitUsage
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("insecure setting", zap.String("field", w.Path), zap.String("warning", w.Msg))
+	}
+	if f.dryRun && f.dryRunOut != "" {
+		if err := makePrivateDir(f.dryRunOut); err != nil {
+			return fail(exitUsage, "--dry-run-out: %v", err)
+		}
+	}
 	sh, err := shard.Parse(f.shard, os.Getenv("JOB_COMPLETION_INDEX"))
 	if err != nil {
 		return fail(exitUsage, "--shard: %v", err)

@@ -18,7 +18,7 @@ import (
 
 // hmacKey is the bench's content-hash and fingerprint key (a sandbox-only
 // value, like the demo credentials).
-const hmacKey = "bench-hmac-key-0123456789abcdef"
+const hmacKey = "bench-hmac-key-0123456789abcdef-sandbox-only"
 
 // dataset writes n generated customers (no deliberately bad rows: every
 // record should reach every partner, so customers/s compares like with
@@ -62,7 +62,7 @@ type runConfig struct {
 func writeConfig(path, sandboxURL string, rc runConfig) ([]string, error) {
 	env := []string{"BENCH_HMAC_KEY=" + hmacKey}
 	var b strings.Builder
-	fmt.Fprintf(&b, "source: {type: csv, dir: %q}\nledger: {url: {env: BENCH_DATABASE_URL}}\nhmac_key: {env: BENCH_HMAC_KEY}\nrun: {grace_period: 5s}\npartners:\n", rc.Source)
+	fmt.Fprintf(&b, "source: {type: csv, dir: %q}\nledger: {url: {env: BENCH_DATABASE_URL}}\nhmac_key: {env: BENCH_HMAC_KEY}\nrun: {grace_period: 5s}\nallow_insecure_loopback: true\npartners:\n", rc.Source)
 	for _, sp := range partners.All() {
 		base := sandboxURL + "/" + sp.Name + sp.BasePath
 		fmt.Fprintf(&b, "  %s:\n    base_url: %q\n    concurrency: %d\n", sp.Name, base, rc.Concurrency)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"sort"
@@ -98,6 +99,12 @@ type Config struct {
 	HMACKey  Secret             `yaml:"hmac_key"`
 	Partners map[string]Partner `yaml:"partners"`
 	Run      Run                `yaml:"run"`
+
+	// AllowInsecureLoopback lets a partner URL be plain http:// when its
+	// host is loopback: the sandboxes of `etl sandbox`, the demo and the
+	// tests. Partners carry card data, so any other http:// URL is
+	// refused, with or without it.
+	AllowInsecureLoopback bool `yaml:"allow_insecure_loopback"`
 
 	// envErrs are environment overrides that could not be applied; Validate
 	// reports them with the variable's name as the path.
@@ -378,8 +385,8 @@ func (c *Config) Validate() Errors {
 		add("hmac_key", "required: the key for card fingerprints, content hashes and idempotency keys")
 	} else if v, err := c.HMACKey.Resolve(); err != nil {
 		add("hmac_key", "%v", err)
-	} else if len(v) < 16 {
-		add("hmac_key", "too short: use at least 16 characters (32 random bytes recommended)")
+	} else if msg := weakKey(v); msg != "" {
+		add("hmac_key", "%s", msg)
 	}
 	if len(c.Partners) == 0 {
 		add("partners", "no partner configured")
@@ -402,10 +409,15 @@ func (c *Config) Validate() Errors {
 		}
 		if p.BaseURL == "" {
 			add(path+".base_url", "required")
-		} else if !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://") {
-			add(path+".base_url", "must start with http:// or https://")
-		} else if u, err := url.Parse(p.BaseURL); err != nil || u.Host == "" {
-			add(path+".base_url", "%q is not a URL with a host", p.BaseURL)
+		} else if msg := c.checkPartnerURL(p.BaseURL); msg != "" {
+			add(path+".base_url", "%s", msg)
+		}
+		for _, opt := range sortedKeys(p.Options) {
+			if strings.HasSuffix(opt, "_url") && p.Options[opt] != "" {
+				if msg := c.checkPartnerURL(p.Options[opt]); msg != "" {
+					add(path+".options."+opt, "%s", msg)
+				}
+			}
 		}
 		for _, cred := range need {
 			s, ok := p.Credentials[cred]
@@ -479,4 +491,114 @@ func (p Partner) Cred(name string) string {
 	}
 	v, _ := s.Resolve()
 	return v
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkPartnerURL returns why a partner endpoint is refused, or "".
+// Partners carry card data, so plain http is only for a sandbox on
+// loopback, and only when the config says so.
+func (c *Config) checkPartnerURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "must start with http:// or https:// and name a host"
+	}
+	if u.Scheme == "https" {
+		return ""
+	}
+	if !isLoopback(u.Hostname()) {
+		return "http:// is refused: partners carry card data, use https:// (plain http is allowed only for a sandbox on loopback, with allow_insecure_loopback: true)"
+	}
+	if !c.AllowInsecureLoopback {
+		return "http:// is refused: partners carry card data, use https:// (for a sandbox on loopback, set allow_insecure_loopback: true)"
+	}
+	return ""
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// examplePlaceholder is the hmac-key value of deploy/k8s/secret.example.yaml.
+const examplePlaceholder = "CHANGE_ME_32_RANDOM_BYTES_BASE64"
+
+// weakKey returns why an HMAC key is refused, or "". The key protects the
+// card fingerprints (a card number has few unknown digits: a guessable key
+// lets anyone holding the ledger test candidates) and names every
+// idempotency key. Messages never include the key.
+func weakKey(k string) string {
+	switch {
+	case k == examplePlaceholder || strings.Contains(strings.ToUpper(k), "CHANGE_ME") || strings.Contains(strings.ToUpper(k), "CHANGEME"):
+		return "is the example placeholder: generate a key (e.g. openssl rand -base64 32)"
+	case len(k) < 32:
+		return "too short: use at least 32 bytes (e.g. openssl rand -base64 32)"
+	case strings.Count(k, k[:1]) == len(k):
+		return "is one character repeated: generate a key (e.g. openssl rand -base64 32)"
+	}
+	return ""
+}
+
+// Warnings are settings that are allowed but weaken security; `etl config
+// check` prints them and `etl run` logs them at start. Call after
+// Validate.
+func (c *Config) Warnings() Errors {
+	var ws Errors
+	if c.Source.Type == "postgres" && c.Source.Postgres.URL.IsSet() {
+		if v, err := c.Source.Postgres.URL.Resolve(); err == nil {
+			if mode, verified := sslVerified(v); !verified {
+				ws = append(ws, FieldError{"source.postgres.url", fmt.Sprintf("sslmode=%s does not verify the server certificate, and this connection carries card numbers: use sslmode=verify-full (with sslrootcert naming the server's CA)", mode)})
+			}
+		}
+	}
+	return ws
+}
+
+// sslVerified reads the sslmode of a PostgreSQL URL or keyword/value DSN
+// (PGSSLMODE, then libpq's default "prefer", when it names none) and
+// reports whether it verifies the server certificate and host name. A
+// Unix socket carries no TLS and needs none.
+func sslVerified(dsn string) (mode string, ok bool) {
+	params := map[string]string{}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			for k, v := range u.Query() {
+				params[k] = v[len(v)-1]
+			}
+			if u.Host != "" && params["host"] == "" {
+				params["host"] = u.Hostname()
+			}
+		}
+	} else {
+		for _, f := range strings.Fields(dsn) {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				params[k] = strings.Trim(v, "'")
+			}
+		}
+	}
+	h := params["host"]
+	if h == "" {
+		h = os.Getenv("PGHOST")
+	}
+	if h == "" || strings.HasPrefix(h, "/") {
+		return "", true
+	}
+	mode = params["sslmode"]
+	if mode == "" {
+		mode = os.Getenv("PGSSLMODE")
+	}
+	if mode == "" {
+		mode = "prefer"
+	}
+	return mode, mode == "verify-full"
 }

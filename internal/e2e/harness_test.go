@@ -97,9 +97,9 @@ func newEnv(t *testing.T, n int, fc map[string]faults.Config) *env {
 		}
 	}
 	e.cfgPath = filepath.Join(t.TempDir(), "etl.yaml")
-	e.envv = append(os.Environ(), "DATABASE_URL="+e.db, "ETL_HMAC_KEY=e2e-hmac-key-0123456789abcdef")
+	e.envv = append(os.Environ(), "DATABASE_URL="+e.db, "ETL_HMAC_KEY=e2e-hmac-key-0123456789abcdef-sandbox-only")
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "source: {type: csv, dir: %s}\nledger: {url: {env: DATABASE_URL}}\nhmac_key: {env: ETL_HMAC_KEY}\nrun: {grace_period: 5s}\npartners:\n", e.input)
+	fmt.Fprintf(&cfg, "source: {type: csv, dir: %s}\nledger: {url: {env: DATABASE_URL}}\nhmac_key: {env: ETL_HMAC_KEY}\nrun: {grace_period: 5s}\nallow_insecure_loopback: true\npartners:\n", e.input)
 	for _, sp := range partners.All() {
 		base := e.srv.URL + "/" + sp.Name + sp.BasePath
 		fmt.Fprintf(&cfg, "  %s:\n    base_url: %s\n    timeout: 5s\n    concurrency: 4\n    credentials:\n", sp.Name, base)

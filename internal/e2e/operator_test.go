@@ -15,10 +15,10 @@ import (
 
 func TestDryRunSendsNothingAndWritesMaskedBodies(t *testing.T) {
 	e := newEnv(t, 40, nil)
-	out := t.TempDir()
+	out := filepath.Join(t.TempDir(), "bodies") // made fresh, 0700 (docs/security.md)
 	r := e.runETL("--dry-run", "--dry-run-out", out)
 	if r.code != 0 || !strings.Contains(r.stdout, "DRY RUN") {
-		t.Fatalf("dry run: exit %d\n%s", r.code, r.stdout)
+		t.Fatalf("dry run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	for _, n := range partners.Names() {
 		if st := e.sb.Faults[n].Stats(); st.Requests != 0 {
@@ -46,6 +46,9 @@ func TestDryRunSendsNothingAndWritesMaskedBodies(t *testing.T) {
 	})
 	if files == 0 {
 		t.Fatal("no request bodies were written")
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("--dry-run-out: %v, %v: want a directory made with mode 0700", st.Mode(), err)
 	}
 	// The plan it printed is what a real run then does.
 	r = e.runETL()

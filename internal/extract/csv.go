@@ -531,7 +531,7 @@ func (j *joiner) customerRow(rec *customerRec, dup bool) (*pending, error) {
 // cardRow handles one cards.csv row for owner (nil: no such customer).
 func (j *joiner) cardRow(rec *cardRec, owner *pending) error {
 	custID, cardID := strings.TrimSpace(rec.CustomerID), strings.TrimSpace(rec.CardID)
-	o := j.origin(j.cards.File, rec.Line, custID+"/"+cardID)
+	o := j.origin(j.cards.File, rec.Line, custID+"/"+transform.SafeCardID(cardID))
 	key := cardKey(custID, cardID)
 	j.cards.Rows++
 	if owner != nil {
@@ -566,7 +566,7 @@ func (j *joiner) cardRow(rec *cardRec, owner *pending) error {
 		return j.rejectAll(rs)
 	}
 	if owner.cardIDs[cd.ID] {
-		return one("card_id", model.ReasonDuplicateKey, fmt.Sprintf("card_id %s appears more than once for customer %s; the first row wins", transform.Quote(cd.ID), custID))
+		return one("card_id", model.ReasonDuplicateKey, fmt.Sprintf("card_id %s appears more than once for customer %s; the first row wins", transform.Quote(transform.SafeCardID(cd.ID)), custID))
 	}
 	owner.cardIDs[cd.ID] = true
 	owner.nCards++

@@ -296,6 +296,19 @@ func TestReadRejectsAndFormats(t *testing.T) {
 			cards:     lines(cardHdr),
 		},
 		{
+			// An export that put the PAN in card_id: rejected by file and
+			// line, and the number never shown, not even in the entity key
+			// or the duplicate's message.
+			name:      "card_id that is a card number",
+			customers: lines(custHdr, cust("C1"), cust("C2"), "C3,Bad,Mail,nope,78753,US,2020-01-01,"),
+			cards: lines(cardHdr, card("C1", "5555555555554444", "4111111111111111"), card("C1", "5555555555554444", "4111111111111111"),
+				card("C2", "K2", "4111111111111111"), card("C2", "4111-1111-1111-1111", "4111111111111111"), card("C3", "378282246310005", "4111111111111111")),
+			accepted: []string{"C1:", "C2:K2,"},
+			rejects: []string{"cards.csv:2 card/C1/(card-number) card_id bad_value", "cards.csv:3 card/C1/(card-number) card_id duplicate_key",
+				"cards.csv:5 card/C2/(card-number) card_id bad_value", "cards.csv:6 card/C3/(card-number) customer_id customer_rejected",
+				"customers.csv:4 customer/C3 email bad_email"},
+		},
+		{
 			name:      "header without a trailing newline",
 			customers: custHdr,
 			cards:     cardHdr,

@@ -297,10 +297,38 @@ type Vanish struct {
 	LastRun                               int64
 }
 
-// ActiveCount is the number of active entities for provider (the base for
-// the mass-deactivation guard).
-func (s *Store) ActiveCount(ctx context.Context, provider string) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM sync_state WHERE provider = $1 AND active`, provider).Scan(&n)
-	return n, err
+// ActiveShare counts provider's active customer records (entity keys
+// "customer/...", the only ones deactivation switches off): total, and
+// kept, those whose customer keep accepts (this shard's share; all of them
+// when keep is nil). It is the base of the mass-deactivation guard: each
+// shard must weigh its own vanished records against its own share, or N
+// shards together could switch off N times the allowed fraction. One
+// streaming pass over customer ids; a plain count when keep is nil.
+func (s *Store) ActiveShare(ctx context.Context, provider string, keep func(customerID string) bool) (kept, total int, err error) {
+	if keep == nil {
+		err = s.pool.QueryRow(ctx, `SELECT count(*) FROM sync_state WHERE provider = $1 AND active AND starts_with(entity_key, 'customer/')`, provider).Scan(&total)
+		if err != nil {
+			return 0, 0, fmt.Errorf("ledger: active count: %w", err)
+		}
+		return total, total, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT customer_id FROM sync_state WHERE provider = $1 AND active AND starts_with(entity_key, 'customer/')`, provider)
+	if err != nil {
+		return 0, 0, fmt.Errorf("ledger: active share: %w", err)
+	}
+	defer rows.Close()
+	var id string
+	for rows.Next() {
+		if err := rows.Scan(&id); err != nil {
+			return 0, 0, fmt.Errorf("ledger: active share: %w", err)
+		}
+		total++
+		if keep(id) {
+			kept++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("ledger: active share: %w", err)
+	}
+	return kept, total, nil
 }

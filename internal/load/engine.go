@@ -499,7 +499,7 @@ func (e *Engine) batch(ctx context.Context, l *lane, jobs chan<- job) {
 				return
 			}
 			if ctx.Err() != nil || l.stopped.Load() {
-				l.counts.NotSent++
+				l.counts.addNotSent(1) // workers add to it at the same time
 				e.fps.done(op.CustomerID, false)
 				continue // drain: the rerun sends these
 			}
@@ -638,12 +638,20 @@ func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*
 		if len(gone) == 0 {
 			continue
 		}
-		active, err := e.Store.ActiveCount(ctx, name)
+		// The limit is the unsharded one (the fraction of all active
+		// records, at least 10) split in proportion to this shard's share,
+		// so that N shards, each deciding alone, together stay within it.
+		active, total, err := e.Store.ActiveShare(ctx, name, e.Keep)
 		if err != nil {
 			return err
 		}
-		if limit := max(10, int(float64(active)*e.MaxDeactivateFraction)); len(gone) > limit {
-			msg := fmt.Sprintf("refusing to deactivate %d of %d active records (limit %d): check the source export is complete, or rerun with --max-deactivate", len(gone), active, limit)
+		limit := deactivateLimit(active, total, e.MaxDeactivateFraction)
+		if len(gone) > limit {
+			of := ""
+			if active != total {
+				of = fmt.Sprintf(" (this shard's share of %d)", total)
+			}
+			msg := fmt.Sprintf("refusing to deactivate %d of %d active records%s (limit %d): check the source export is complete, or rerun with --max-deactivate", len(gone), active, of, limit)
 			sum.DeactGuard[name] = msg
 			e.Log.Error("deactivation refused", zap.String("provider", name), zap.String("reason", msg))
 			continue
@@ -669,6 +677,17 @@ func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*
 		}
 	}
 	return nil
+}
+
+// deactivateLimit is how many of a shard's active records it may switch
+// off: max(10, fraction of total) times its share active/total, rounded
+// down, so the shards' limits never add up to more than the unsharded one.
+func deactivateLimit(active, total int, fraction float64) int {
+	whole := max(10, float64(total)*fraction)
+	if total <= 0 || active >= total {
+		return int(whole)
+	}
+	return int(whole * float64(active) / float64(total))
 }
 
 func customersOnly(vs []ledger.Vanish) []ledger.Vanish {

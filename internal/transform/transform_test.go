@@ -1,6 +1,7 @@
 package transform_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +205,69 @@ func TestValidateRejects(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A card id that is itself a card number is rejected (field card_id, with
+// its file and line) and never shown: not in the message, not in the
+// entity key, whether the customer is valid or not.
+func TestCardIDThatIsACardNumberIsRejectedUnshown(t *testing.T) {
+	const pan = "5555555555554444"
+	for _, tc := range []struct {
+		name   string
+		id     string
+		edit   func(*model.Customer)
+		field  string
+		reason string
+	}{
+		{"valid customer", pan, nil, "card_id", model.ReasonBadValue},
+		{"with separators", "5555 5555-5555 4444", nil, "card_id", model.ReasonBadValue},
+		{"rejected customer", pan, func(c *model.Customer) { c.Email = "nope" }, "customer_id", model.ReasonCustomerReject},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := customer()
+			c.Accounts[0].Cards[0].ID = tc.id
+			c.Accounts[0].Cards[0].Origin = model.Origin{File: "cards.csv", Line: 7}
+			if tc.edit != nil {
+				tc.edit(c)
+			}
+			_, rs := transform.NewValidator([]byte("k"), now).Validate(c)
+			var found bool
+			for _, r := range rs {
+				if strings.Contains(r.Error(), pan) || strings.Contains(r.Error(), "5555 5555") || strings.Contains(fmt.Sprintf("%+v", r), pan) {
+					t.Errorf("reject shows the card number: %s", r.Error())
+				}
+				if r.Field == tc.field && r.Reason == tc.reason && r.Origin.File == "cards.csv" && r.Origin.Line == 7 && strings.HasPrefix(r.EntityKey, "card/C1/") {
+					found = true
+				}
+			}
+			if !found || len(c.Cards()) != 0 {
+				t.Fatalf("rejects %v, %d cards kept: want the card rejected on cards.csv:7, field %s", rs, len(c.Cards()), tc.field)
+			}
+		})
+	}
+}
+
+func TestCardIDIsPAN(t *testing.T) {
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{
+		{"4111111111111111", true},
+		{"4111-1111-1111-1111", true},
+		{"378282246310005", true}, // 15 digits
+		{"123456789015", true},    // 12 digits, Luhn-valid
+		{"12345678903", false},    // 11 digits
+		{"4111111111111111110", true},
+		{"41111111111111111107", false}, // 20 digits, Luhn-valid
+		{"4111111111111112", false},     // fails Luhn
+		{"K4111111111111111", false},
+		{"K1", false},
+		{"", false},
+	} {
+		if got := transform.CardIDIsPAN(tc.id); got != tc.want {
+			t.Errorf("CardIDIsPAN(%q) = %v, want %v", tc.id, got, tc.want)
+		}
 	}
 }
 

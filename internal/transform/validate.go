@@ -161,6 +161,8 @@ func (v *Validator) validateCard(c *model.Customer, cd *model.Card) []model.Reje
 	cd.ID = strings.TrimSpace(cd.ID)
 	if cd.ID == "" {
 		bad("card_id", model.ReasonMissingField, "card_id is required")
+	} else if CardIDIsPAN(cd.ID) {
+		bad("card_id", model.ReasonBadValue, "card_id is a card number (Luhn-valid, 12 to 19 digits): the export must give each card an id that is not its PAN (the value is not shown)")
 	}
 	p := cd.PAN
 	switch {
@@ -207,8 +209,51 @@ func (v *Validator) validateCard(c *model.Customer, cd *model.Card) []model.Reje
 	return out
 }
 
-// CardKey is the ledger entity key of a card.
-func CardKey(customerID, cardID string) string { return "card/" + customerID + "/" + cardID }
+// CardKey is the ledger entity key of a card. A card id that is itself a
+// card number is masked (SafeCardID): the key goes to the ledger, reject
+// files and logs.
+func CardKey(customerID, cardID string) string {
+	return "card/" + customerID + "/" + SafeCardID(cardID)
+}
+
+// maskedCardID stands in for a card id that is a card number.
+const maskedCardID = "(card-number)"
+
+// SafeCardID is cardID, or a mask when it is itself a card number, for
+// anything printed or stored about a card that may be rejected.
+func SafeCardID(cardID string) string {
+	if CardIDIsPAN(cardID) {
+		return maskedCardID
+	}
+	return cardID
+}
+
+// CardIDIsPAN reports whether a card id is itself a card number: 12 to 19
+// digits (spaces and dashes aside, as in a PAN) that pass the Luhn check.
+// An export that put the PAN in card_id would otherwise carry it into
+// entity keys, the ledger and reject files. It does not allocate: CardKey
+// calls it for every card.
+func CardIDIsPAN(id string) bool {
+	n, sum := 0, 0
+	for i := len(id) - 1; i >= 0; i-- {
+		c := id[i]
+		switch {
+		case c == ' ' || c == '-':
+			continue
+		case c < '0' || c > '9':
+			return false
+		}
+		d := int(c - '0')
+		if n%2 == 1 {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		n++
+	}
+	return n >= 12 && n <= 19 && sum%10 == 0
+}
 
 // normalizeEmail accepts a bare address local@domain.tld and lower-cases
 // the domain (which is case-insensitive; the local part is not).
