@@ -99,3 +99,18 @@ func TestMapGoldenBankCodes(t *testing.T) {
 	}
 	golden.AssertJSON(t, "customer_with_bank_codes.golden.json", datafeed.Request{Customers: []datafeed.Customer{ops[0].Payload.(datafeed.Customer)}})
 }
+
+func TestNetworkIdentifierIsThePublishedCode(t *testing.T) {
+	for _, tc := range []struct {
+		brand  string
+		source int
+		want   string
+	}{{"visa", 1, "4"}, {"mastercard", 2, "5"}, {"american express", 0, "3"}, {"discover", 4, "6"}, {"maestro", 9, "9"}} {
+		c := customer("C1")
+		c.Accounts[0].Cards[0].Brand, c.Accounts[0].Cards[0].NetworkID = tc.brand, tc.source
+		ops, _ := datafeed.Map(c, datafeed.MapOptions{})
+		if got := ops[0].Payload.(datafeed.Customer).Accounts[0].Cards[0].NetworkIdentifier.String(); got != tc.want {
+			t.Errorf("%s with network_id %d: %s, want %s", tc.brand, tc.source, got, tc.want)
+		}
+	}
+}

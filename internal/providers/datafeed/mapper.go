@@ -7,6 +7,7 @@ import (
 
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/transform"
 )
 
 // MapOptions fills what the source may lack.
@@ -113,7 +114,7 @@ func Map(c *model.Customer, o MapOptions) ([]load.Op, []model.Reject) {
 				IIN:               cd.IIN,
 				CardType:          upper(cd.Type),
 				Status:            or(cd.Status, "OPEN"),
-				NetworkIdentifier: json.Number(strconv.Itoa(cd.NetworkID)),
+				NetworkIdentifier: json.Number(strconv.Itoa(networkID(cd))),
 				OpenDate:          tsOpt(cd.OpenDate),
 				CloseDate:         tsPtr(cd.CloseDate),
 			})
@@ -121,6 +122,18 @@ func Map(c *model.Customer, o MapOptions) ([]load.Op, []model.Reject) {
 		wc.Accounts = append(wc.Accounts, wa)
 	}
 	return []load.Op{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: wc}}, nil
+}
+
+// networkIDs are the published networkIdentifier codes. The card's brand
+// (from its BIN) decides, since exports number networks their own way
+// (ours wrote Visa as 1); other brands keep the source's network_id.
+var networkIDs = map[string]int{transform.BrandAmex: 3, transform.BrandVisa: 4, transform.BrandMastercard: 5, transform.BrandDiscover: 6}
+
+func networkID(cd model.Card) int {
+	if n, ok := networkIDs[cd.Brand]; ok {
+		return n
+	}
+	return cd.NetworkID
 }
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339) }
