@@ -135,8 +135,9 @@ func init() {
 		Name: datafeed.Name,
 		// Sessions are started with the client certificate alone; a token
 		// is only for a proxy or sandbox that hands out a fixed one.
-		Optional:        []string{"token"},
-		DemoCredentials: map[string]string{"token": "sandbox-datafeed-token"},
+		// The demo and the e2e tests start real sessions against the
+		// sandbox, so they give none.
+		Optional: []string{"token"},
 		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
 			cfg, err := datafeedConfig(p, h)
 			if err != nil {
