@@ -378,7 +378,9 @@ func (c *Client) call(ctx context.Context, method string, body []byte) (*httpx.R
 		return resp, id, tok, err
 	}
 	resp, id, tok, err := do()
-	if inv, ok := c.tokens.(Invalidator); ok && sessionRefused(err) {
+	// tok is empty when starting the session failed: that is no refusal
+	// of a token, and starting another would fail the same way.
+	if inv, ok := c.tokens.(Invalidator); ok && tok != "" && sessionRefused(err) {
 		inv.Invalidate(tok)
 		resp, id, _, err = do()
 	}

@@ -183,3 +183,22 @@ func TestStartSessionSendsTheInstitutionScope(t *testing.T) {
 		t.Fatalf("startSession body %s", got)
 	}
 }
+
+// A startSession the partner refuses (certificate not enabled for the
+// institution scope, say) is fatal at once: no second session start.
+func TestARefusedStartSessionIsFatal(t *testing.T) {
+	starts := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == datafeed.PathStartSession {
+			starts++
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"type":"SessionValidationException","title":"Unauthorized","status":401}`))
+	}))
+	defer srv.Close()
+	c, _ := datafeed.New(datafeed.Config{BaseURL: srv.URL})
+	res := c.Send(context.Background(), ops(2), nil)
+	if res[0].Outcome != load.Failed || httpx.KindOf(res[0].Err) != httpx.Fatal || starts != 1 {
+		t.Fatalf("%s %v after %d session starts; want fatal after one", res[0].Outcome, res[0].Err, starts)
+	}
+}
