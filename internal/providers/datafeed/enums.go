@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/northwind-data/etl/internal/redact"
 )
 
 // The fields whose values the partner publishes as enums, by the name of
@@ -119,7 +121,14 @@ func (o MapOptions) enum(field, v string) (string, bool) {
 	return v, contains(Enums[field], v)
 }
 
+// enumMessage names the allowed values and the value found, masked and cut
+// short: a misaligned export can put anything in a code column, a card
+// number included, and rejects are stored.
 func enumMessage(field, got string) string {
+	got = redact.Text(got)
+	if len(got) > 40 {
+		got = got[:40] + "..."
+	}
 	return fmt.Sprintf("the data feed takes %s %s; got %q (map it with options.map_%s)",
 		wireName[field], strings.Join(Enums[field], ", "), got, field)
 }

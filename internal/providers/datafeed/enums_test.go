@@ -114,3 +114,12 @@ func TestNetworkIdentifierIsThePublishedCode(t *testing.T) {
 		}
 	}
 }
+
+func TestEnumRejectNeverCarriesACardNumber(t *testing.T) {
+	c := customer("C1")
+	c.Accounts[0].Type = "4111 1111 1111 1111" // a misaligned export
+	_, rej := datafeed.Map(c, datafeed.MapOptions{})
+	if len(rej) != 1 || strings.Contains(strings.NewReplacer(" ", "").Replace(rej[0].Message), "4111111111111111") {
+		t.Fatalf("rejects %+v", rej)
+	}
+}
