@@ -8,7 +8,6 @@ for p in datafeed q2open synctera clubready tokenization; do
   export "ETL_${up}_BASE_URL=http://$addr/$p$( [ "$p" = synctera ] && echo /v0 || true)"
 done
 export ETL_CLUBREADY_OPT_VAULT_URL="http://$addr/clubready"
-export SANDBOX_DATAFEED_TOKEN=sandbox-datafeed-token
 export SANDBOX_Q2OPEN_TOKEN=sandbox-q2open-token
 export SANDBOX_SYNCTERA_TOKEN=sandbox-synctera-token
 export SANDBOX_CLUBREADY_API_KEY=sandbox-clubready-apikey

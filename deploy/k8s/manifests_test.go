@@ -154,3 +154,77 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + string(rune('0'+i%10))
 }
+
+// The data feed takes calls only over mutual TLS: its client certificate
+// and key come from a Secret mounted where the config looks for them, and
+// readable by the pod's non-root user.
+func TestDatafeedClientCertificateComesFromASecret(t *testing.T) {
+	var cj batchv1.CronJob
+	if err := yaml.UnmarshalStrict(docs(t, "cronjob.yaml")[0], &cj); err != nil {
+		t.Fatal(err)
+	}
+	pod := cj.Spec.JobTemplate.Spec.Template.Spec
+	vol := ""
+	for _, v := range pod.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "etl-datafeed-tls" {
+			vol = v.Name
+		}
+	}
+	mount := ""
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if m.Name == vol && vol != "" {
+			if !m.ReadOnly {
+				t.Error("the certificate volume must be read-only")
+			}
+			mount = m.MountPath
+		}
+	}
+	if mount == "" {
+		t.Fatal("no volume from the etl-datafeed-tls Secret is mounted")
+	}
+	if sc := pod.SecurityContext; sc == nil || sc.FSGroup == nil || sc.RunAsUser == nil || *sc.FSGroup != *sc.RunAsUser {
+		t.Error("without fsGroup the non-root user cannot read the mounted key")
+	}
+
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(docs(t, "configmap.yaml")[0], &cm); err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/etl.yaml"
+	if err := os.WriteFile(path, []byte(cm.Data["etl.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := cfg.Partners["datafeed"].Options
+	for _, k := range []string{"client_cert_file", "client_key_file"} {
+		if !strings.HasPrefix(opts[k], mount+"/") {
+			t.Errorf("options.%s = %q, want a file under %s", k, opts[k], mount)
+		}
+	}
+
+	found := false
+	for _, d := range docs(t, "secret.example.yaml") {
+		var s corev1.Secret
+		if err := yaml.UnmarshalStrict(d, &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Name != "etl-datafeed-tls" {
+			continue
+		}
+		found = true
+		if s.Type != corev1.SecretTypeTLS || s.StringData["tls.crt"] == "" || s.StringData["tls.key"] == "" {
+			t.Errorf("etl-datafeed-tls: type %s keys %v; want a kubernetes.io/tls Secret with tls.crt and tls.key", s.Type, s.StringData)
+		}
+		for _, k := range []string{"client_cert_file", "client_key_file"} {
+			if _, ok := s.StringData[strings.TrimPrefix(opts[k], mount+"/")]; !ok {
+				t.Errorf("options.%s names %s, which the Secret does not hold", k, opts[k])
+			}
+		}
+	}
+	if !found {
+		t.Error("secret.example.yaml has no etl-datafeed-tls Secret")
+	}
+}

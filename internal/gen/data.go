@@ -65,7 +65,7 @@ type brand struct {
 	prefixes []string
 	length   int
 	cvvLen   int
-	network  int // network identifier for the data feed
+	network  int // the data feed's published networkIdentifier: 3 Amex, 4 Visa, 5 Mastercard, 6 Discover
 	debit    bool
 }
 
@@ -73,9 +73,9 @@ var brands = []struct {
 	weight int
 	brand
 }{
-	{45, brand{"Visa", []string{"411111", "401288", "400005"}, 16, 3, 1, true}},
-	{15, brand{"Mastercard", []string{"555555", "510510"}, 16, 3, 2, true}},
-	{15, brand{"MASTERCARD", []string{"222100", "222300"}, 16, 3, 2, true}},
+	{45, brand{"Visa", []string{"411111", "401288", "400005"}, 16, 3, 4, true}},
+	{15, brand{"Mastercard", []string{"555555", "510510"}, 16, 3, 5, true}},
+	{15, brand{"MASTERCARD", []string{"222100", "222300"}, 16, 3, 5, true}},
 	{10, brand{"American Express", []string{"378282", "371449"}, 15, 4, 3, false}},
-	{15, brand{"discover", []string{"601111", "601100"}, 16, 3, 4, true}},
+	{15, brand{"discover", []string{"601111", "601100"}, 16, 3, 6, true}},
 }

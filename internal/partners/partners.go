@@ -132,13 +132,18 @@ func Build(cfg *config.Config, only []string, tune func(name string, h *httpx.Co
 
 func init() {
 	register(Spec{
-		Name:            datafeed.Name,
-		Credentials:     []string{"token"},
-		DemoCredentials: map[string]string{"token": "sandbox-datafeed-token"},
+		Name: datafeed.Name,
+		// Sessions are started with the client certificate alone; a token
+		// is only for a proxy or sandbox that hands out a fixed one.
+		// The demo and the e2e tests start real sessions against the
+		// sandbox, so they give none.
+		Optional: []string{"token"},
 		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
-			return datafeed.New(datafeed.Config{BaseURL: p.BaseURL, Token: p.Cred("token"), HTTP: h,
-				ClientCertFile: p.Options["client_cert_file"], ClientKeyFile: p.Options["client_key_file"], CAFile: p.Options["ca_file"],
-				Map: datafeed.MapOptions{DefaultOrganizationID: p.Options["organization_id"]}})
+			cfg, err := datafeedConfig(p, h)
+			if err != nil {
+				return nil, err
+			}
+			return datafeed.New(cfg)
 		},
 		Sandbox: func(c map[string]string) http.Handler {
 			return datafeed.NewSandbox(datafeed.SandboxOptions{Token: c["token"]})
@@ -282,6 +287,50 @@ func init() {
 			return len(st.Customers), st.Totals.Duplicates
 		},
 	})
+}
+
+// datafeedConfig reads the data feed's options: organization_id,
+// client_cert_file, client_key_file, ca_file, session_scopes,
+// session_lifetime, session_renew_before, map_<enum field> and
+// default_codes.
+func datafeedConfig(p config.Partner, h httpx.Config) (datafeed.Config, error) {
+	cfg := datafeed.Config{BaseURL: p.BaseURL, Token: p.Cred("token"), HTTP: h,
+		ClientCertFile: p.Options["client_cert_file"], ClientKeyFile: p.Options["client_key_file"], CAFile: p.Options["ca_file"],
+		Map: datafeed.MapOptions{DefaultOrganizationID: p.Options["organization_id"]}}
+	var err error
+	if cfg.Session.Lifetime, err = optDuration(p.Options, "session_lifetime"); err != nil {
+		return cfg, err
+	}
+	if cfg.Session.RenewBefore, err = optDuration(p.Options, "session_renew_before"); err != nil {
+		return cfg, err
+	}
+	for _, sc := range strings.Split(p.Options["session_scopes"], ",") {
+		if sc = strings.TrimSpace(sc); sc != "" {
+			cfg.Scopes = append(cfg.Scopes, sc)
+		}
+	}
+	for field := range datafeed.Enums {
+		v, ok := p.Options["map_"+field]
+		if !ok {
+			continue
+		}
+		m, err := datafeed.ParseCodes(field, v)
+		if err != nil {
+			return cfg, fmt.Errorf("options.map_%s: %w", field, err)
+		}
+		if cfg.Map.Codes == nil {
+			cfg.Map.Codes = map[string]map[string]string{}
+		}
+		cfg.Map.Codes[field] = m
+	}
+	if v := p.Options["default_codes"]; v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, fmt.Errorf("options.default_codes: %q is not true or false", v)
+		}
+		cfg.Map.NoDefaultCodes = !on
+	}
+	return cfg, nil
 }
 
 func optDuration(opts map[string]string, key string) (time.Duration, error) {

@@ -93,9 +93,14 @@ func TestPayloadNeverCarriesTheCardNumber(t *testing.T) {
 
 func post(t *testing.T, url, tok string, body []byte) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/v2/data/customers", bytes.NewReader(body))
+	return call(t, http.MethodPost, url, tok, body)
+}
+
+func call(t *testing.T, method, url, tok string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url+"/v2/data/customers", bytes.NewReader(body))
 	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("X-CDLX-Session-Token", tok)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -144,7 +149,9 @@ func TestSandboxRefusals(t *testing.T) {
 		many.Customers = append(many.Customers, c)
 	}
 	b51, _ := json.Marshal(many)
-	bad := one[0].Payload.(datafeed.Customer)
+	var bad datafeed.Customer // a deep copy: the accounts slice is shared otherwise
+	b1, _ := json.Marshal(one[0].Payload)
+	_ = json.Unmarshal(b1, &bad)
 	bad.PostalCode, bad.Accounts[0].Cards[0].Last4 = "", "12a4"
 	bBad, _ := json.Marshal(datafeed.Request{Customers: []datafeed.Customer{one[0].Payload.(datafeed.Customer), bad}})
 	tests := []struct {
@@ -153,13 +160,13 @@ func TestSandboxRefusals(t *testing.T) {
 		status    int
 		contains  string
 	}{
-		{"no token", "", b51[:10], 401, "token"},
-		{"wrong token", "nope", b51, 401, "token"},
-		{"51 customers", token, b51, 500, "at most 50"},
-		{"malformed", token, []byte(`{"customers": [`), 500, "malformed"},
-		{"unknown field", token, []byte(`{"customers": [], "x": 1}`), 500, "malformed"},
-		{"empty", token, []byte(`{"customers": []}`), 500, "at least one"},
-		{"invalid fields named", token, bBad, 500, `"index":1,"field":"postalCode"`},
+		{"no token", "", b51[:10], 401, `"type":"SessionValidationException"`},
+		{"wrong token", "nope", b51, 401, `"type":"SessionValidationException"`},
+		{"51 customers", token, b51, 400, "size must be between 1 and 50"},
+		{"malformed", token, []byte(`{"customers": [`), 400, `"type":"HttpMessageNotReadable"`},
+		{"unknown field", token, []byte(`{"customers": [], "x": 1}`), 400, `"type":"HttpMessageNotReadable"`},
+		{"empty", token, []byte(`{"customers": []}`), 400, "size must be between 1 and 50"},
+		{"invalid fields named", token, bBad, 400, `"validationErrors":["customers[1].postalCode: required","customers[1].accounts[0].cards[0].last4: must be 4 digits"]`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,9 +262,24 @@ func TestClientErrorsAreTyped(t *testing.T) {
 	}
 }
 
-func TestNewRequiresAToken(t *testing.T) {
-	if _, err := datafeed.New(datafeed.Config{BaseURL: "http://x"}); err == nil {
-		t.Fatal("want a config error for a missing token")
+func TestNewValidatesItsConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  datafeed.Config
+	}{
+		{"cert without key", datafeed.Config{BaseURL: "http://x", ClientCertFile: "tls.crt"}},
+		{"key without cert", datafeed.Config{BaseURL: "http://x", ClientKeyFile: "tls.key"}},
+		{"missing cert files", datafeed.Config{BaseURL: "http://x", ClientCertFile: "/nonexistent/tls.crt", ClientKeyFile: "/nonexistent/tls.key"}},
+		{"renew before longer than the session", datafeed.Config{BaseURL: "http://x", Session: datafeed.SessionOptions{RenewBefore: 2 * time.Hour}}},
+		{"code mapped outside the enum", datafeed.Config{BaseURL: "http://x", Map: datafeed.MapOptions{Codes: map[string]map[string]string{"account_type": {"CREDIT": "CREDIT"}}}}},
+	} {
+		if _, err := datafeed.New(tc.cfg); err == nil {
+			t.Errorf("%s: want a config error", tc.name)
+		}
+	}
+	// No token is needed: the client starts sessions itself.
+	if _, err := datafeed.New(datafeed.Config{BaseURL: "http://x"}); err != nil {
+		t.Fatalf("no token: %v", err)
 	}
 }
 
@@ -296,4 +318,10 @@ func TestRequestBodyFromEncodedOpsIsTheMarshalledRequest(t *testing.T) {
 	if len(bodies) != 2 || !bytes.Equal(bodies[0], wantBody) || !bytes.Equal(bodies[1], wantBody) {
 		t.Fatalf("request bodies:\n%s\n%s\nwant both:\n%s", bodies[0], bodies[len(bodies)-1], wantBody)
 	}
+}
+
+func readAll(r *http.Request) []byte {
+	b, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return b
 }

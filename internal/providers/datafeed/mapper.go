@@ -7,6 +7,7 @@ import (
 
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/transform"
 )
 
 // MapOptions fills what the source may lack.
@@ -14,6 +15,12 @@ type MapOptions struct {
 	// DefaultOrganizationID is used when a customer has no organization
 	// id (most programs have one).
 	DefaultOrganizationID string
+	// Codes maps a bank's codes onto the published enum values, per enum
+	// field (the Field* names): e.g. Codes[FieldAccountType]["CHK"] = "DDA".
+	// Keys are upper case (ParseCodes makes them so).
+	Codes map[string]map[string]string
+	// NoDefaultCodes turns DefaultCodes off.
+	NoDefaultCodes bool
 }
 
 // Map turns one customer into one op; the client groups ops into requests.
@@ -36,6 +43,27 @@ func Map(c *model.Customer, o MapOptions) ([]load.Op, []model.Reject) {
 	case c.Created.IsZero():
 		return rej("created_at", "the data feed requires customerCreationDate")
 	}
+	enroll, ok := o.enum(FieldEnrollmentOptIn, or(c.EnrollmentOptIn, "ACTIVE"))
+	if !ok {
+		return rej(FieldEnrollmentOptIn, enumMessage(FieldEnrollmentOptIn, c.EnrollmentOptIn))
+	}
+	target, ok := o.enum(FieldTargeting, or(c.TargetingIndicator, "TARGET"))
+	if !ok {
+		return rej(FieldTargeting, enumMessage(FieldTargeting, c.TargetingIndicator))
+	}
+	alerts := make([]string, 0, max(len(c.AlertOptIn), 1))
+	for _, a := range c.AlertOptIn {
+		v, ok := o.enum(FieldAlertOptIn, a)
+		if !ok {
+			return rej(FieldAlertOptIn, enumMessage(FieldAlertOptIn, a))
+		}
+		if !contains(alerts, v) { // EMAIL|SMS both map to ALL: once
+			alerts = append(alerts, v)
+		}
+	}
+	if len(alerts) == 0 {
+		alerts = append(alerts, "ALL")
+	}
 	start := c.EnrollmentStart
 	if start.IsZero() {
 		start = c.Created
@@ -49,15 +77,20 @@ func Map(c *model.Customer, o MapOptions) ([]load.Op, []model.Reject) {
 		CustomerCreationDate:   ts(c.Created),
 		EnrollmentStartDate:    ts(start),
 		EnrollmentEndDate:      tsPtr(c.EnrollmentEnd),
-		EnrollmentOptInStatus:  or(c.EnrollmentOptIn, "ACTIVE"),
-		AlertOptInStatus:       c.AlertOptIn,
-		TargetingIndicator:     or(c.TargetingIndicator, "TARGET"),
+		EnrollmentOptInStatus:  enroll,
+		AlertOptInStatus:       alerts,
+		TargetingIndicator:     target,
 		Accounts:               []Account{},
 	}
-	if len(wc.AlertOptInStatus) == 0 {
-		wc.AlertOptInStatus = []string{"ALL"}
-	}
 	for _, a := range c.Accounts {
+		status, ok := o.enum(FieldAccountStatus, or(a.Status, "OPEN"))
+		if !ok {
+			return rej(FieldAccountStatus, enumMessage(FieldAccountStatus, a.Status)+" (account "+a.ID+")")
+		}
+		typ, ok := o.enum(FieldAccountType, or(a.Type, "DDA"))
+		if !ok {
+			return rej(FieldAccountType, enumMessage(FieldAccountType, a.Type)+" (account "+a.ID+")")
+		}
 		holders := a.CustomerIDs
 		if len(holders) == 0 {
 			holders = []string{c.ID}
@@ -66,8 +99,8 @@ func Map(c *model.Customer, o MapOptions) ([]load.Op, []model.Reject) {
 			SourceAccountID:         a.ID,
 			SourceCustomerIDs:       holders,
 			PrimarySourceCustomerID: or(a.PrimaryCustomerID, holders[0]),
-			Status:                  or(a.Status, "OPEN"),
-			Type:                    or(a.Type, "DDA"),
+			Status:                  status,
+			Type:                    typ,
 			SourcePortfolioID:       a.PortfolioID,
 			AccountOpenDate:         tsOpt(a.OpenDate),
 			AccountCloseDate:        tsPtr(a.CloseDate),
@@ -81,7 +114,7 @@ func Map(c *model.Customer, o MapOptions) ([]load.Op, []model.Reject) {
 				IIN:               cd.IIN,
 				CardType:          upper(cd.Type),
 				Status:            or(cd.Status, "OPEN"),
-				NetworkIdentifier: json.Number(strconv.Itoa(cd.NetworkID)),
+				NetworkIdentifier: json.Number(strconv.Itoa(networkID(cd))),
 				OpenDate:          tsOpt(cd.OpenDate),
 				CloseDate:         tsPtr(cd.CloseDate),
 			})
@@ -89,6 +122,18 @@ func Map(c *model.Customer, o MapOptions) ([]load.Op, []model.Reject) {
 		wc.Accounts = append(wc.Accounts, wa)
 	}
 	return []load.Op{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: wc}}, nil
+}
+
+// networkIDs are the published networkIdentifier codes. The card's brand
+// (from its BIN) decides, since exports number networks their own way
+// (ours wrote Visa as 1); other brands keep the source's network_id.
+var networkIDs = map[string]int{transform.BrandAmex: 3, transform.BrandVisa: 4, transform.BrandMastercard: 5, transform.BrandDiscover: 6}
+
+func networkID(cd model.Card) int {
+	if n, ok := networkIDs[cd.Brand]; ok {
+		return n
+	}
+	return cd.NetworkID
 }
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -1,6 +1,7 @@
 // Package datafeed is the customer data feed partner (the Cardlytics
-// publisher Data API, POST /v2/data/customers): wire types, mapper,
-// client and sandbox.
+// publisher Data API: POST /v2/data/customers creates, PUT updates, both
+// with a session from POST /v2/session/startSession over mutual TLS):
+// wire types, mapper, session, client and sandbox.
 package datafeed
 
 import "encoding/json"
@@ -11,7 +12,33 @@ const Name = "datafeed"
 // MaxPerRequest is the documented ceiling: "Max 50 at a time".
 const MaxPerRequest = 50
 
-// Request is the body of POST /v2/data/customers.
+// Paths of the published API.
+const (
+	PathCustomers    = "/v2/data/customers"
+	PathStartSession = "/v2/session/startSession"
+)
+
+// Headers of the published API.
+const (
+	HeaderSession   = "X-CDLX-Session-Token"
+	HeaderRequestID = "X-CDLX-Request-Id"
+)
+
+// ScopeInstitution is the session scope of the data APIs.
+const ScopeInstitution = "api:institution"
+
+// StartSessionRequest is the body of POST /v2/session/startSession.
+type StartSessionRequest struct {
+	Scopes []string `json:"scopes"`
+}
+
+// StartSessionResponse carries the session JWT.
+type StartSessionResponse struct {
+	SessionToken string `json:"sessionToken"`
+	RequestID    string `json:"requestId,omitempty"`
+}
+
+// Request is the body of POST and PUT /v2/data/customers.
 type Request struct {
 	Customers []Customer `json:"customers"`
 }
@@ -63,10 +90,30 @@ type Response struct {
 	RequestID string `json:"requestId"`
 }
 
-// ErrorBody is what the sandbox (and, we assume, the partner) answers on a
-// failure; the doc gives only the status (500).
+// Published error types (the "type" of an ErrorBody).
+const (
+	ErrNotReadable = "HttpMessageNotReadable"     // 400
+	ErrValidation  = "ValidationException"        // 400, see ValidationErrors
+	ErrSession     = "SessionValidationException" // 401 (500 in one table)
+	ErrInternal    = "InternalServerError"        // 500
+)
+
+// ErrorBody is either error envelope: the published one
+// ({type, title, status, validationErrors, requestId}) or the one our
+// first sandbox invented from the seed doc ({error, details}), which a
+// partner build answering 500 may still send.
 type ErrorBody struct {
-	Error   string `json:"error"`
+	Type   string `json:"type,omitempty"`
+	Title  string `json:"title,omitempty"`
+	Status int    `json:"status,omitempty"`
+	// ValidationErrors are "field-level validation strings"; their form is
+	// not published. We assume each names the customer by its path in the
+	// request, "customers[3].postalCode: ..." (the path a Java bean
+	// validator reports); an object {field, message} is read too.
+	ValidationErrors []json.RawMessage `json:"validationErrors,omitempty"`
+	RequestID        string            `json:"requestId,omitempty"`
+
+	Error   string `json:"error,omitempty"`
 	Details []struct {
 		Index   int    `json:"index"`
 		Field   string `json:"field"`
