@@ -356,6 +356,11 @@ func (d *delivery) reconcile(clientID, requestID string) load.Result {
 		if keep[ident] {
 			continue // the same identifier is also open: never delete what we send
 		}
+		if len(held[ident]) == 0 {
+			// Not at Q2 (never sent, or deleted by a run that died before
+			// its ledger write): the ledger must not keep it active.
+			d.children = append(d.children, load.Child{EntityKey: cardKey(d.customer, ident), RequestID: listID, Removed: true})
+		}
 		for _, m := range held[ident] {
 			rid, err := d.remove(m, ident)
 			if err != nil {
