@@ -161,7 +161,15 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return q2open.New(q2open.Config{BaseURL: p.BaseURL, Token: p.Cred("token"), TokenTTL: ttl, HTTP: h})
+			reconcile := false
+			if v := p.Options["reconcile_creates"]; v != "" {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return nil, fmt.Errorf("options.reconcile_creates: %q is not true or false", v)
+				}
+				reconcile = b
+			}
+			return q2open.New(q2open.Config{BaseURL: p.BaseURL, Token: p.Cred("token"), TokenTTL: ttl, ReconcileCreates: reconcile, HTTP: h})
 		},
 		Sandbox: func(c map[string]string) http.Handler {
 			return q2open.NewSandbox(q2open.SandboxOptions{Token: c["token"]})

@@ -29,8 +29,15 @@ type Config struct {
 	// Default DefaultTokenTTL.
 	TokenTTL time.Duration
 	// Now is the clock behind token.expiration; default time.Now.
-	Now  func() time.Time
-	HTTP httpx.Config
+	Now func() time.Time
+	// ReconcileCreates sends no card in any sync, creates included: every
+	// client is looked up and its cards added one by one after a list.
+	// For a run whose ledger does not know what Q2 holds (a new or reset
+	// ledger against a Q2 tenant that already has these clients), where
+	// a create's sync with cards would add them a second time. Costs a
+	// list and one add per card for each new client.
+	ReconcileCreates bool
+	HTTP             httpx.Config
 }
 
 // Result.RequestID values that are not Q2's request-id.
@@ -62,9 +69,10 @@ const intentSyncWithCards = "sync-with-cards"
 // It implements load.Provider and load.Resolver, not load.Deactivator: Q2
 // has no call that removes or disables a client.
 type Client struct {
-	http *httpx.Client
-	ttl  time.Duration
-	now  func() time.Time
+	http      *httpx.Client
+	ttl       time.Duration
+	now       func() time.Time
+	reconcile bool
 }
 
 var (
@@ -106,7 +114,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{http: hc, ttl: ttl, now: now}, nil
+	return &Client{http: hc, ttl: ttl, now: now, reconcile: cfg.ReconcileCreates}, nil
 }
 
 func (c *Client) Name() string { return Name }
@@ -183,6 +191,8 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal, resolv
 	switch {
 	case resolving:
 		return d.mayHoldCards(d.recover(op.RemoteID))
+	case c.reconcile && op.RemoteID == "":
+		return d.recover("")
 	case op.RemoteID != "":
 		return d.update()
 	default:

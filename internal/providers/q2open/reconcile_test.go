@@ -329,3 +329,20 @@ func TestRequestsAreMaskedInEveryFormat(t *testing.T) {
 		}
 	}
 }
+
+// With a ledger that does not know what Q2 holds (reset, or new against a
+// tenant that has these clients), ReconcileCreates keeps cards out of
+// every sync: a create looks the client up and adds only what is missing.
+func TestReconcileCreatesAddsNothingQ2Holds(t *testing.T) {
+	sb, srv := sandboxServer(t)
+	seed(t, newClient(t, srv.URL, token, nil))
+	c := newClient(t, srv.URL, token, func(cfg *q2open.Config) { cfg.ReconcileCreates = true })
+	cu := customer("C1")
+	cu.Accounts[0].Cards = append(cu.Accounts[0].Cards, card("C1", "K7", "6011111111111117", "", "credit", "discover"))
+	r := c.Send(context.Background(), []load.Op{mapOne(t, c, cu)}, &journal{})[0]
+	st := sb.State()
+	noDuplicates(t, st)
+	if cl, _ := st.Find("C1"); r.Outcome != load.OK || len(cl.Cards) != 3 || len(r.Children) != 3 || r.RemoteID != cl.ClientID {
+		t.Fatalf("%+v state %+v", r, st)
+	}
+}
