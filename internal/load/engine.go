@@ -607,12 +607,13 @@ func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.W
 		Settle: l.journals && r.Outcome != Uncertain,
 	})
 	for _, ch := range r.Children {
-		if r.Outcome != OK {
-			break
+		kind := op.Kind
+		if ch.Removed {
+			kind = Deactivate
 		}
-		w.Add(ledger.Entry{Provider: name, EntityKey: ch.EntityKey, CustomerID: op.CustomerID, Operation: string(op.Kind),
-			RemoteID: ch.RemoteID, RequestID: r.RequestID, HTTPStatus: r.HTTPStatus, Outcome: string(OK), Attempts: r.Attempts,
-			Latency: lat, Hash: op.Hash, Deliver: true})
+		w.Add(ledger.Entry{Provider: name, EntityKey: ch.EntityKey, CustomerID: op.CustomerID, Operation: string(kind),
+			RemoteID: ch.RemoteID, RequestID: firstNonEmpty(ch.RequestID, r.RequestID), HTTPStatus: r.HTTPStatus, Outcome: string(OK),
+			Attempts: r.Attempts, Latency: lat, Hash: op.Hash, Deliver: !ch.Removed, Deactivated: ch.Removed})
 	}
 	// Queued after the customer's ledger rows, so it commits with or after them.
 	if fp, ok := e.fps.done(op.CustomerID, r.Outcome == OK); ok {

@@ -55,11 +55,19 @@ type Op struct {
 	Intent   string // detail saved with a previous run's unfinished intent (Resolver input)
 }
 
-// Child is a sub-entity that a partner created as part of an operation,
-// e.g. the paymentMethodId Q2 gives each card of a client sync.
+// Child is a sub-entity the partner confirmed holding (or removing) while
+// it handled an operation, e.g. the paymentMethodId Q2 gives each card of
+// a client. The engine records children whatever the parent's outcome:
+// each is a fact the partner answered, and a parent that failed for
+// another reason (say, a refused delete) must not lose them.
 type Child struct {
 	EntityKey string
 	RemoteID  string
+	// Removed: the partner no longer holds it (a card deleted at Q2); its
+	// sync_state row is switched off.
+	Removed bool
+	// RequestID of the call that confirmed it, when not the parent's.
+	RequestID string
 }
 
 // Result is what happened to one Op.

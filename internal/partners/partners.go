@@ -166,15 +166,25 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return q2open.New(q2open.Config{BaseURL: p.BaseURL, Token: p.Cred("token"), TokenTTL: ttl, HTTP: h})
+			reconcile := false
+			if v := p.Options["reconcile_creates"]; v != "" {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return nil, fmt.Errorf("options.reconcile_creates: %q is not true or false", v)
+				}
+				reconcile = b
+			}
+			return q2open.New(q2open.Config{BaseURL: p.BaseURL, Token: p.Cred("token"), TokenTTL: ttl, ReconcileCreates: reconcile, HTTP: h})
 		},
 		Sandbox: func(c map[string]string) http.Handler {
 			return q2open.NewSandbox(q2open.SandboxOptions{Token: c["token"]})
 		},
 		EntityPrefix: "customer/",
 		Count: func(h http.Handler) (int, int) {
+			// Q2 dedups clients by identifier but keeps a card sent twice
+			// as a second payment method: both are duplicates here.
 			st := h.(*q2open.Sandbox).State()
-			return len(st.Clients), st.Totals.DuplicateClients
+			return len(st.Clients), st.Totals.DuplicateClients + max(st.Totals.DuplicatePaymentMethods, st.Totals.DuplicateAdds)
 		},
 	})
 }

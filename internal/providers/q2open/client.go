@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -28,23 +29,59 @@ type Config struct {
 	// Default DefaultTokenTTL.
 	TokenTTL time.Duration
 	// Now is the clock behind token.expiration; default time.Now.
-	Now  func() time.Time
-	HTTP httpx.Config
+	Now func() time.Time
+	// ReconcileCreates sends no card in any sync, creates included: every
+	// client is looked up and its cards added one by one after a list.
+	// For a run whose ledger does not know what Q2 holds (a new or reset
+	// ledger against a Q2 tenant that already has these clients), where
+	// a create's sync with cards would add them a second time. Costs a
+	// list and one add per card for each new client.
+	ReconcileCreates bool
+	HTTP             httpx.Config
 }
 
-// Client syncs customers to Q2 Open. It implements load.Provider but not
-// load.Deactivator: Q2 documents no call that removes or disables a
-// client or a card.
+// Result.RequestID values that are not Q2's request-id.
+const (
+	// RequestNoUpdateAPI: the client part of an Update was not sent, because
+	// Q2 has no call that updates a client (a repeat sync is not documented
+	// to change meta, and there is no update call). Its cards were brought
+	// in step; the children carry those calls' request-ids.
+	RequestNoUpdateAPI = "not-sent-no-update-api"
+)
+
+// intentSyncWithCards is the journal detail written, durably, before the
+// one call that carries cards in a sync: once it may have reached Q2, no
+// later call for that customer may carry them again.
+const intentSyncWithCards = "sync-with-cards"
+
+// Client delivers customers to Q2 Open. Q2 dedups clients by identifier
+// but not cards (a card identifier is "for correlation" only), so:
+//
+//   - a new client (a Create with no open intent) gets one client/sync
+//     with its cards, after the journal notes it durably;
+//   - every other delivery (an Update, or the Resolve of a Create whose
+//     answer may have been lost) carries no card in a sync: it finds the
+//     client (POST /v1/client, or the known clientId), lists its payment
+//     methods and adds only those missing by card identifier, re-listing
+//     before it adds again after a lost answer; cards closed at the bank
+//     are deleted.
+//
+// It implements load.Provider and load.Resolver, not load.Deactivator: Q2
+// has no call that removes or disables a client.
 type Client struct {
-	http *httpx.Client
-	ttl  time.Duration
-	now  func() time.Time
+	http      *httpx.Client
+	ttl       time.Duration
+	now       func() time.Time
+	reconcile bool
 }
 
-var _ load.Provider = (*Client)(nil)
+var (
+	_ load.Provider = (*Client)(nil)
+	_ load.Resolver = (*Client)(nil)
+)
 
-// attemptsKey carries a per-call attempt counter to Sign, which runs once
-// per attempt: httpx reports attempts on success only.
+// attemptsKey carries a per-delivery attempt counter to Sign, which runs
+// once per attempt: httpx reports attempts on success only.
 type attemptsKey struct{}
 
 // New checks the configuration before any call is made.
@@ -77,7 +114,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{http: hc, ttl: ttl, now: now}, nil
+	return &Client{http: hc, ttl: ttl, now: now, reconcile: cfg.ReconcileCreates}, nil
 }
 
 func (c *Client) Name() string { return Name }
@@ -94,18 +131,39 @@ func (c *Client) Map(cu *model.Customer) ([]load.Op, []model.Reject) {
 	return mapCustomer(cu, expiration(c.now().Add(c.ttl)))
 }
 
-// Send syncs each op in turn and returns one Result per op. Create and
-// Update are the same call: Q2 finds the client by identifier and cards by
-// their identifier, so a resend after a lost answer is safe and retried.
-func (c *Client) Send(ctx context.Context, ops []load.Op, _ load.Journal) []load.Result {
+// Send delivers each op in turn and returns one Result per op.
+func (c *Client) Send(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
 	out := make([]load.Result, len(ops))
 	for i, op := range ops {
-		out[i] = c.sync(ctx, op)
+		out[i] = c.deliver(ctx, op, j, false)
 	}
 	return out
 }
 
-func (c *Client) sync(ctx context.Context, op load.Op) load.Result {
+// Resolve settles an op whose earlier run noted a sync with cards and
+// then crashed or lost the answer: the client may exist with those cards,
+// so it is found without sending cards, and only missing ones are added.
+func (c *Client) Resolve(ctx context.Context, op load.Op, j load.Journal) load.Result {
+	return c.deliver(ctx, op, j, true)
+}
+
+// delivery is one op's calls: the attempt counter, the children confirmed
+// so far and the last answer's status.
+type delivery struct {
+	c        *Client
+	ctx      context.Context
+	op       load.Op
+	req      SyncRequest
+	customer string
+	attempts *atomic.Int32
+	status   int
+	children []load.Child
+	// clientRefused: Q2 refused the client itself, so no card of it can
+	// be at Q2 either.
+	clientRefused bool
+}
+
+func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal, resolving bool) load.Result {
 	if op.Kind == load.Deactivate {
 		// The engine only deactivates through load.Deactivator, which this
 		// client does not implement: reaching here is a wiring bug.
@@ -128,18 +186,84 @@ func (c *Client) sync(ctx context.Context, op load.Op) load.Result {
 	// Stamped here, not only in Map, so that a queued op never asks for a
 	// token that is already close to expiry.
 	req.Token.Expiration = expiration(c.now().Add(c.ttl))
-	body, err := json.Marshal(req)
-	if err != nil {
-		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Fatal, Code: "encode",
-			Message: "cannot encode the sync request"}, 0)
+	d := &delivery{c: c, op: op, req: req, customer: firstNonEmpty(op.CustomerID, req.Client.Identifier), attempts: &atomic.Int32{}}
+	d.ctx = context.WithValue(ctx, attemptsKey{}, d.attempts)
+	switch {
+	case resolving:
+		return d.mayHoldCards(d.recover(op.RemoteID))
+	case c.reconcile && op.RemoteID == "":
+		return d.recover("")
+	case op.RemoteID != "":
+		return d.update()
+	default:
+		return d.create(j)
 	}
-	var attempts atomic.Int32
-	resp, err := c.http.Do(context.WithValue(ctx, attemptsKey{}, &attempts),
-		httpx.Request{Method: http.MethodPost, Path: SyncPath, Body: body, Idempotent: true})
+}
+
+// do makes one call and keeps its status.
+func (d *delivery) do(r httpx.Request) (*httpx.Response, error) {
+	resp, err := d.c.http.Do(d.ctx, r)
 	if err != nil {
-		return load.FailureResult(op, scrub(err, req), int(attempts.Load()))
+		d.status = httpx.StatusOf(err)
+		return nil, scrub(err, d.req)
 	}
-	n := max(int(attempts.Load()), resp.Attempts)
+	d.status = resp.Status
+	return resp, nil
+}
+
+func (d *delivery) result(remoteID, requestID string) load.Result {
+	return load.Result{EntityKey: d.op.EntityKey, Outcome: load.OK, RemoteID: remoteID, RequestID: requestID, HTTPStatus: d.status,
+		Attempts: int(d.attempts.Load()), Children: d.children}
+}
+
+func (d *delivery) failure(remoteID string, err error) load.Result {
+	r := load.FailureResult(d.op, err, int(d.attempts.Load()))
+	r.RemoteID, r.Children = remoteID, d.children
+	if r.HTTPStatus == 0 {
+		r.HTTPStatus = d.status
+	}
+	return r
+}
+
+// mayHoldCards keeps the journal's intent open (outcome uncertain) for
+// anything short of success after a sync with cards may have reached Q2:
+// settling it would let the next run send the cards again. Only Q2's
+// refusal of the client itself proves no card of it is there. A fatal
+// error keeps its kind, so the engine still stops the partner.
+func (d *delivery) mayHoldCards(r load.Result) load.Result {
+	if r.Outcome == load.OK || d.clientRefused {
+		return r
+	}
+	r.Outcome = load.Uncertain
+	return r
+}
+
+// create is the only path that sends cards in a sync: the intent is
+// durable before the call, so a crash or a lost answer leads the rerun to
+// Resolve (no cards in the sync) instead of a second sync with cards.
+func (d *delivery) create(j load.Journal) load.Result {
+	withCards := len(d.req.Cards) > 0
+	if withCards && j != nil {
+		if err := j.Note(d.ctx, d.op, intentSyncWithCards); err != nil {
+			return d.failure("", &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Retryable, Code: "journal",
+				Message: "cannot note the intent before a sync with cards; nothing sent: " + err.Error()})
+		}
+	}
+	body, err := json.Marshal(d.req.wire())
+	if err != nil {
+		return d.failure("", &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Fatal, Code: "encode", Message: "cannot encode the sync request"})
+	}
+	// Not idempotent once it carries cards: a resend would add them again.
+	resp, err := d.do(httpx.Request{Method: http.MethodPost, Path: SyncPath, Body: body, Idempotent: !withCards})
+	if err != nil {
+		switch httpx.KindOf(err) {
+		case httpx.Uncertain, httpx.Rejected:
+			// Q2 may have created the client and some of its cards (a
+			// refusal may be partial: nothing says the sync is atomic).
+			return d.mayHoldCards(d.recover(""))
+		}
+		return d.failure("", err) // did not take effect
+	}
 	// The answer type has no ssoToken field: the token is never decoded,
 	// so it cannot end up in a result, a log line or the ledger.
 	var ans struct {
@@ -147,39 +271,251 @@ func (c *Client) sync(ctx context.Context, op load.Op) load.Result {
 		Cards    []CardResult `json:"cards"`
 	}
 	if json.Unmarshal(resp.Body, &ans) != nil || ans.ClientID == "" {
-		// Q2 took the sync but we cannot read the client id: the rerun
-		// sends it again and Q2 answers with the same client.
-		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Uncertain, Status: resp.Status,
-			Code: "bad_response", Message: "answer carries no clientId"}, n)
+		return d.mayHoldCards(d.recover(""))
 	}
-	res := load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: ans.ClientID, HTTPStatus: resp.Status, Attempts: n}
-	customerID := firstNonEmpty(op.CustomerID, req.Client.Identifier)
-	sent := make(map[string]bool, len(req.Cards))
-	for _, cd := range req.Cards {
+	rid := resp.Header.Get(RequestIDHeader)
+	sent := make(map[string]bool, len(d.req.Cards))
+	for _, cd := range d.req.Cards {
 		sent[cd.Identifier] = true
 	}
-	// Whether Q2 lists cards it already had is not documented, so a card
-	// missing from the answer does not fail the client; its child row
-	// simply comes from the sync that did list it.
 	for _, cr := range ans.Cards {
 		if sent[cr.Identifier] && cr.PaymentMethodID != "" {
 			delete(sent, cr.Identifier)
-			res.Children = append(res.Children, load.Child{EntityKey: cardKey(customerID, cr.Identifier), RemoteID: cr.PaymentMethodID})
+			d.children = append(d.children, load.Child{EntityKey: cardKey(d.customer, cr.Identifier), RemoteID: cr.PaymentMethodID})
 		}
 	}
-	return res
+	if len(sent) == 0 {
+		return d.result(ans.ClientID, rid)
+	}
+	// A card the answer leaves out: learn its paymentMethodId from the
+	// list (adding it only if Q2 does not hold it).
+	d.children = nil
+	return d.mayHoldCards(d.reconcile(ans.ClientID, rid))
 }
 
-// decodeError reads the error body we assume Q2 sends (the doc shows
-// none): {"error": {"code": "...", "message": "..."}}. Anything else
-// falls back to the HTTP status text, never to the raw body, which might
-// echo the request. Change this one function when the real shape is known.
+// update brings a known client's cards in step. The client itself is not
+// sent: no documented call updates it, and that is what the customer's
+// ledger row says (RequestNoUpdateAPI).
+func (d *delivery) update() load.Result {
+	r := d.reconcile(d.op.RemoteID, RequestNoUpdateAPI)
+	if r.Outcome != load.OK && httpx.CodeOf(r.Err) == "client_not_found" {
+		// The clientId we hold is gone at Q2: find (or create) the
+		// client by identifier and start again.
+		d.children = nil
+		return d.recover("")
+	}
+	if r.Outcome == load.OK {
+		r.RequestID = RequestNoUpdateAPI
+	}
+	return r
+}
+
+// recover finds the client without sending any card (POST /v1/client,
+// which answers the existing clientId for a known identifier), then
+// reconciles its cards.
+func (d *delivery) recover(clientID string) load.Result {
+	rid := ""
+	if clientID == "" {
+		body, err := json.Marshal(d.req.Client)
+		if err != nil {
+			return d.failure("", &httpx.Error{Partner: Name, Op: "POST " + ClientPath, Kind: httpx.Fatal, Code: "encode", Message: "cannot encode the client"})
+		}
+		resp, err := d.do(httpx.Request{Method: http.MethodPost, Path: ClientPath, Body: body, Idempotent: true})
+		if err != nil {
+			d.clientRefused = httpx.KindOf(err) == httpx.Rejected
+			return d.failure("", err)
+		}
+		var ans ClientResponse
+		if json.Unmarshal(resp.Body, &ans) != nil || ans.ClientID == "" {
+			return d.failure("", &httpx.Error{Partner: Name, Op: "POST " + ClientPath, Kind: httpx.Uncertain, Status: resp.Status,
+				Code: "bad_response", Message: "answer carries no clientId"})
+		}
+		clientID, rid = ans.ClientID, resp.Header.Get(RequestIDHeader)
+	}
+	return d.reconcile(clientID, rid)
+}
+
+// reconcile lists the client's payment methods, adds the open cards Q2
+// does not hold under their identifier, and deletes those of cards closed
+// at the bank. Every card Q2 holds becomes a child, so the ledger has
+// each card's paymentMethodId. The first failure decides the outcome;
+// the other cards are still handled.
+func (d *delivery) reconcile(clientID, requestID string) load.Result {
+	held, listID, err := d.list(clientID)
+	if err != nil {
+		return d.failure(clientID, err)
+	}
+	var first error
+	keep := make(map[string]bool, len(d.req.Cards))
+	for _, cd := range d.req.Cards {
+		keep[cd.Identifier] = true
+		if ms := held[cd.Identifier]; len(ms) > 0 {
+			d.children = append(d.children, load.Child{EntityKey: cardKey(d.customer, cd.Identifier), RemoteID: ms[0].PaymentMethodID, RequestID: listID})
+			continue
+		}
+		id, rid, err := d.add(clientID, cd)
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		d.children = append(d.children, load.Child{EntityKey: cardKey(d.customer, cd.Identifier), RemoteID: id, RequestID: rid})
+	}
+	for _, ident := range d.req.Closed {
+		if keep[ident] {
+			continue // the same identifier is also open: never delete what we send
+		}
+		if len(held[ident]) == 0 {
+			// Not at Q2 (never sent, or deleted by a run that died before
+			// its ledger write): the ledger must not keep it active.
+			d.children = append(d.children, load.Child{EntityKey: cardKey(d.customer, ident), RequestID: listID, Removed: true})
+		}
+		for _, m := range held[ident] {
+			rid, err := d.remove(m, ident)
+			if err != nil {
+				if first == nil {
+					first = err
+				}
+				continue
+			}
+			d.children = append(d.children, load.Child{EntityKey: cardKey(d.customer, ident), RemoteID: m.PaymentMethodID, RequestID: rid, Removed: true})
+		}
+	}
+	if first != nil {
+		return d.failure(clientID, first)
+	}
+	return d.result(clientID, firstNonEmpty(requestID, listID))
+}
+
+// list answers the client's payment methods by card identifier.
+func (d *delivery) list(clientID string) (map[string][]PaymentMethod, string, error) {
+	resp, err := d.do(httpx.Request{Method: http.MethodGet, Path: ListPath + "/" + url.PathEscape(clientID), Idempotent: true})
+	if err != nil {
+		if httpx.StatusOf(err) == http.StatusNotFound {
+			var he *httpx.Error
+			errors.As(err, &he)
+			cp := *he
+			cp.Code, cp.Message = "client_not_found", "Q2 does not know clientId "+clientID
+			return nil, "", &cp
+		}
+		return nil, "", err
+	}
+	ms, ok := decodeList(resp.Body)
+	if !ok {
+		return nil, "", &httpx.Error{Partner: Name, Op: "GET " + ListPath, Kind: httpx.Retryable, Status: resp.Status, Code: "bad_response",
+			Message: "cannot read the payment method list"}
+	}
+	out := map[string][]PaymentMethod{}
+	for _, m := range ms {
+		if m.Identifier != "" && m.PaymentMethodID != "" {
+			out[m.Identifier] = append(out[m.Identifier], m)
+		}
+	}
+	return out, resp.Header.Get(RequestIDHeader), nil
+}
+
+// decodeList reads the list answer: the published page names the fields
+// but not the shape, so both an object with paymentMethods and a bare
+// array are taken.
+func decodeList(body []byte) ([]PaymentMethod, bool) {
+	var obj ListResponse
+	if json.Unmarshal(body, &obj) == nil && obj.PaymentMethods != nil {
+		return obj.PaymentMethods, true
+	}
+	var arr []PaymentMethod
+	if json.Unmarshal(body, &arr) == nil && arr != nil {
+		return arr, true
+	}
+	return nil, false
+}
+
+// maxAdds bounds the add, lost answer, list, add again loop of one card.
+const maxAdds = 3
+
+// add adds one card. The call is not idempotent (a second add is a second
+// payment method), so after a lost answer it lists again, and adds again
+// only if the card is still missing.
+func (d *delivery) add(clientID string, cd Card) (paymentMethodID, requestID string, err error) {
+	body, merr := json.Marshal(addPaymentWire(addPayment(clientID, cd)))
+	if merr != nil {
+		return "", "", &httpx.Error{Partner: Name, Op: "POST " + PaymentPath, Kind: httpx.Fatal, Code: "encode", Message: "cannot encode the payment method"}
+	}
+	for try := 1; ; try++ {
+		resp, err := d.do(httpx.Request{Method: http.MethodPost, Path: PaymentPath, Body: body})
+		if err == nil {
+			var ans AddPaymentResponse
+			if json.Unmarshal(resp.Body, &ans) == nil && ans.PaymentMethodID != "" {
+				return ans.PaymentMethodID, resp.Header.Get(RequestIDHeader), nil
+			}
+			err = &httpx.Error{Partner: Name, Op: "POST " + PaymentPath, Kind: httpx.Uncertain, Status: resp.Status, Code: "bad_response",
+				Message: "answer carries no paymentMethodId"}
+		}
+		if httpx.KindOf(err) != httpx.Uncertain {
+			return "", "", err
+		}
+		held, rid, lerr := d.list(clientID)
+		if lerr != nil {
+			return "", "", err
+		}
+		if ms := held[cd.Identifier]; len(ms) > 0 {
+			return ms[0].PaymentMethodID, rid, nil
+		}
+		if try >= maxAdds {
+			return "", "", err
+		}
+	}
+}
+
+// remove deletes the payment method of a card closed at the bank. A
+// method already gone counts as removed. Q2 refuses while the method has
+// paid something in the last 24 hours: that refusal (any 4xx other than
+// auth and not-found, since no code is published) is retryable, so the
+// customer stays planned and a later run deletes it.
+func (d *delivery) remove(m PaymentMethod, ident string) (string, error) {
+	resp, err := d.do(httpx.Request{Method: http.MethodDelete, Path: PaymentPath + "/" + url.PathEscape(m.PaymentMethodID), Idempotent: true})
+	if err == nil {
+		return resp.Header.Get(RequestIDHeader), nil
+	}
+	var he *httpx.Error
+	if !errors.As(err, &he) {
+		return "", err
+	}
+	switch {
+	case he.Status == http.StatusNotFound:
+		return "", nil
+	case he.Kind == httpx.Rejected:
+		cp := *he
+		cp.Kind, cp.Code = httpx.Retryable, "delete_refused"
+		cp.Message = "Q2 refused to delete payment method " + m.PaymentMethodID + " of closed card " + ident +
+			" (it refuses while a method has paid something in the last 24 hours; a later run tries again): " + he.Message
+		return "", &cp
+	}
+	return "", err
+}
+
+// decodeError reads Q2's published error body, {"message": "..."} (an
+// older add-payment page), and the {"error": {"code", "message"}} shape
+// assumed before it was found. Anything else falls back to the HTTP
+// status text, never to the raw body, which might echo the request.
 func decodeError(status int, body []byte) (code, message string) {
-	var e ErrorBody
-	if json.Unmarshal(body, &e) != nil || (e.Error.Code == "" && e.Error.Message == "") {
+	var e struct {
+		Message string `json:"message"`
+		Error   struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil {
 		return "", http.StatusText(status)
 	}
-	return e.Error.Code, redact.Text(e.Error.Message)
+	switch {
+	case e.Error.Code != "" || e.Error.Message != "":
+		return e.Error.Code, redact.Text(e.Error.Message)
+	case e.Message != "":
+		return "", redact.Text(e.Message)
+	}
+	return "", http.StatusText(status)
 }
 
 // scrub removes this request's own card numbers and codes from a partner

@@ -51,19 +51,25 @@ func mapCustomer(c *model.Customer, exp string) ([]load.Op, []model.Reject) {
 	hasDefault := false
 	for ai := range c.Accounts {
 		a := &c.Accounts[ai]
-		if strings.EqualFold(a.Status, "CLOSED") {
-			continue // its cards cannot be used to pay either
-		}
+		accountClosed := strings.EqualFold(a.Status, "CLOSED") // its cards cannot be used to pay either
 		for ci := range a.Cards {
 			cd := &a.Cards[ci]
 			// A joint account lists every holder's cards; the other
 			// holder's card is not this client's payment method.
-			if !isOpen(cd.Status) || (cd.CustomerID != "" && cd.CustomerID != c.ID) {
+			if cd.CustomerID != "" && cd.CustomerID != c.ID {
+				continue
+			}
+			if accountClosed || !isOpen(cd.Status) {
+				// Closed at the bank: the client removes the payment
+				// method Q2 may hold under this identifier.
+				if cd.ID != "" {
+					req.Closed = append(req.Closed, cd.ID)
+				}
 				continue
 			}
 			wc, rej := mapCard(c, cd)
 			if rej == nil && seen[cd.ID] {
-				rej = cardReject(c, cd, "card_id", model.ReasonDuplicateKey, "card id appears twice for this customer; Q2 dedups cards by identifier, the first one is sent")
+				rej = cardReject(c, cd, "card_id", model.ReasonDuplicateKey, "card id appears twice for this customer; Q2 would hold the second as a second payment method, so the first one is sent")
 			}
 			if rej != nil {
 				rejects = append(rejects, *rej)

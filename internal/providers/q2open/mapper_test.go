@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -182,5 +183,48 @@ func TestContentHashIgnoresExpirationAndCardCode(t *testing.T) {
 	// HashContent works on a copy: the payload still sends the code.
 	if ops[0].Payload.(q2open.SyncRequest).Cards[0].CardCode != cvv {
 		t.Fatal("HashContent changed the payload")
+	}
+}
+
+// The hash of an unchanged customer is what earlier versions stored in
+// sync_state: a deploy must not make every Q2 customer look changed (and
+// a masked encoding, which would also miss a new card number with the
+// same last four, must not creep into it).
+func TestContentHashIsStableAcrossVersions(t *testing.T) {
+	ops, _ := newClient(t, "http://127.0.0.1:1", token, nil).Map(customer("C1"))
+	h, err := load.ContentHash([]byte("k"), ops[0].Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "7e2c3dd5137477a2ef10796955f3b4e086a9d68e0891591c589386efba672ce5"; h != want {
+		t.Fatalf("hash %s, want %s (the value before payment-method reconciliation)", h, want)
+	}
+	cu := customer("C1")
+	cu.Accounts[0].Cards[0].PAN = model.NewPAN("4000000000001111") // same last four
+	other, _ := newClient(t, "http://127.0.0.1:1", token, nil).Map(cu)
+	if h2, _ := load.ContentHash([]byte("k"), other[0].Payload); h2 == h {
+		t.Fatal("a new card number with the same last four does not change the hash")
+	}
+}
+
+// Cards closed at the bank (the card, or its account) are listed for the
+// client to delete; another holder's card is not, and nothing closed is
+// in the request's cards.
+func TestMapListsClosedCards(t *testing.T) {
+	cu := customer("C1")
+	closedCard := card("C1", "K3", visaPAN, "", "credit", "visa")
+	closedCard.Status = "CLOSED"
+	otherHolder := card("C9", "K4", "378282246310005", "", "credit", "american express")
+	otherHolder.Status = "CLOSED"
+	cu.Accounts[0].Cards = append(cu.Accounts[0].Cards, closedCard, otherHolder)
+	cu.Accounts = append(cu.Accounts, model.Account{ID: "A-old", Status: "CLOSED",
+		Cards: []model.Card{card("C1", "K5", "6011111111111117", "", "credit", "discover")}})
+	ops, rej := newClient(t, "http://127.0.0.1:1", token, nil).Map(cu)
+	if len(rej) != 0 {
+		t.Fatal(rej)
+	}
+	req := ops[0].Payload.(q2open.SyncRequest)
+	if fmt.Sprint(req.Closed) != "[K3 K5]" || ids(ops[0]) != "K1,K2" {
+		t.Fatalf("closed %v, sent %s", req.Closed, ids(ops[0]))
 	}
 }

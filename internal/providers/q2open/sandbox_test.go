@@ -88,12 +88,13 @@ func TestSandboxAnswersTheDocExampleInTheDocShape(t *testing.T) {
 
 	st := sb.State()
 	c, ok := st.Find("Bk0zwVx1Z")
-	wantCard := q2open.CardState{Identifier: "fiId123", PaymentMethodID: r.Cards[0].PaymentMethodID, Last4: "1111", Brand: "visa", Type: "credit"}
+	wantCard := q2open.CardState{Identifier: "fiId123", PaymentMethodID: r.Cards[0].PaymentMethodID, Last4: "1111", Brand: "visa", Type: "credit",
+		Status: "verified", Default: true}
 	if !ok || c.ClientID != r.ClientID || c.FirstName != "Demo" || c.LastName != "User" || c.Email != "demo@demo.com" ||
 		c.Syncs != 1 || len(c.Cards) != 1 || c.Cards[0] != wantCard {
 		t.Fatalf("state %+v", st)
 	}
-	if st.Totals != (q2open.Totals{Requests: 1, ClientsCreated: 1, CardsCreated: 1}) {
+	if st.Totals != (q2open.Totals{Requests: 1, ClientsCreated: 1, PaymentMethodsAdded: 1}) {
 		t.Fatalf("totals %+v", st.Totals)
 	}
 }
@@ -126,7 +127,7 @@ func TestSandboxStateEndpointHoldsNoSecrets(t *testing.T) {
 			t.Errorf("state carries %q: %s", secret, body)
 		}
 	}
-	for _, k := range []string{`"clients_created":1`, `"duplicate_clients":0`, `"cards_created":1`, `"card_dedups":0`, `"requests":1`, `"last4":"1111"`} {
+	for _, k := range []string{`"clients_created":1`, `"duplicate_clients":0`, `"payment_methods_added":1`, `"duplicate_payment_methods":0`, `"requests":1`, `"last4":"1111"`} {
 		if !bytes.Contains(body, []byte(k)) {
 			t.Errorf("state lacks %s: %s", k, body)
 		}
@@ -139,7 +140,7 @@ func TestSandboxAuth(t *testing.T) {
 	for _, auth := range []string{"", "Bearer nope", "Bearer", docToken, "Basic " + base64.StdEncoding.EncodeToString([]byte(docToken+":"))} {
 		status, out := post(t, url, auth, body)
 		var e q2open.ErrorBody
-		if status != http.StatusUnauthorized || json.Unmarshal(out, &e) != nil || e.Error.Code != "unauthorized" || e.Error.Message == "" {
+		if status != http.StatusUnauthorized || json.Unmarshal(out, &e) != nil || e.Message == "" {
 			t.Errorf("auth %q: HTTP %d %s; want 401 with the error shape", auth, status, out)
 		}
 	}
@@ -156,44 +157,43 @@ func TestSandboxValidation(t *testing.T) {
 			t.Fatal(err)
 		}
 		f(&r)
-		return mustJSON(t, r)
+		return clearJSON(t, r)
 	}
 	cardEdit := func(f func(c *q2open.Card)) []byte {
 		return edit(func(r *q2open.SyncRequest) { f(&r.Cards[0]) })
 	}
 	tests := []struct {
-		name, code, contains string
-		body                 []byte
+		name, contains string
+		body           []byte
 	}{
-		{"no identifier", "validation_error", "client.identifier: required", edit(func(r *q2open.SyncRequest) { r.Client.Identifier = " " })},
-		{"expired token", "validation_error", "token.expiration: must be in the future", edit(func(r *q2open.SyncRequest) { r.Token.Expiration = "2024-12-31T00:00:00.000Z" })},
-		{"bad expiration", "validation_error", "token.expiration: must be an ISO 8601", edit(func(r *q2open.SyncRequest) { r.Token.Expiration = "tomorrow" })},
-		{"no card identifier", "validation_error", "cards[0].identifier: required", cardEdit(func(c *q2open.Card) { c.Identifier = "" })},
-		{"card twice", "validation_error", "cards[1].identifier: appears twice", edit(func(r *q2open.SyncRequest) { r.Cards = append(r.Cards, r.Cards[0]) })},
-		{"short number", "validation_error", "cards[0].cardNumber: must be 12 to 19 digits", cardEdit(func(c *q2open.Card) { c.CardNumber = "41111111111" })},
-		{"long number", "validation_error", "cards[0].cardNumber: must be 12 to 19 digits", cardEdit(func(c *q2open.Card) { c.CardNumber = visaPAN + "0000" })},
-		{"spaced number", "validation_error", "cards[0].cardNumber: must be 12 to 19 digits", cardEdit(func(c *q2open.Card) { c.CardNumber = "4111 1111 1111 1111" })},
-		{"Luhn", "validation_error", "cards[0].cardNumber: fails the Luhn check", cardEdit(func(c *q2open.Card) { c.CardNumber = "4111111111111112" })},
-		{"code", "validation_error", "cards[0].cardCode: must be 3 or 4 digits", cardEdit(func(c *q2open.Card) { c.CardCode = "12" })},
-		{"month one digit", "validation_error", "cards[0].expMonth: must be two digits", cardEdit(func(c *q2open.Card) { c.ExpMonth = "2" })},
-		{"month 13", "validation_error", "cards[0].expMonth: must be two digits", cardEdit(func(c *q2open.Card) { c.ExpMonth = "13" })},
-		{"month missing", "validation_error", "cards[0].expMonth", cardEdit(func(c *q2open.Card) { c.ExpMonth = "" })},
-		{"year two digits", "validation_error", "cards[0].expYear: must be four digits", cardEdit(func(c *q2open.Card) { c.ExpYear = "40" })},
-		{"type", "validation_error", "cards[0].cardType: must be one of credit, debit", cardEdit(func(c *q2open.Card) { c.CardType = "prepaid" })},
-		{"brand", "validation_error", "cards[0].cardBrand: must be one of", cardEdit(func(c *q2open.Card) { c.CardBrand = "unionpay" })},
-		{"brand case", "validation_error", "cards[0].cardBrand", cardEdit(func(c *q2open.Card) { c.CardBrand = "Visa" })},
-		{"default", "validation_error", `cards[0].setAsDefault: must be "true" or "false"`, cardEdit(func(c *q2open.Card) { c.SetAsDefault = "yes" })},
-		{"default as a boolean", "invalid_request", "malformed JSON", bytes.Replace(doc, []byte(`"setAsDefault": "true"`), []byte(`"setAsDefault": true`), 1)},
-		{"unknown field", "invalid_request", "malformed JSON", []byte(`{"client": {"identifier": "x"}, "extra": 1}`)},
-		{"truncated", "invalid_request", "malformed JSON", doc[:40]},
+		{"no identifier", "client.identifier: required", edit(func(r *q2open.SyncRequest) { r.Client.Identifier = " " })},
+		{"expired token", "token.expiration: must be in the future", edit(func(r *q2open.SyncRequest) { r.Token.Expiration = "2024-12-31T00:00:00.000Z" })},
+		{"bad expiration", "token.expiration: must be an ISO 8601", edit(func(r *q2open.SyncRequest) { r.Token.Expiration = "tomorrow" })},
+		{"no card identifier", "cards[0].identifier: required", cardEdit(func(c *q2open.Card) { c.Identifier = "" })},
+		{"short number", "cards[0].cardNumber: must be 12 to 19 digits", cardEdit(func(c *q2open.Card) { c.CardNumber = "41111111111" })},
+		{"long number", "cards[0].cardNumber: must be 12 to 19 digits", cardEdit(func(c *q2open.Card) { c.CardNumber = visaPAN + "0000" })},
+		{"spaced number", "cards[0].cardNumber: must be 12 to 19 digits", cardEdit(func(c *q2open.Card) { c.CardNumber = "4111 1111 1111 1111" })},
+		{"Luhn", "cards[0].cardNumber: fails the Luhn check", cardEdit(func(c *q2open.Card) { c.CardNumber = "4111111111111112" })},
+		{"code", "cards[0].cardCode: must be 3 or 4 digits", cardEdit(func(c *q2open.Card) { c.CardCode = "12" })},
+		{"month one digit", "cards[0].expMonth: must be two digits", cardEdit(func(c *q2open.Card) { c.ExpMonth = "2" })},
+		{"month 13", "cards[0].expMonth: must be two digits", cardEdit(func(c *q2open.Card) { c.ExpMonth = "13" })},
+		{"month missing", "cards[0].expMonth", cardEdit(func(c *q2open.Card) { c.ExpMonth = "" })},
+		{"year two digits", "cards[0].expYear: must be four digits", cardEdit(func(c *q2open.Card) { c.ExpYear = "40" })},
+		{"type", "cards[0].cardType: must be one of credit, debit", cardEdit(func(c *q2open.Card) { c.CardType = "prepaid" })},
+		{"brand", "cards[0].cardBrand: must be one of", cardEdit(func(c *q2open.Card) { c.CardBrand = "unionpay" })},
+		{"brand case", "cards[0].cardBrand", cardEdit(func(c *q2open.Card) { c.CardBrand = "Visa" })},
+		{"default", `cards[0].setAsDefault: must be "true" or "false"`, cardEdit(func(c *q2open.Card) { c.SetAsDefault = "yes" })},
+		{"default as a boolean", "malformed JSON", bytes.Replace(doc, []byte(`"setAsDefault": "true"`), []byte(`"setAsDefault": true`), 1)},
+		{"unknown field", "malformed JSON", []byte(`{"client": {"identifier": "x"}, "extra": 1}`)},
+		{"truncated", "malformed JSON", doc[:40]},
 	}
 	sb, url := docSandbox(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			status, out := post(t, url, "Bearer "+docToken, tc.body)
 			var e q2open.ErrorBody
-			if status != http.StatusBadRequest || json.Unmarshal(out, &e) != nil || e.Error.Code != tc.code || !strings.Contains(e.Error.Message, tc.contains) {
-				t.Fatalf("HTTP %d %s; want 400 %s containing %q", status, out, tc.code, tc.contains)
+			if status != http.StatusBadRequest || json.Unmarshal(out, &e) != nil || !strings.Contains(e.Message, tc.contains) {
+				t.Fatalf("HTTP %d %s; want 400 containing %q", status, out, tc.contains)
 			}
 			if bytes.Contains(out, []byte("41111111111")) {
 				t.Fatalf("the error echoes the card number: %s", out)
@@ -211,7 +211,10 @@ func TestSandboxValidation(t *testing.T) {
 	}
 }
 
-func TestSandboxDedupsClientsAndCardsByIdentifier(t *testing.T) {
+// Q2 dedups the client by identifier, not its cards: the same sync twice
+// (or a card added twice) holds two payment methods, and a repeat sync
+// does not change meta. A client that sends a card twice shows up here.
+func TestSandboxKeepsDuplicateCardsAndMeta(t *testing.T) {
 	sb, url := docSandbox(t)
 	doc := readFile(t, "testdata/doc_request.json")
 	sync := func(body []byte) q2open.SyncResponse {
@@ -224,38 +227,37 @@ func TestSandboxDedupsClientsAndCardsByIdentifier(t *testing.T) {
 		return r
 	}
 	first := sync(doc)
-	// Same identifiers, new data: the mastercard replaces the visa on the
-	// same payment method, the client's e-mail changes, a card is added.
 	var r q2open.SyncRequest
 	_ = json.Unmarshal(doc, &r)
 	r.Client.Meta.Email = "new@demo.com"
-	r.Cards[0].CardNumber, r.Cards[0].CardBrand, r.Cards[0].CardType = mcPAN, "mastercard", "debit"
-	r.Cards = append(r.Cards, q2open.Card{Identifier: "fiId456", CardNumber: "378282246310005", ExpMonth: "01", ExpYear: "2030"})
-	second := sync(mustJSON(t, r))
-	if second.ClientID != first.ClientID || second.Cards[0].PaymentMethodID != first.Cards[0].PaymentMethodID ||
-		second.Cards[1].Identifier != "fiId456" || second.Cards[1].PaymentMethodID == first.Cards[0].PaymentMethodID {
-		t.Fatalf("first %+v second %+v", first, second)
+	second := sync(clearJSON(t, r))
+	if second.ClientID != first.ClientID || second.Cards[0].PaymentMethodID == first.Cards[0].PaymentMethodID {
+		t.Fatalf("first %+v second %+v: same client, a second payment method", first, second)
+	}
+	// The same card through POST /v1/payment: a third one.
+	status, out := call(t, http.MethodPost, url+q2open.PaymentPath, docToken, mustJSON(t, map[string]string{"clientId": first.ClientID,
+		"paymentType": "card", "identifier": "fiId123", "cardNumber": visaPAN, "expMonth": "02", "expYear": "2040", "setAsDefault": "false"}))
+	if status != http.StatusOK {
+		t.Fatalf("add payment: HTTP %d %s", status, out)
 	}
 	st := sb.State()
 	c, _ := st.Find("Bk0zwVx1Z")
-	if len(st.Clients) != 1 || c.Syncs != 2 || c.Email != "new@demo.com" || len(c.Cards) != 2 ||
-		c.Cards[0] != (q2open.CardState{Identifier: "fiId123", PaymentMethodID: first.Cards[0].PaymentMethodID, Last4: "4444", Brand: "mastercard", Type: "debit"}) ||
-		c.Cards[1].Last4 != "0005" {
-		t.Fatalf("state %+v", st)
+	if len(st.Clients) != 1 || c.Syncs != 2 || c.Email != "demo@demo.com" || len(c.Method("fiId123")) != 3 {
+		t.Fatalf("state %+v: one client, meta of the first sync, three methods", st)
 	}
-	want := q2open.Totals{Requests: 2, ClientsCreated: 1, CardsCreated: 2, CardDedups: 1}
+	want := q2open.Totals{Requests: 3, ClientsCreated: 1, PaymentMethodsAdded: 3, DuplicatePaymentMethods: 2, DuplicateAdds: 2}
 	if st.Totals != want {
 		t.Fatalf("totals %+v, want %+v", st.Totals, want)
 	}
 	// Another identifier is another client.
 	r.Client.Identifier = "other"
-	if sync(mustJSON(t, r)).ClientID == first.ClientID {
+	if sync(clearJSON(t, r)).ClientID == first.ClientID {
 		t.Fatal("two identifiers share a clientId")
 	}
 }
 
 // Concurrent syncs of one identifier (a retry racing its original) must
-// not create two clients.
+// not create two clients; each adds its card.
 func TestSandboxConcurrentSyncsMakeOneClient(t *testing.T) {
 	sb, url := docSandbox(t)
 	doc := readFile(t, "testdata/doc_request.json")
@@ -279,7 +281,7 @@ func TestSandboxConcurrentSyncsMakeOneClient(t *testing.T) {
 	}
 	wg.Wait()
 	st := sb.State()
-	if len(st.Clients) != 1 || st.Totals.ClientsCreated != 1 || st.Totals.DuplicateClients != 0 || st.Clients[0].Syncs != 16 || st.Totals.CardDedups != 15 {
+	if len(st.Clients) != 1 || st.Totals.ClientsCreated != 1 || st.Totals.DuplicateClients != 0 || st.Clients[0].Syncs != 16 || st.Totals.PaymentMethodsAdded != 16 {
 		t.Fatalf("state %+v", st)
 	}
 	for _, id := range ids {

@@ -140,3 +140,31 @@ func newServer(t *testing.T, h http.Handler) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// clearJSON is the body the client would send for r, cards in clear.
+func clearJSON(t *testing.T, r q2open.SyncRequest) []byte {
+	t.Helper()
+	b, err := q2open.WireJSON(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// call sends body (nil for none) with method to url, with a bearer token.
+func call(t *testing.T, method, url, tok string, body []byte) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
