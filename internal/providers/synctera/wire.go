@@ -90,13 +90,13 @@ type CustomerInBody struct {
 // PatchCustomer is the body of PATCH /customers/{id}: only the fields
 // present change. A deactivation sends status alone.
 type PatchCustomer struct {
-	Status          string   `json:"status,omitempty"`
-	FirstName       string   `json:"first_name,omitempty"`
-	MiddleName      string   `json:"middle_name,omitempty"`
-	LastName        string   `json:"last_name,omitempty"`
-	Dob             string   `json:"dob,omitempty"`
-	Email           string   `json:"email,omitempty"`
-	PhoneNumber     string   `json:"phone_number,omitempty"`
+	Status          string          `json:"status,omitempty"`
+	FirstName       string          `json:"first_name,omitempty"`
+	MiddleName      string          `json:"middle_name,omitempty"`
+	LastName        string          `json:"last_name,omitempty"`
+	Dob             string          `json:"dob,omitempty"`
+	Email           string          `json:"email,omitempty"`
+	PhoneNumber     string          `json:"phone_number,omitempty"`
 	LegalAddress    *Address        `json:"legal_address,omitempty"`
 	ShippingAddress *Address        `json:"shipping_address,omitempty"`
 	Metadata        json.RawMessage `json:"metadata,omitempty"`
