@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -12,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
@@ -46,6 +49,10 @@ var (
 // which runs once per attempt: httpx reports attempts on success only.
 type attemptsKey struct{}
 
+// lostKey carries a per-call flag the transport sets when an attempt's
+// answer was lost after the request may have reached Synctera.
+type lostKey struct{}
+
 // New checks the configuration before any call is made.
 func New(cfg Config) (*Client, error) {
 	if strings.TrimSpace(cfg.Token) == "" {
@@ -69,6 +76,11 @@ func New(cfg Config) (*Client, error) {
 		return nil
 	}
 	h.Classify = classify
+	base := h.Transport
+	if base == nil {
+		base = defaultTransport()
+	}
+	h.Transport = lossTracker{base: base}
 	hc, err := httpx.New(h, decodeError)
 	if err != nil {
 		return nil, err
@@ -175,7 +187,17 @@ func (c *Client) post(ctx context.Context, op load.Op, body CustomerInBody, key 
 			"this create's Idempotency-Key went out before with another body, so Synctera may hold the customer, and no customer carrying "+
 				op.EntityKey+" was found by e-mail, phone or name; see docs/partners/synctera.md, \"uncertain\"", err)
 	}
-	return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+	r := load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+	if r.Outcome == load.Failed && (lostAnswer(ctx) || httpx.CodeOf(err) == CodeKeyInUse) {
+		// The last attempt failed, but an earlier one reached Synctera
+		// and its answer was lost (httpx reports the last error), or the
+		// key's first request was still running: it may have created the
+		// customer. Failed would settle the intent and let a later run
+		// create blind; uncertain keeps it for Resolve.
+		return uncertain(op, r.HTTPStatus, n, "maybe_created",
+			"the create failed after "+strconv.Itoa(r.Attempts)+" attempts, and an earlier one's answer was lost after it reached Synctera", err)
+	}
+	return r
 }
 
 // Resolve settles an op that an earlier run left pending or uncertain: a
@@ -605,7 +627,61 @@ func statusCode(status int) string {
 
 func counting(ctx context.Context) (context.Context, *atomic.Int32) {
 	n := new(atomic.Int32)
-	return context.WithValue(ctx, attemptsKey{}, n), n
+	return context.WithValue(context.WithValue(ctx, attemptsKey{}, n), lostKey{}, new(atomic.Bool)), n
+}
+
+// lostAnswer reports whether an attempt of the call in ctx lost its
+// answer after it may have reached the partner.
+func lostAnswer(ctx context.Context) bool {
+	b, ok := ctx.Value(lostKey{}).(*atomic.Bool)
+	return ok && b.Load()
+}
+
+// lossTracker marks the call's lost flag when an attempt fails after the
+// connection was made (a reset, a timeout, a body cut short): unlike a
+// refused dial, the partner may have run that request.
+type lossTracker struct{ base http.RoundTripper }
+
+func (t lossTracker) RoundTrip(r *http.Request) (*http.Response, error) {
+	lost, _ := r.Context().Value(lostKey{}).(*atomic.Bool)
+	resp, err := t.base.RoundTrip(r)
+	if lost == nil {
+		return resp, err
+	}
+	if err != nil {
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" {
+			lost.Store(true)
+		}
+		return resp, err
+	}
+	resp.Body = &trackedBody{ReadCloser: resp.Body, lost: lost}
+	return resp, nil
+}
+
+type trackedBody struct {
+	io.ReadCloser
+	lost *atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.lost.Store(true)
+	}
+	return n, err
+}
+
+func defaultTransport() http.RoundTripper {
+	return &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
 }
 
 // wrapOp turns a cancellation (not an *httpx.Error) into one, so the
