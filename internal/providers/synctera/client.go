@@ -195,7 +195,7 @@ func (c *Client) post(ctx context.Context, op load.Op, body CustomerInBody, key 
 		// customer. Failed would settle the intent and let a later run
 		// create blind; uncertain keeps it for Resolve.
 		return uncertain(op, r.HTTPStatus, n, "maybe_created",
-			"the create failed after "+strconv.Itoa(r.Attempts)+" attempts, and an earlier one's answer was lost after it reached Synctera", err)
+			"the create failed after "+strconv.Itoa(r.Attempts)+" attempts, and one of them may have created the customer (its answer was lost, or its key was still in use)", err)
 	}
 	return r
 }
@@ -308,7 +308,7 @@ const maxLookup = 2000
 
 func uncertain(op load.Op, status int, n *atomic.Int32, code, msg string, err error) load.Result {
 	return load.Result{EntityKey: op.EntityKey, Outcome: load.Uncertain, HTTPStatus: status, Attempts: int(n.Load()),
-		Err: &httpx.Error{Partner: Name, Op: "resolve " + op.EntityKey, Kind: httpx.Uncertain, Status: status, Code: code, Message: msg, Err: err}}
+		Err: &httpx.Error{Partner: Name, Op: "create " + op.EntityKey, Kind: httpx.Uncertain, Status: status, Code: code, Message: msg, Err: err}}
 }
 
 // invalidReuse reports whether err is Synctera's IDEMPOTENCY_INVALID_REUSE
