@@ -34,6 +34,10 @@ type Entry struct {
 	Deactivated bool
 	// Settle: close this entity's open intents (the outcome is known).
 	Settle bool
+	// Refused: the partner refused this create with a 4xx, which it may
+	// replay under the key: the entity's next create uses a new
+	// generation of key (create_generations).
+	Refused bool
 }
 
 // RejectRow is a reject as stored.
@@ -175,6 +179,7 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 	var st stateArrays
 	var settleP, settleC, settleK []string
 	var fps fpArrays
+	refused := map[[3]string]int{} // provider, entity, customer -> refusals in this batch
 	for _, it := range batch {
 		switch {
 		case it.entry != nil:
@@ -184,6 +189,9 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 				int(e.Latency / time.Millisecond), nz(e.ErrCode), nz(redact.Text(e.ErrMsg))})
 			if e.Deliver || e.Deactivated {
 				st.add(e, w.runID)
+			}
+			if e.Refused {
+				refused[[3]string{e.Provider, e.EntityKey, e.CustomerID}]++
 			}
 			if e.Settle {
 				settleP = append(settleP, e.Provider)
@@ -220,6 +228,18 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 					last_run_id = EXCLUDED.last_run_id, active = EXCLUDED.active, updated_at = now()`,
 				st.provider, st.key, st.customer, st.hash, st.remote, st.request, st.active, w.runID); err != nil {
 				return fmt.Errorf("ledger: write sync_state: %w", err)
+			}
+		}
+		if len(refused) > 0 {
+			var p, k, c []string
+			var n []int32
+			for key, v := range refused {
+				p, k, c, n = append(p, key[0]), append(k, key[1]), append(c, key[2]), append(n, int32(v))
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO create_generations AS g (provider, entity_key, customer_id, generation)
+				SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
+				ON CONFLICT (provider, entity_key) DO UPDATE SET generation = g.generation + EXCLUDED.generation`, p, k, c, n); err != nil {
+				return fmt.Errorf("ledger: write create generations: %w", err)
 			}
 		}
 		if err := fps.write(ctx, tx, w.runID); err != nil {

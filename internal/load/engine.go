@@ -363,9 +363,10 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 		}
 	}
 	var state map[string]map[string]ledger.State
+	var gens map[string]map[string]int // create key generations
 	if e.Store != nil {
 		var err error
-		if state, err = e.Store.LoadState(ctx, ids); err != nil {
+		if state, gens, err = e.Store.LoadPlanState(ctx, ids); err != nil {
 			return err
 		}
 	}
@@ -424,7 +425,11 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 				if known {
 					op.Kind, op.RemoteID = Update, st.RemoteID
 				}
-				op.IdemKey = IdempotencyKey(e.Key, name, op.Kind, op.EntityKey, h)
+				if op.Kind == Create {
+					op.IdemKey = CreateKey(e.Key, name, op.EntityKey, gens[name][op.EntityKey])
+				} else {
+					op.IdemKey = IdempotencyKey(e.Key, name, op.Kind, op.EntityKey, h)
+				}
 				if open {
 					op.Intent = intent
 					atomic.AddInt64(&l.counts.Resolve, 1)
@@ -605,6 +610,10 @@ func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.W
 		// Only partners that journal intents have any to settle; an
 		// uncertain outcome keeps its intent open for the rerun.
 		Settle: l.journals && r.Outcome != Uncertain,
+		// A create the partner refused (4xx) and that left nothing at the
+		// partner: its key may replay the refusal, so the next create
+		// gets a new one.
+		Refused: op.Kind == Create && r.Outcome == Rejected && r.RemoteID == "" && r.HTTPStatus >= 400 && r.HTTPStatus < 500,
 	})
 	for _, ch := range r.Children {
 		kind := op.Kind

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/northwind-data/etl/internal/mac"
 )
@@ -52,4 +53,16 @@ func IdempotencyKey(key []byte, provider string, kind Kind, entityKey, hash stri
 	s[8] = (s[8] & 0x3f) | 0x80
 	h := hex.EncodeToString(s)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// CreateKey is the idempotency key of a create: the partner, the entity
+// and the generation, not the content. A create whose answer was lost is
+// resent under the same key whatever changed since, so the partner
+// answers the first create (or refuses the new body as a reuse) instead
+// of making a second record. generation counts the partner's definitive
+// refusals (4xx) of this entity's creates: a partner that replays a
+// refusal under its key needs a new key once the data is fixed, and only
+// then.
+func CreateKey(key []byte, provider, entityKey string, generation int) string {
+	return IdempotencyKey(key, provider, Create, entityKey, "generation:"+strconv.Itoa(generation))
 }

@@ -50,7 +50,7 @@ type Op struct {
 	// wire encoding): a client may send it instead of encoding the payload
 	// a second time. Nil otherwise; whoever changes Payload clears it.
 	Body     []byte
-	IdemKey  string // deterministic: HMAC(partner, kind, entity key, hash)
+	IdemKey  string // deterministic: a create's is CreateKey (entity and refusal count), others' HMAC(partner, kind, entity key, hash)
 	RemoteID string // the partner's id for the entity, known after the first delivery
 	Intent   string // detail saved with a previous run's unfinished intent (Resolver input)
 }

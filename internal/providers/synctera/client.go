@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
@@ -28,8 +32,8 @@ type Config struct {
 	HTTP     httpx.Config
 }
 
-// Client delivers customers to Synctera. It implements load.Provider and
-// load.Deactivator. Safe for concurrent use.
+// Client delivers customers to Synctera. It implements load.Provider,
+// load.Deactivator and load.Resolver. Safe for concurrent use.
 type Client struct {
 	http     *httpx.Client
 	pageSize int
@@ -38,11 +42,16 @@ type Client struct {
 var (
 	_ load.Provider    = (*Client)(nil)
 	_ load.Deactivator = (*Client)(nil)
+	_ load.Resolver    = (*Client)(nil)
 )
 
 // attemptsKey carries a per-call attempt counter to the signing hook,
 // which runs once per attempt: httpx reports attempts on success only.
 type attemptsKey struct{}
+
+// lostKey carries a per-call flag the transport sets when an attempt's
+// answer was lost after the request may have reached Synctera.
+type lostKey struct{}
 
 // New checks the configuration before any call is made.
 func New(cfg Config) (*Client, error) {
@@ -67,6 +76,11 @@ func New(cfg Config) (*Client, error) {
 		return nil
 	}
 	h.Classify = classify
+	base := h.Transport
+	if base == nil {
+		base = defaultTransport()
+	}
+	h.Transport = lossTracker{base: base}
 	hc, err := httpx.New(h, decodeError)
 	if err != nil {
 		return nil, err
@@ -90,18 +104,22 @@ func (c *Client) Map(cu *model.Customer) ([]load.Op, []model.Reject) { return ma
 // Send delivers each op in turn and returns one Result per op: Create is
 // POST with Op.IdemKey as Idempotency-Key, Update (Op.RemoteID set) is PUT
 // with the full body, Deactivate is PATCH {status: INACTIVE}.
-func (c *Client) Send(ctx context.Context, ops []load.Op, _ load.Journal) []load.Result {
+//
+// Before a create it notes an intent in j (the key it is about to use),
+// so that a create whose answer is lost, or a kill between the call and
+// the ledger write, leaves an open intent: the next run calls Resolve for
+// it instead of creating blind. A create refused with
+// IDEMPOTENCY_INVALID_REUSE (the key went out before with another body)
+// is settled by a lookup, never by a second create.
+func (c *Client) Send(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
 	out := make([]load.Result, len(ops))
 	for i, op := range ops {
-		out[i] = c.deliver(ctx, op)
+		out[i] = c.deliver(ctx, op, j)
 	}
 	return out
 }
 
-func (c *Client) deliver(ctx context.Context, op load.Op) load.Result {
-	if op.Kind == load.Deactivate {
-		return c.Deactivate(ctx, op)
-	}
+func payloadOf(op load.Op) (CustomerInBody, load.Result, bool) {
 	var body CustomerInBody
 	switch p := op.Payload.(type) {
 	case CustomerInBody:
@@ -113,28 +131,191 @@ func (c *Client) deliver(ctx context.Context, op load.Op) load.Result {
 	}
 	if body.Status == "" {
 		// Map always sets a status: reaching here is a wiring bug.
-		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey, Kind: httpx.Fatal, Code: "bad_payload",
-			Message: "op payload is not a synctera.CustomerInBody with a status"}, 0)
+		return body, load.FailureResult(op, &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey, Kind: httpx.Fatal, Code: "bad_payload",
+			Message: "op payload is not a synctera.CustomerInBody with a status"}, 0), false
+	}
+	return body, load.Result{}, true
+}
+
+func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.Result {
+	if op.Kind == load.Deactivate {
+		return c.Deactivate(ctx, op)
+	}
+	body, bad, ok := payloadOf(op)
+	if !ok {
+		return bad
 	}
 	ctx, n := counting(ctx)
-	var (
-		cu     *Customer
-		status int
-		err    error
-	)
 	if op.RemoteID != "" {
-		cu, status, err = c.update(ctx, op.RemoteID, body)
-	} else {
-		cu, status, err = c.create(ctx, body, op.IdemKey)
+		return c.put(ctx, op, op.RemoteID, body, n)
 	}
+	if j != nil {
+		if err := j.Note(ctx, op, op.IdemKey); err != nil {
+			return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal",
+				Message: "could not record the intent before the create; nothing was sent", Err: err}, 0)
+		}
+	}
+	return c.post(ctx, op, body, op.IdemKey, n)
+}
+
+// put delivers body to customer id.
+func (c *Client) put(ctx context.Context, op load.Op, id string, body CustomerInBody, n *atomic.Int32) load.Result {
+	cu, status, err := c.update(ctx, id, body)
 	if err != nil {
 		return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
 	}
-	id := cu.ID
-	if id == "" {
-		id = op.RemoteID // a PUT answer without an id still concerns the id we sent
+	if cu.ID != "" {
+		id = cu.ID
 	}
 	return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: id, HTTPStatus: status, Attempts: int(n.Load())}
+}
+
+// post creates with key. IDEMPOTENCY_INVALID_REUSE (under any 4xx: its
+// status is unpublished) means the key went out before with another
+// body, so a customer may exist: it is looked up, not created again.
+func (c *Client) post(ctx context.Context, op load.Op, body CustomerInBody, key string, n *atomic.Int32) load.Result {
+	cu, status, err := c.create(ctx, body, key)
+	switch {
+	case err == nil:
+		return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: cu.ID, HTTPStatus: status, Attempts: int(n.Load())}
+	case invalidReuse(err):
+		r, found := c.adopt(ctx, op, body, n)
+		if found {
+			return r
+		}
+		return uncertain(op, httpx.StatusOf(err), n, CodeKeyReused,
+			"this create's Idempotency-Key went out before with another body, so Synctera may hold the customer, and no customer carrying "+
+				op.EntityKey+" was found by e-mail, phone or name; see docs/partners/synctera.md, \"uncertain\"", err)
+	}
+	r := load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+	if r.Outcome == load.Failed && (lostAnswer(ctx) || httpx.CodeOf(err) == CodeKeyInUse) {
+		// The last attempt failed, but an earlier one reached Synctera
+		// and its answer was lost (httpx reports the last error), or the
+		// key's first request was still running: it may have created the
+		// customer. Failed would settle the intent and let a later run
+		// create blind; uncertain keeps it for Resolve.
+		return uncertain(op, r.HTTPStatus, n, "maybe_created",
+			"the create failed after "+strconv.Itoa(r.Attempts)+" attempts, and one of them may have created the customer (its answer was lost, or its key was still in use)", err)
+	}
+	return r
+}
+
+// Resolve settles an op that an earlier run left pending or uncertain: a
+// create whose answer was lost, or a kill between the call and the
+// ledger write. It looks the customer up first (metadata carrying the
+// entity key, found through the e-mail, phone and name filters), so it
+// holds past the 7 days Synctera keeps a key: one match is adopted and
+// gets the current content with PUT; several are reported uncertain; none
+// (provably absent as far as the filters reach) is created with the key
+// the intent noted, so that a create the lookup missed within the key's
+// life is answered, not repeated.
+func (c *Client) Resolve(ctx context.Context, op load.Op, _ load.Journal) load.Result {
+	if op.Kind == load.Deactivate || op.RemoteID != "" {
+		return c.deliver(ctx, op, nil)
+	}
+	body, bad, ok := payloadOf(op)
+	if !ok {
+		return bad
+	}
+	ctx, n := counting(ctx)
+	if r, found := c.adopt(ctx, op, body, n); found {
+		return r
+	}
+	key := op.IdemKey
+	if k := strings.TrimSpace(op.Intent); k != "" && len(k) <= 255 {
+		key = k // the key the lost call went out with
+	}
+	return c.post(ctx, op, body, key, n)
+}
+
+// adopt looks the entity's customer up. found is false only when no
+// customer carries the entity key; a failed lookup or several matches
+// are an uncertain result, never grounds for a create.
+func (c *Client) adopt(ctx context.Context, op load.Op, body CustomerInBody, n *atomic.Int32) (load.Result, bool) {
+	ids, err := c.Lookup(ctx, op.EntityKey, body)
+	switch {
+	case err != nil:
+		return uncertain(op, httpx.StatusOf(err), n, "lookup_failed",
+			"could not look up whether Synctera holds the customer; the rerun tries again", err), true
+	case len(ids) > 1:
+		return uncertain(op, 0, n, "ambiguous",
+			strconv.Itoa(len(ids))+" Synctera customers carry "+op.EntityKey+" ("+strings.Join(ids, ", ")+
+				"): deactivate the extra ones at Synctera, then rerun", nil), true
+	case len(ids) == 0:
+		return load.Result{}, false
+	}
+	r := c.put(ctx, op, ids[0], body, n)
+	if r.Outcome != load.OK {
+		// The customer exists: a create must never follow. Uncertain
+		// keeps the intent open, so the rerun adopts it again.
+		r.Outcome, r.RemoteID = load.Uncertain, ids[0]
+		r.Err = &httpx.Error{Partner: Name, Op: "PUT " + CustomersPath + "/{id}", Kind: httpx.Uncertain, Status: r.HTTPStatus,
+			Code: "adopt_update_failed", Message: "found customer " + ids[0] + " for " + op.EntityKey + " but could not update it", Err: r.Err}
+	}
+	return r, true
+}
+
+// Lookup returns the ids of the customers whose metadata carries
+// entityKey, searching with each list filter body offers: email,
+// phone_number, and first_name with last_name (list cannot filter on
+// metadata). Every page of each search is read, up to maxLookup
+// customers per search.
+func (c *Client) Lookup(ctx context.Context, entityKey string, body CustomerInBody) ([]string, error) {
+	var searches []ListParams
+	if body.Email != "" {
+		searches = append(searches, ListParams{Email: body.Email})
+	}
+	if body.PhoneNumber != "" {
+		searches = append(searches, ListParams{PhoneNumber: body.PhoneNumber})
+	}
+	if body.FirstName != "" && body.LastName != "" {
+		searches = append(searches, ListParams{FirstName: body.FirstName, LastName: body.LastName})
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for _, p := range searches {
+		p.Limit = MaxPageSize
+		read := 0
+		for {
+			page, err := c.list(ctx, p)
+			if err != nil {
+				return nil, fmt.Errorf("synctera: look up %s: %w", entityKey, err)
+			}
+			for _, cu := range page.Customers {
+				if EntityRef(cu.Metadata) == entityKey && !seen[cu.ID] {
+					seen[cu.ID] = true
+					ids = append(ids, cu.ID)
+				}
+			}
+			read += len(page.Customers)
+			if page.NextPageToken == "" {
+				break
+			}
+			if read >= maxLookup {
+				return nil, &httpx.Error{Partner: Name, Op: "GET " + CustomersPath, Kind: httpx.Uncertain, Code: "lookup_too_broad",
+					Message: "more than " + strconv.Itoa(maxLookup) + " customers match one lookup filter of " + entityKey}
+			}
+			p.PageToken = page.NextPageToken
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// maxLookup bounds one lookup search: a name shared by more customers
+// than this is no way to find one.
+const maxLookup = 2000
+
+func uncertain(op load.Op, status int, n *atomic.Int32, code, msg string, err error) load.Result {
+	return load.Result{EntityKey: op.EntityKey, Outcome: load.Uncertain, HTTPStatus: status, Attempts: int(n.Load()),
+		Err: &httpx.Error{Partner: Name, Op: "create " + op.EntityKey, Kind: httpx.Uncertain, Status: status, Code: code, Message: msg, Err: err}}
+}
+
+// invalidReuse reports whether err is Synctera's IDEMPOTENCY_INVALID_REUSE
+// under any 4xx.
+func invalidReuse(err error) bool {
+	s := httpx.StatusOf(err)
+	return s >= 400 && s < 500 && httpx.CodeOf(err) == CodeKeyReused
 }
 
 // Deactivate switches the customer off with PATCH {status: INACTIVE},
@@ -158,7 +339,9 @@ func (c *Client) Deactivate(ctx context.Context, op load.Op) load.Result {
 	p := customerPath(op.RemoteID)
 	done := func(status int, err error) load.Result {
 		switch {
-		case httpx.CodeOf(err) == CodeNotFound:
+		case httpx.StatusOf(err) == http.StatusNotFound:
+			// Judged by status alone: whatever type a 404 carries, the
+			// customer is not there.
 			return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: op.RemoteID, HTTPStatus: http.StatusNotFound, Attempts: int(n.Load())}
 		case err != nil:
 			return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
@@ -355,14 +538,15 @@ func (p ListParams) query() url.Values {
 	set("email", p.Email)
 	set("phone_number", p.PhoneNumber)
 	set("ssn_last_4", p.SSNLast4)
-	for _, id := range p.IDs {
-		q.Add("id", id)
+	// Array parameters are explode: false: one parameter, comma-separated.
+	if len(p.IDs) > 0 {
+		q.Set("id", strings.Join(p.IDs, ","))
 	}
 	if p.HasAccounts != nil {
 		q.Set("has_accounts", strconv.FormatBool(*p.HasAccounts))
 	}
-	for _, s := range p.SortBy {
-		q.Add("sort_by", s)
+	if len(p.SortBy) > 0 {
+		q.Set("sort_by", strings.Join(p.SortBy, ","))
 	}
 	return q
 }
@@ -380,11 +564,13 @@ func classify(status int, body []byte) httpx.Kind {
 }
 
 // decodeError reads an application/problem+json body. The code is the
-// last segment of type ("invalid-fields" -> invalid_fields), or derived
-// from the status when type is missing or about:blank. The message is the
-// invalid fields with their reasons when there are any, else detail, else
-// title. A body that is not a problem falls back to the status text, never
-// to the raw body. Our requests carry no card data, so nothing echoed can
+// problem's code in lower case when it has one (BAD_REQUEST_BODY ->
+// bad_request_body), else the last segment of type with "-" as "_"
+// (.../bad-request-body -> bad_request_body), else one derived from the
+// status (type missing or about:blank). The message is the invalid
+// fields with their reasons when there are any, else detail, else title.
+// A body that is not a problem falls back to the status text, never to
+// the raw body. Our requests carry no card data, so nothing echoed can
 // contain any.
 func decodeError(status int, body []byte) (code, message string) {
 	var p Problem
@@ -393,7 +579,10 @@ func decodeError(status int, body []byte) (code, message string) {
 	}
 	code = statusCode(status)
 	if t := strings.TrimSpace(p.Type); t != "" && t != "about:blank" {
-		code = strings.ReplaceAll(path.Base(t), "-", "_")
+		code = normCode(path.Base(strings.TrimRight(t, "/")))
+	}
+	if k := strings.TrimSpace(p.Code); k != "" {
+		code = normCode(k)
 	}
 	switch {
 	case len(p.InvalidFields) > 0:
@@ -415,10 +604,13 @@ func decodeError(status int, body []byte) (code, message string) {
 	return code, message
 }
 
+// normCode makes a type segment and a code the same string.
+func normCode(s string) string { return strings.ToLower(strings.ReplaceAll(s, "-", "_")) }
+
 func statusCode(status int) string {
 	switch status {
 	case http.StatusBadRequest:
-		return CodeInvalidFields
+		return CodeBadRequest
 	case http.StatusUnauthorized:
 		return CodeUnauthorized
 	case http.StatusForbidden:
@@ -435,7 +627,61 @@ func statusCode(status int) string {
 
 func counting(ctx context.Context) (context.Context, *atomic.Int32) {
 	n := new(atomic.Int32)
-	return context.WithValue(ctx, attemptsKey{}, n), n
+	return context.WithValue(context.WithValue(ctx, attemptsKey{}, n), lostKey{}, new(atomic.Bool)), n
+}
+
+// lostAnswer reports whether an attempt of the call in ctx lost its
+// answer after it may have reached the partner.
+func lostAnswer(ctx context.Context) bool {
+	b, ok := ctx.Value(lostKey{}).(*atomic.Bool)
+	return ok && b.Load()
+}
+
+// lossTracker marks the call's lost flag when an attempt fails after the
+// connection was made (a reset, a timeout, a body cut short): unlike a
+// refused dial, the partner may have run that request.
+type lossTracker struct{ base http.RoundTripper }
+
+func (t lossTracker) RoundTrip(r *http.Request) (*http.Response, error) {
+	lost, _ := r.Context().Value(lostKey{}).(*atomic.Bool)
+	resp, err := t.base.RoundTrip(r)
+	if lost == nil {
+		return resp, err
+	}
+	if err != nil {
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" {
+			lost.Store(true)
+		}
+		return resp, err
+	}
+	resp.Body = &trackedBody{ReadCloser: resp.Body, lost: lost}
+	return resp, nil
+}
+
+type trackedBody struct {
+	io.ReadCloser
+	lost *atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.lost.Store(true)
+	}
+	return n, err
+}
+
+func defaultTransport() http.RoundTripper {
+	return &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
 }
 
 // wrapOp turns a cancellation (not an *httpx.Error) into one, so the

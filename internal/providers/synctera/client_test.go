@@ -192,12 +192,6 @@ func TestClientErrorTyping(t *testing.T) {
 	body.FirstName, body.Dob = "Bad", "1985-13-01"
 	badDob.Payload = body
 
-	reused := createOp(t, customer("C5"))
-	b5 := reused.Payload.(synctera.CustomerInBody)
-	b5.FirstName = "Someone else"
-	reused.Payload = b5
-	reused.IdemKey = createOp(t, customer("C1")).IdemKey // C1's key, already used with C1's body
-
 	update := func(op load.Op, id string) load.Op { op.Kind, op.RemoteID = load.Update, id; return op }
 	tests := []struct {
 		name    string
@@ -210,9 +204,8 @@ func TestClientErrorTyping(t *testing.T) {
 		inMsg   string
 	}{
 		{"401 is fatal", newClient(t, base, "wrong", nil), createOp(t, customer("C9")), load.Failed, httpx.Fatal, 401, synctera.CodeUnauthorized, "bearer"},
-		{"400 names the field", c, badDob, load.Rejected, httpx.Rejected, 400, synctera.CodeInvalidFields, "dob"},
+		{"400 names the field", c, badDob, load.Rejected, httpx.Rejected, 400, synctera.CodeBadRequest, "dob"},
 		{"404 on update of a deleted customer", c, update(createOp(t, other), deleted.RemoteID), load.Rejected, httpx.Rejected, 404, synctera.CodeNotFound, "no customer"},
-		{"422 same key, other body", c, reused, load.Rejected, httpx.Rejected, 422, synctera.CodeKeyReused, "Idempotency-Key"},
 		{"409 already exists", c, createOp(t, customer("C6")), load.Rejected, httpx.Rejected, 409, synctera.CodeAlreadyExists, "already exists"},
 		{"payload of the wrong type", c, load.Op{EntityKey: "customer/X", Kind: load.Create, Payload: "nope"}, load.Failed, httpx.Fatal, 0, "bad_payload", "CustomerInBody"},
 	}
@@ -416,7 +409,7 @@ func TestClientDecodesForeignErrors(t *testing.T) {
 		code    string
 		msg     string
 	}{
-		{"html 400", 400, "text/html", "<html>card 4111111111111111</html>", load.Rejected, synctera.CodeInvalidFields, "Bad Request"},
+		{"html 400", 400, "text/html", "<html>card 4111111111111111</html>", load.Rejected, synctera.CodeBadRequest, "Bad Request"},
 		{"about:blank 404", 404, synctera.ProblemContentType, `{"type":"about:blank","title":"Not Found","status":404}`, load.Rejected, synctera.CodeNotFound, "Not Found"},
 		{"problem with detail only", 409, synctera.ProblemContentType, `{"title":"Conflict","status":409,"detail":"customer exists"}`, load.Rejected, "conflict", "customer exists"},
 		{"403", 403, "application/json", `{}`, load.Failed, "forbidden", "Forbidden"},

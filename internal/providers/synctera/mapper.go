@@ -1,6 +1,7 @@
 package synctera
 
 import (
+	"encoding/json"
 	"regexp"
 	"strings"
 
@@ -41,10 +42,15 @@ func mapCustomer(c *model.Customer) ([]load.Op, []model.Reject) {
 		// number here.
 		bad("status", model.ReasonBadValue, "status "+transform.Quote(status)+" is not one of synctera's "+strings.Join(Statuses, ", "))
 	}
-	// Every status but PROSPECT carries the full identity (FACTS: the
-	// body's shape depends on status, PROSPECT has fewer required fields).
-	// An unknown status is checked as a full customer so that every
-	// problem is reported at once.
+	// The schema requires only status. Synctera's guides: an ACTIVE
+	// customer needs first_name, last_name and dob, a PROSPECT nothing
+	// more. So an ACTIVE customer without the three goes as a PROSPECT
+	// instead of being refused; what no guide covers (the other statuses)
+	// takes the stricter reading and needs the three as ACTIVE does.
+	identity := c.FirstName != "" && c.LastName != "" && c.DOB.String() != ""
+	if status == StatusActive && !identity {
+		status = StatusProspect
+	}
 	full := status != StatusProspect
 	need := func(v, field, doc string) {
 		if full && v == "" {
@@ -54,12 +60,8 @@ func mapCustomer(c *model.Customer) ([]load.Op, []model.Reject) {
 	need(c.FirstName, "first_name", "first_name")
 	need(c.LastName, "last_name", "last_name")
 	need(c.DOB.String(), "date_of_birth", "dob")
-	need(c.Email, "email", "email")
 
-	switch {
-	case c.Phone == "":
-		need(c.Phone, "phone", "phone_number")
-	case !reE164.MatchString(c.Phone):
+	if c.Phone != "" && !reE164.MatchString(c.Phone) {
 		// Normalisation leaves a number it could not read as it was; the
 		// value is not repeated here because it may be anything.
 		bad("phone", model.ReasonBadPhone, "phone is not E.164 (+ country code and up to 15 digits), which synctera requires for phone_number")
@@ -71,11 +73,9 @@ func mapCustomer(c *model.Customer) ([]load.Op, []model.Reject) {
 	a := c.Address
 	var legal *Address
 	switch {
-	case a.Line1 == "" && full:
-		bad("address_line1", model.ReasonMissingField, "address_line1 is required by synctera for status "+statusName(status)+" (legal_address.address_line_1)")
 	case a.Line1 == "":
-		// A prospect without a street address goes without one: an
-		// address needs address_line_1.
+		// No street address: the address is left out (an address needs
+		// address_line_1, and no status requires one).
 	case !reCountry.MatchString(a.Country):
 		bad("country", model.ReasonBadValue, "country must be an ISO 3166-1 alpha-2 code such as US for synctera's legal_address.country_code")
 	default:
@@ -104,8 +104,16 @@ func mapCustomer(c *model.Customer) ([]load.Op, []model.Reject) {
 		LegalAddress: legal,
 		// shipping_address is left out: Synctera copies legal_address on
 		// create and update, and the source has no separate one.
+		Metadata: entityMetadata(key),
 	}
 	return []load.Op{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: body}}, nil
+}
+
+// entityMetadata is the metadata every customer carries: our entity key,
+// which identifies the bank's record without being PII.
+func entityMetadata(entityKey string) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{MetadataKey: entityKey})
+	return b
 }
 
 // DeactivateBody is what a deactivation patches.

@@ -32,7 +32,17 @@ func goldenCustomers() map[string]*model.Customer {
 	prospect.Phone, prospect.DOB = "", model.Date{}
 	prospect.Address = model.Address{PostalCode: "78701", Country: "US"}
 
-	return map[string]*model.Customer{"create_active": active, "create_inactive": inactive, "create_prospect": prospect}
+	// No phone, e-mail or address: an ACTIVE customer needs only its
+	// names and dob (Synctera's guides), the rest is left out.
+	bare := customer("C1004")
+	bare.Phone, bare.Email, bare.Address = "", "", model.Address{}
+
+	// ACTIVE in the source but without a dob: goes as a PROSPECT.
+	nodob := customer("C1005")
+	nodob.DOB = model.Date{}
+
+	return map[string]*model.Customer{"create_active": active, "create_inactive": inactive, "create_prospect": prospect,
+		"create_active_no_contact": bare, "create_active_without_dob": nodob}
 }
 
 func TestMapGolden(t *testing.T) {
@@ -90,6 +100,7 @@ func TestMapRejects(t *testing.T) {
 		edit     func(*model.Customer)
 		field    string // "" = no reject
 		reason   string
+		status   string // with no reject: the status sent
 		inMsg    []string
 		notInMsg []string
 	}{
@@ -105,22 +116,24 @@ func TestMapRejects(t *testing.T) {
 			field: "status", reason: model.ReasonBadValue, notInMsg: []string{"4111111111111111"}},
 		{name: "no status", edit: func(c *model.Customer) { c.Status = "" },
 			field: "status", reason: model.ReasonMissingField},
-		{name: "active without dob", edit: func(c *model.Customer) { c.DOB = model.Date{} },
-			field: "date_of_birth", reason: model.ReasonMissingField, inMsg: []string{"dob", "ACTIVE"}},
-		{name: "active without phone", edit: func(c *model.Customer) { c.Phone = "" },
-			field: "phone", reason: model.ReasonMissingField, inMsg: []string{"phone_number"}},
-		{name: "frozen without street", edit: func(c *model.Customer) { c.Status, c.Address.Line1 = "FROZEN", "" },
-			field: "address_line1", reason: model.ReasonMissingField, inMsg: []string{"FROZEN", "legal_address.address_line_1"}},
-		{name: "active without email", edit: func(c *model.Customer) { c.Email = "" },
-			field: "email", reason: model.ReasonMissingField},
+		{name: "active without dob goes as a prospect", edit: func(c *model.Customer) { c.DOB = model.Date{} }, status: "PROSPECT"},
+		{name: "active without last name goes as a prospect", edit: func(c *model.Customer) { c.LastName = "" }, status: "PROSPECT"},
+		{name: "active without phone", edit: func(c *model.Customer) { c.Phone = "" }, status: "ACTIVE"},
+		{name: "active without email", edit: func(c *model.Customer) { c.Email = "" }, status: "ACTIVE"},
+		{name: "active without any address", edit: func(c *model.Customer) { c.Address = model.Address{} }, status: "ACTIVE"},
+		{name: "frozen without street", edit: func(c *model.Customer) { c.Status, c.Address.Line1 = "FROZEN", "" }, status: "FROZEN"},
+		{name: "inactive without dob", edit: func(c *model.Customer) { c.Status, c.DOB = "INACTIVE", model.Date{} },
+			field: "date_of_birth", reason: model.ReasonMissingField, inMsg: []string{"dob", "INACTIVE"}},
+		{name: "inactive without first name", edit: func(c *model.Customer) { c.Status, c.FirstName = "INACTIVE", "" },
+			field: "first_name", reason: model.ReasonMissingField},
 		{name: "lower-case country", edit: func(c *model.Customer) { c.Address.Country = "us" },
 			field: "country", reason: model.ReasonBadValue, inMsg: []string{"country_code"}},
-		{name: "every problem in one reject, first field named", edit: func(c *model.Customer) { c.DOB, c.Phone = model.Date{}, "bad" },
+		{name: "every problem in one reject, first field named", edit: func(c *model.Customer) { c.Status, c.DOB, c.Phone = "DORMANT", model.Date{}, "bad" },
 			field: "date_of_birth", reason: model.ReasonMissingField, inMsg: []string{"date_of_birth", "phone is not E.164"}},
 		{name: "prospect without phone, dob, street or email", edit: func(c *model.Customer) {
 			c.Status, c.Phone, c.DOB, c.Address.Line1, c.Email = "PROSPECT", "", model.Date{}, "", ""
-		}},
-		{name: "dormant customer", edit: func(c *model.Customer) { c.Status = "DORMANT" }},
+		}, status: "PROSPECT"},
+		{name: "dormant customer", edit: func(c *model.Customer) { c.Status = "DORMANT" }, status: "DORMANT"},
 	}
 	c := mapper(t)
 	for _, tt := range tests {
@@ -131,6 +144,9 @@ func TestMapRejects(t *testing.T) {
 			if tt.field == "" {
 				if len(rejects) != 0 || len(ops) != 1 {
 					t.Fatalf("want one op, got ops %d rejects %v", len(ops), rejects)
+				}
+				if got := ops[0].Payload.(synctera.CustomerInBody).Status; got != tt.status {
+					t.Errorf("status %s, want %s", got, tt.status)
 				}
 				return
 			}
@@ -165,5 +181,15 @@ func TestMappedBodiesAcceptedBySandbox(t *testing.T) {
 		if r.status != http.StatusCreated {
 			t.Errorf("%s: sandbox answered %d %s", name, r.status, r.body)
 		}
+	}
+}
+
+// TestMapMetadataCarriesTheEntityKey: the lookup that settles a lost
+// create tells our customer apart by it.
+func TestMapMetadataCarriesTheEntityKey(t *testing.T) {
+	ops, _ := mapper(t).Map(customer("C77"))
+	b := ops[0].Payload.(synctera.CustomerInBody)
+	if got := synctera.EntityRef(b.Metadata); got != "customer/C77" {
+		t.Errorf("metadata %s names %q, want customer/C77", b.Metadata, got)
 	}
 }

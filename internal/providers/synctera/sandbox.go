@@ -25,9 +25,9 @@ import (
 type SandboxOptions struct {
 	Token string        // the Bearer token it accepts
 	Clock sandbox.Clock // creation and update times, key expiry; default the real clock
-	// KeyTTL is how long the answer to an idempotency key is kept; 0 keeps
-	// it for the sandbox's lifetime. Synctera does not document its
-	// retention (Stripe keeps keys 24 hours).
+	// KeyTTL is how long the answer to an idempotency key is kept: 0 is
+	// Synctera's published 7 days (DefaultKeyTTL), a negative value keeps
+	// keys for the sandbox's lifetime.
 	KeyTTL time.Duration
 	// RejectDuplicates answers 409 already-exists to a create of a person
 	// the sandbox already holds (same first and last name, dob and e-mail).
@@ -38,17 +38,30 @@ type SandboxOptions struct {
 	// key, before it runs: a test blocks in it so that a second request
 	// meets the key in flight.
 	InFlight func(r *http.Request)
+	// Fail, if set and returning a status, answers a request with it
+	// after the request took its idempotency key, instead of running it:
+	// a 5xx or 429 from inside the partner (tests of the replay
+	// exceptions).
+	Fail func(r *http.Request) int
 }
 
-// Sandbox behaves like Synctera's /v0/customers: Bearer auth; bodies
-// decoded strictly and validated (status enum and the fields it requires,
-// dob, E.164 phone, e-mail, address_line_1 and country_code inside an
-// address); shipping_address copied from legal_address on create and
+// DefaultKeyTTL is how long Synctera replays an idempotency key's answer.
+const DefaultKeyTTL = 7 * 24 * time.Hour
+
+// Sandbox behaves like Synctera's /v0/customers as published: Bearer
+// auth; bodies decoded strictly and validated (status enum, first_name,
+// last_name and dob for every status but PROSPECT, dob, E.164 phone,
+// e-mail, address_line_1 and country_code inside an address, metadata
+// any JSON); shipping_address copied from legal_address on create and
 // update when absent, and on patch only when the customer has none;
-// Idempotency-Key on POST and PATCH with Stripe's semantics; keyset-paged
-// list. Errors are application/problem+json. It holds no card data and no
-// SSN. Safe for concurrent use. Serve it at a root R: the API is at
-// R/v0, the state at R/_sandbox/state.
+// Idempotency-Key on POST and PATCH: the first answer replayed, status
+// included, for 7 days unless it was a 5xx or 429, another request under
+// the key refused with IDEMPOTENCY_INVALID_REUSE (422), a key in flight
+// with IDEMPOTENCY_CONCURRENT_USE (409); keyset-paged list with
+// comma-separated array parameters. Errors are application/problem+json
+// with type URI and code. It holds no card data and no SSN. Safe for
+// concurrent use. Serve it at a root R: the API is at R/v0, the state at
+// R/_sandbox/state.
 type Sandbox struct {
 	opts SandboxOptions
 	mux  *http.ServeMux
@@ -59,6 +72,7 @@ type Sandbox struct {
 	seq    int64
 	keys   map[string]*idemEntry
 	totals Totals
+	skew   time.Duration // AdvanceClock
 }
 
 type sbCustomer struct {
@@ -129,6 +143,9 @@ func NewSandbox(o SandboxOptions) *Sandbox {
 	if o.Clock == nil {
 		o.Clock = sandbox.RealClock{}
 	}
+	if o.KeyTTL == 0 {
+		o.KeyTTL = DefaultKeyTTL
+	}
 	s := &Sandbox{opts: o, mux: http.NewServeMux(), byID: map[string]*sbCustomer{}, keys: map[string]*idemEntry{}}
 	coll, item := BasePath+CustomersPath, BasePath+CustomersPath+"/{id}"
 	s.mux.HandleFunc("POST "+coll, s.api(true, s.create))
@@ -141,6 +158,21 @@ func NewSandbox(o SandboxOptions) *Sandbox {
 }
 
 func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// AdvanceClock moves the sandbox's notion of now forward by d, on top of
+// its Clock: end-to-end tests use it to outlive the keys' 7 days.
+func (s *Sandbox) AdvanceClock(d time.Duration) {
+	s.mu.Lock()
+	s.skew += d
+	s.mu.Unlock()
+}
+
+func (s *Sandbox) now() time.Time {
+	s.mu.Lock()
+	d := s.skew
+	s.mu.Unlock()
+	return s.opts.Clock.Now().Add(d)
+}
 
 // State returns a snapshot of the sandbox state.
 func (s *Sandbox) State() State {
@@ -199,7 +231,10 @@ func jsonAnswer(status int, v any) answer {
 }
 
 func problemAnswer(status int, typ, detail string, fields []InvalidField) answer {
-	b, _ := json.Marshal(Problem{Type: typ, Title: http.StatusText(status), Status: status, Detail: detail, InvalidFields: fields})
+	// The preview code is the type's last segment in upper snake case,
+	// as BAD_REQUEST_BODY is for .../bad-request-body.
+	code := strings.ToUpper(strings.ReplaceAll(typ[strings.LastIndex(typ, "/")+1:], "-", "_"))
+	b, _ := json.Marshal(Problem{Type: typ, Title: http.StatusText(status), Status: status, Detail: detail, Code: code, InvalidFields: fields})
 	return answer{status: status, ctype: ProblemContentType, body: append(b, '\n')}
 }
 
@@ -219,10 +254,13 @@ const maxKeyLen = 255
 
 // api wraps a handler with auth, body reading and, where keyed is set,
 // idempotency keys: a key seen with the same method, path and canonical
-// body replays the first answer; with another request it is refused with
-// 422; while its first request still runs, with 409. Only 2xx answers are
-// kept, as Stripe does for requests refused before they ran: a request
-// that failed validation frees its key for a corrected retry.
+// body replays the first answer, status included, for KeyTTL; with
+// another request it is refused with 422 IDEMPOTENCY_INVALID_REUSE; while
+// its first request still runs, with 409 IDEMPOTENCY_CONCURRENT_USE. Every
+// answer is kept, refusals included, except a 5xx or 429: then the key is
+// freed and the request runs again. A request refused before the key is
+// looked at (401, unreadable body, key too long) does not take it: the
+// published material does not say, and authentication comes first.
 func (s *Sandbox) api(keyed bool, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.count(func(t *Totals) { t.Requests++ })
@@ -234,7 +272,7 @@ func (s *Sandbox) api(keyed bool, h handler) http.HandlerFunc {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 		if err != nil {
 			s.count(func(t *Totals) { t.Invalid++ })
-			problemAnswer(http.StatusBadRequest, TypeInvalidFields, "request body unreadable or larger than 1 MiB",
+			problemAnswer(http.StatusBadRequest, TypeBadRequest, "request body unreadable or larger than 1 MiB",
 				[]InvalidField{{Field: "body", Message: "unreadable or larger than 1 MiB"}}).write(w, false)
 			return
 		}
@@ -245,12 +283,12 @@ func (s *Sandbox) api(keyed bool, h handler) http.HandlerFunc {
 		}
 		if len(key) > maxKeyLen {
 			s.count(func(t *Totals) { t.Invalid++ })
-			problemAnswer(http.StatusBadRequest, TypeInvalidFields, "Idempotency-Key is longer than 255 characters",
+			problemAnswer(http.StatusBadRequest, TypeBadRequest, "Idempotency-Key is longer than 255 characters",
 				[]InvalidField{{Field: IdempotencyHeader, Message: "at most 255 characters"}}).write(w, false)
 			return
 		}
 		fp := fingerprint(r.Method, r.URL.Path, body)
-		now := s.opts.Clock.Now()
+		now := s.now()
 		s.mu.Lock()
 		e := s.keys[key]
 		if e != nil && e.done && s.opts.KeyTTL > 0 && now.Sub(e.at) >= s.opts.KeyTTL {
@@ -261,13 +299,13 @@ func (s *Sandbox) api(keyed bool, h handler) http.HandlerFunc {
 		case e != nil && e.fp != fp:
 			s.totals.KeyMismatches++
 			s.mu.Unlock()
-			problemAnswer(http.StatusUnprocessableEntity, TypeKeyReused,
+			problemAnswer(http.StatusUnprocessableEntity, TypeInvalidReuse,
 				"this Idempotency-Key was used with a different request (method, path or body); use a new key for a new request", nil).write(w, false)
 			return
 		case e != nil && !e.done:
 			s.totals.KeyConflicts++
 			s.mu.Unlock()
-			problemAnswer(http.StatusConflict, TypeKeyInUse,
+			problemAnswer(http.StatusConflict, TypeConcurrentUse,
 				"a request with this Idempotency-Key is still being processed; retry later", nil).write(w, false)
 			return
 		case e != nil:
@@ -284,16 +322,36 @@ func (s *Sandbox) api(keyed bool, h handler) http.HandlerFunc {
 		if s.opts.InFlight != nil {
 			s.opts.InFlight(r)
 		}
-		a := s.finish(h(r, body))
+		var a answer
+		if st := s.fail(r); st != 0 {
+			a = problemAnswer(st, failType(st), "injected failure", nil)
+		} else {
+			a = s.finish(h(r, body))
+		}
+		at := s.now()
 		s.mu.Lock()
-		if a.status >= 200 && a.status < 300 {
-			e.done, e.status, e.ctype, e.body, e.at = true, a.status, a.ctype, a.body, s.opts.Clock.Now()
+		if a.status < 500 && a.status != http.StatusTooManyRequests {
+			e.done, e.status, e.ctype, e.body, e.at = true, a.status, a.ctype, a.body, at
 		} else {
 			delete(s.keys, key)
 		}
 		s.mu.Unlock()
 		a.write(w, false)
 	}
+}
+
+func (s *Sandbox) fail(r *http.Request) int {
+	if s.opts.Fail == nil {
+		return 0
+	}
+	return s.opts.Fail(r)
+}
+
+func failType(status int) string {
+	if status == http.StatusTooManyRequests {
+		return TypeRateLimited
+	}
+	return TypeInternalServer
 }
 
 // finish counts refusals.
@@ -343,7 +401,7 @@ func (s *Sandbox) create(_ *http.Request, body []byte) answer {
 	if bad := validateBody(in); len(bad) > 0 {
 		return invalid(bad)
 	}
-	now := s.opts.Clock.Now().UTC()
+	now := s.now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.opts.RejectDuplicates {
@@ -382,7 +440,7 @@ func (s *Sandbox) update(r *http.Request, body []byte) answer {
 	if bad := validateBody(in); len(bad) > 0 {
 		return invalid(bad)
 	}
-	now := s.opts.Clock.Now().UTC()
+	now := s.now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sc := s.byID[r.PathValue("id")]
@@ -404,7 +462,7 @@ func (s *Sandbox) patch(r *http.Request, body []byte) answer {
 	if bad := validatePatch(in); len(bad) > 0 {
 		return invalid(bad)
 	}
-	now := s.opts.Clock.Now().UTC()
+	now := s.now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sc := s.byID[r.PathValue("id")]
@@ -501,6 +559,14 @@ func (s *Sandbox) list(r *http.Request, _ []byte) answer {
 			limit = n
 		}
 	}
+	// explode: false: an array is one comma-separated parameter. A
+	// repeated one is refused rather than guessed at (the stricter
+	// reading: a server following the spec reads one value).
+	for _, k := range []string{"id", "sort_by"} {
+		if len(q[k]) > 1 {
+			bad = append(bad, InvalidField{Field: k, Message: "an array parameter is one comma-separated value (explode: false), not repeated"})
+		}
+	}
 	desc := false
 	for _, v := range splitList(q["sort_by"]) {
 		switch v {
@@ -583,7 +649,7 @@ func (s *Sandbox) list(r *http.Request, _ []byte) answer {
 	return jsonAnswer(http.StatusOK, out)
 }
 
-// splitList accepts an array parameter repeated or comma-separated.
+// splitList splits comma-separated array parameters.
 func splitList(vs []string) []string {
 	var out []string
 	for _, v := range vs {
@@ -605,7 +671,7 @@ func invalid(bad []InvalidField) answer {
 	for i, f := range bad {
 		parts[i] = f.Field + ": " + f.Message
 	}
-	return problemAnswer(http.StatusBadRequest, TypeInvalidFields, strings.Join(parts, "; "), bad)
+	return problemAnswer(http.StatusBadRequest, TypeBadRequest, strings.Join(parts, "; "), bad)
 }
 
 // decodeBody decodes strictly; the error names the field or position,
@@ -660,14 +726,11 @@ func validateBody(b CustomerInBody) []InvalidField {
 				add(f, "required for status "+b.Status)
 			}
 		}
+		// Synctera's guides name these three for ACTIVE; for the other
+		// statuses nothing is published and the stricter reading holds.
 		req("first_name", b.FirstName)
 		req("last_name", b.LastName)
 		req("dob", b.Dob)
-		req("email", b.Email)
-		req("phone_number", b.PhoneNumber)
-		if b.LegalAddress == nil {
-			add("legal_address", "required for status "+b.Status)
-		}
 	}
 	return append(bad, validateFormats(b.Dob, b.Email, b.PhoneNumber, b.LegalAddress, b.ShippingAddress)...)
 }

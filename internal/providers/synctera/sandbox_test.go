@@ -29,18 +29,28 @@ func TestSandboxDocExamples(t *testing.T) {
 	base := srv.URL + "/v0/customers"
 
 	// create_customer with the doc's idempotency key. The doc's body is
-	// {status: 'ACTIVE'} alone, which our assumed rules refuse (an ACTIVE
-	// customer needs its identity); the same call as a prospect goes
+	// {status: 'ACTIVE'} alone, which Synctera's guides refuse (an ACTIVE
+	// customer needs first_name, last_name and dob). The refusal is kept
+	// under the key: the same request gets it again, another request under
+	// the key is refused as a reuse, and a new key for the prospect goes
 	// through.
 	r := call(t, http.MethodPost, base, bearer, docKey, `{"status":"ACTIVE"}`)
 	if r.status != http.StatusBadRequest {
 		t.Fatalf("doc create {status: ACTIVE}: %d %s", r.status, r.body)
 	}
-	want := []string{"dob", "email", "first_name", "last_name", "legal_address", "phone_number"}
-	if got := fieldsOf(r.problem(t)); !reflect.DeepEqual(got, want) {
-		t.Errorf("invalid fields %v, want %v", got, want)
+	want := []string{"dob", "first_name", "last_name"}
+	if p := r.problem(t); !reflect.DeepEqual(fieldsOf(p), want) || p.Code != "BAD_REQUEST_BODY" || p.Type != "https://dev.synctera.com/errors/bad-request-body" {
+		t.Errorf("problem %+v, want fields %v, code BAD_REQUEST_BODY, the published type", p, want)
 	}
-	r = call(t, http.MethodPost, base, bearer, docKey, `{"status":"PROSPECT"}`)
+	if again := call(t, http.MethodPost, base, bearer, docKey, `{"status":"ACTIVE"}`); again.status != http.StatusBadRequest ||
+		again.header.Get(synctera.ReplayedHeader) != "true" || string(again.body) != string(r.body) {
+		t.Errorf("the refusal again under its key: %d %s", again.status, again.body)
+	}
+	if reuse := call(t, http.MethodPost, base, bearer, docKey, `{"status":"PROSPECT"}`); reuse.status != http.StatusUnprocessableEntity ||
+		reuse.problem(t).Code != "IDEMPOTENCY_INVALID_REUSE" {
+		t.Errorf("another body under the refused key: %d %s", reuse.status, reuse.body)
+	}
+	r = call(t, http.MethodPost, base, bearer, "0b6f5d1e-6c55-4b8e-9d2a-3f6c1a7e8b90", `{"status":"PROSPECT"}`)
 	if r.status != http.StatusCreated {
 		t.Fatalf("create prospect: %d %s", r.status, r.body)
 	}
@@ -184,7 +194,9 @@ func TestSandboxValidation(t *testing.T) {
 		}), []string{"shipping_address.country_code"}},
 		{"status outside the enum", "POST", edit(func(b *synctera.CustomerInBody) { b.Status = "CLOSED" }), []string{"status"}},
 		{"no status", "POST", edit(func(b *synctera.CustomerInBody) { b.Status = "" }), []string{"status"}},
-		{"active without email and phone", "POST", edit(func(b *synctera.CustomerInBody) { b.Email, b.PhoneNumber = "", "" }), []string{"email", "phone_number"}},
+		{"active without names and dob", "POST", edit(func(b *synctera.CustomerInBody) { b.FirstName, b.LastName, b.Dob = "", " ", "" }), []string{"dob", "first_name", "last_name"}},
+		{"inactive without dob (stricter reading)", "POST", edit(func(b *synctera.CustomerInBody) { b.Status, b.Dob = "INACTIVE", "" }), []string{"dob"}},
+		{"metadata that is not JSON", "POST", `{"status":"PROSPECT","metadata":{"a":}`, []string{"body"}},
 		{"prospect with a bad phone", "POST", `{"status":"PROSPECT","phone_number":"12"}`, []string{"phone_number"}},
 		{"ssn is not a field we take", "POST", `{"status":"PROSPECT","ssn":"123-45-6789"}`, []string{"ssn"}},
 		{"read-only id", "POST", `{"status":"PROSPECT","id":"x"}`, []string{"id"}},
@@ -213,7 +225,7 @@ func TestSandboxValidation(t *testing.T) {
 			if got := fieldsOf(p); !reflect.DeepEqual(got, tt.fields) {
 				t.Errorf("invalid fields %v, want %v (%s)", got, tt.fields, r.body)
 			}
-			if p.Type != synctera.TypeInvalidFields || !strings.Contains(p.Detail, tt.fields[0]) {
+			if p.Type != synctera.TypeBadRequest || !strings.Contains(p.Detail, tt.fields[0]) {
 				t.Errorf("problem %+v does not name %s in its detail", p, tt.fields[0])
 			}
 		})
@@ -307,23 +319,25 @@ func TestSandboxIdempotency(t *testing.T) {
 		}, 1, 2},
 		{"same key, different body", []step{
 			{method: "POST", key: "k1", body: person(1), status: 201},
-			{method: "POST", key: "k1", body: person(2), status: 422, typ: synctera.TypeKeyReused},
+			{method: "POST", key: "k1", body: person(2), status: 422, typ: synctera.TypeInvalidReuse},
 			{method: "POST", key: "k1", body: person(1), status: 201, replayed: true, sameAs: 1},
 		}, 1, 1},
 		{"same key, different method and path", []step{
 			{method: "POST", key: "k1", body: person(1), status: 201},
-			{method: "PATCH", item: 1, key: "k1", body: person(1), status: 422, typ: synctera.TypeKeyReused},
+			{method: "PATCH", item: 1, key: "k1", body: person(1), status: 422, typ: synctera.TypeInvalidReuse},
 		}, 1, 0},
 		{"same key, same method, other customer", []step{
 			{method: "POST", body: person(1), status: 201},
 			{method: "POST", body: person(2), status: 201},
 			{method: "PATCH", item: 1, key: "p1", body: `{"status":"INACTIVE"}`, status: 200},
-			{method: "PATCH", item: 2, key: "p1", body: `{"status":"INACTIVE"}`, status: 422, typ: synctera.TypeKeyReused},
+			{method: "PATCH", item: 2, key: "p1", body: `{"status":"INACTIVE"}`, status: 422, typ: synctera.TypeInvalidReuse},
 		}, 2, 0},
-		{"a refused request frees its key", []step{
-			{method: "POST", key: "k1", body: `{"status":"NOPE"}`, status: 400, typ: synctera.TypeInvalidFields},
-			{method: "POST", key: "k1", body: person(1), status: 201},
-		}, 1, 0},
+		{"a refusal is replayed under its key, and a fixed body is a reuse", []step{
+			{method: "POST", key: "k1", body: `{"status":"NOPE"}`, status: 400, typ: synctera.TypeBadRequest},
+			{method: "POST", key: "k1", body: `{"status":"NOPE"}`, status: 400, replayed: true, sameAs: 1},
+			{method: "POST", key: "k1", body: person(1), status: 422, typ: synctera.TypeInvalidReuse},
+			{method: "POST", key: "k2", body: person(1), status: 201},
+		}, 1, 1},
 		{"without a key every create is new", []step{
 			{method: "POST", body: person(1), status: 201},
 			{method: "POST", body: person(1), status: 201},
@@ -343,7 +357,7 @@ func TestSandboxIdempotency(t *testing.T) {
 			{method: "PUT", item: 1, key: "u1", body: person(3), status: 200},
 		}, 1, 0},
 		{"key longer than 255", []step{
-			{method: "POST", key: strings.Repeat("k", 256), body: person(1), status: 400, typ: synctera.TypeInvalidFields},
+			{method: "POST", key: strings.Repeat("k", 256), body: person(1), status: 400, typ: synctera.TypeBadRequest},
 		}, 0, 0},
 	}
 	for _, tt := range tests {
@@ -396,7 +410,7 @@ func TestSandboxIdempotency(t *testing.T) {
 		}()
 		waitFor(t, entered, "the first request to hold its key")
 		r := call(t, http.MethodPost, u, bearer, "k1", person(1))
-		if r.status != http.StatusConflict || r.problem(t).Type != synctera.TypeKeyInUse {
+		if r.status != http.StatusConflict || r.problem(t).Type != synctera.TypeConcurrentUse {
 			t.Errorf("second request while the first runs: %d %s", r.status, r.body)
 		}
 		// A different body is a misuse whether or not the first is done.
@@ -522,7 +536,7 @@ func TestSandboxPagination(t *testing.T) {
 		if got, _ := walk(t, u, q, nil); !reflect.DeepEqual(got, []string{ids[7]}) {
 			t.Errorf("first_name: %v", got)
 		}
-		q = url.Values{"id": {ids[3] + "," + ids[5], ids[9]}, "limit": {"2"}}
+		q = url.Values{"id": {ids[3] + "," + ids[5] + "," + ids[9]}, "limit": {"2"}}
 		if got, sizes := walk(t, u, q, nil); !reflect.DeepEqual(got, []string{ids[3], ids[5], ids[9]}) || !reflect.DeepEqual(sizes, []int{2, 1}) {
 			t.Errorf("id: %v %v", got, sizes)
 		}
@@ -550,6 +564,7 @@ func TestSandboxPagination(t *testing.T) {
 	})
 	t.Run("bad parameters", func(t *testing.T) {
 		for _, q := range []url.Values{{"limit": {"0"}}, {"limit": {"ten"}}, {"sort_by": {"last_name:asc"}},
+			{"id": {ids[1], ids[2]}}, {"sort_by": {"creation_time:asc", "creation_time:asc"}},
 			{"status": {"GONE"}}, {"has_accounts": {"maybe"}}, {"page_token": {"!!"}}} {
 			r := call(t, http.MethodGet, u+"?"+q.Encode(), bearer, "", nil)
 			if r.status != http.StatusBadRequest || len(r.problem(t).InvalidFields) != 1 {
@@ -615,5 +630,71 @@ func TestSandboxRejectDuplicates(t *testing.T) {
 	}
 	if st := sb.State(); st.Totals.Duplicates != 0 || st.Totals.AlreadyExists != 1 {
 		t.Errorf("totals %+v", st.Totals)
+	}
+}
+
+// TestSandboxKeyReplayExceptions: a 5xx or 429 first answer is not kept,
+// so the request runs again under its key; the published 7 days are the
+// default life of a key.
+func TestSandboxKeyReplayExceptions(t *testing.T) {
+	for _, status := range []int{http.StatusInternalServerError, http.StatusServiceUnavailable, http.StatusTooManyRequests} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			fail := true
+			sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) {
+				o.Fail = func(*http.Request) int {
+					if fail {
+						fail = false
+						return status
+					}
+					return 0
+				}
+			})
+			u := srv.URL + "/v0/customers"
+			if r := call(t, http.MethodPost, u, bearer, "k1", person(1)); r.status != status {
+				t.Fatalf("first: %d %s", r.status, r.body)
+			}
+			r := call(t, http.MethodPost, u, bearer, "k1", person(1))
+			if r.status != http.StatusCreated || r.header.Get(synctera.ReplayedHeader) != "" {
+				t.Errorf("after a %d the request runs again: %d replayed=%q", status, r.status, r.header.Get(synctera.ReplayedHeader))
+			}
+			if st := sb.State(); st.Totals.Creates != 1 {
+				t.Errorf("creates %d", st.Totals.Creates)
+			}
+		})
+	}
+	t.Run("7 days by default", func(t *testing.T) {
+		clock := sandbox.NewFakeClock(t0)
+		sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.Clock = clock })
+		u := srv.URL + "/v0/customers"
+		call(t, http.MethodPost, u, bearer, "k1", person(1))
+		clock.Advance(7*24*time.Hour - time.Second)
+		if r := call(t, http.MethodPost, u, bearer, "k1", person(1)); r.header.Get(synctera.ReplayedHeader) != "true" {
+			t.Errorf("within 7 days: not replayed (%d)", r.status)
+		}
+		sb.AdvanceClock(time.Second)
+		if r := call(t, http.MethodPost, u, bearer, "k1", person(1)); r.status != http.StatusCreated || r.header.Get(synctera.ReplayedHeader) != "" {
+			t.Errorf("after 7 days: %d replayed=%q", r.status, r.header.Get(synctera.ReplayedHeader))
+		}
+		if st := sb.State(); st.Totals.Creates != 2 || st.Totals.Duplicates != 1 {
+			t.Errorf("totals %+v", st.Totals)
+		}
+	})
+}
+
+// TestSandboxMetadata: free-form JSON, kept and answered.
+func TestSandboxMetadata(t *testing.T) {
+	_, srv := newSandbox(t, nil)
+	u := srv.URL + "/v0/customers"
+	r := call(t, http.MethodPost, u, bearer, "", `{"status":"PROSPECT","metadata":{"etl_entity_key":"customer/C1","n":[1,{"x":null}]}}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create with metadata: %d %s", r.status, r.body)
+	}
+	c := r.customer(t)
+	if synctera.EntityRef(c.Metadata) != "customer/C1" {
+		t.Errorf("metadata answered %s", c.Metadata)
+	}
+	got := call(t, http.MethodGet, u+"/"+c.ID, bearer, "", nil).customer(t)
+	if string(got.Metadata) != string(c.Metadata) {
+		t.Errorf("metadata read back %s, want %s", got.Metadata, c.Metadata)
 	}
 }

@@ -79,6 +79,9 @@ func plan(t *testing.T, op load.Op, kind load.Kind, remoteID string) load.Op {
 	}
 	op.Kind, op.Hash, op.RemoteID = kind, h, remoteID
 	op.IdemKey = load.IdempotencyKey(hmacKey, synctera.Name, kind, op.EntityKey, h)
+	if kind == load.Create {
+		op.IdemKey = load.CreateKey(hmacKey, synctera.Name, op.EntityKey, 0)
+	}
 	return op
 }
 

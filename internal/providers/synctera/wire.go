@@ -4,7 +4,10 @@
 // types, mapper, client and sandbox.
 package synctera
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Name is the partner's name in the ledger, config and CLI.
 const Name = "synctera"
@@ -64,7 +67,8 @@ type Address struct {
 }
 
 // CustomerInBody is the body of POST /customers and PUT /customers/{id}.
-// Which fields are required depends on status (README, "Partner mappings"). There is
+// The schema requires only status; Synctera's guides add first_name,
+// last_name and dob for ACTIVE (docs/partners/synctera.md). There is
 // deliberately no ssn: the canonical model has none and we never send one.
 type CustomerInBody struct {
 	Status          string   `json:"status"`
@@ -76,20 +80,26 @@ type CustomerInBody struct {
 	PhoneNumber     string   `json:"phone_number,omitempty"` // E.164
 	LegalAddress    *Address `json:"legal_address,omitempty"`
 	ShippingAddress *Address `json:"shipping_address,omitempty"`
+	// Metadata is free-form JSON (no PII). We send {"etl_entity_key":
+	// "customer/<id>"}: the list cannot filter on it, but it tells our
+	// customer apart from another with the same name when a lookup must
+	// settle a create whose answer was lost.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
 // PatchCustomer is the body of PATCH /customers/{id}: only the fields
 // present change. A deactivation sends status alone.
 type PatchCustomer struct {
-	Status          string   `json:"status,omitempty"`
-	FirstName       string   `json:"first_name,omitempty"`
-	MiddleName      string   `json:"middle_name,omitempty"`
-	LastName        string   `json:"last_name,omitempty"`
-	Dob             string   `json:"dob,omitempty"`
-	Email           string   `json:"email,omitempty"`
-	PhoneNumber     string   `json:"phone_number,omitempty"`
-	LegalAddress    *Address `json:"legal_address,omitempty"`
-	ShippingAddress *Address `json:"shipping_address,omitempty"`
+	Status          string          `json:"status,omitempty"`
+	FirstName       string          `json:"first_name,omitempty"`
+	MiddleName      string          `json:"middle_name,omitempty"`
+	LastName        string          `json:"last_name,omitempty"`
+	Dob             string          `json:"dob,omitempty"`
+	Email           string          `json:"email,omitempty"`
+	PhoneNumber     string          `json:"phone_number,omitempty"`
+	LegalAddress    *Address        `json:"legal_address,omitempty"`
+	ShippingAddress *Address        `json:"shipping_address,omitempty"`
+	Metadata        json.RawMessage `json:"metadata,omitempty"`
 }
 
 // Customer is a customer as the API answers it: the body plus the
@@ -110,7 +120,8 @@ type CustomerList struct {
 }
 
 // ListParams are the documented query parameters of GET /customers. Zero
-// values are left out of the query.
+// values are left out of the query; array parameters (id, sort_by) go
+// comma-separated in one parameter, as the spec's explode: false says.
 type ListParams struct {
 	PageToken   string
 	Limit       int // default 100 at the partner; more acts as 100
@@ -125,14 +136,17 @@ type ListParams struct {
 	SortBy      []string // e.g. creation_time:asc
 }
 
-// Problem is an application/problem+json error (RFC 7807): type, title,
-// status, detail. InvalidFields is our assumed extension on 400s, naming
-// each field that failed validation.
+// Problem is an application/problem+json error (RFC 7807): type (a URI
+// such as https://dev.synctera.com/errors/bad-request-body, matched on its
+// last segment), title, status, detail, and the optional preview code
+// (e.g. BAD_REQUEST_BODY). InvalidFields is our assumed extension on 400s,
+// naming each field that failed validation.
 type Problem struct {
 	Type          string         `json:"type"`
 	Title         string         `json:"title"`
 	Status        int            `json:"status"`
 	Detail        string         `json:"detail,omitempty"`
+	Code          string         `json:"code,omitempty"`
 	InvalidFields []InvalidField `json:"invalid_fields,omitempty"`
 }
 
@@ -146,24 +160,47 @@ type InvalidField struct {
 // ProblemContentType is the media type of every error answer.
 const ProblemContentType = "application/problem+json"
 
-// Problem types. The doc names the media type but no type URIs; these
-// relative references and the codes derived from them are our assumption.
+// ErrorsBase is the prefix of the published problem types.
+const ErrorsBase = "https://dev.synctera.com/errors/"
+
+// Problem types. bad-request-body is published; the others follow its
+// pattern from the published codes and are our assumption.
 const (
-	TypeInvalidFields = "/problems/invalid-fields"         // 400
-	TypeUnauthorized  = "/problems/unauthorized"           // 401
-	TypeNotFound      = "/problems/not-found"              // 404
-	TypeAlreadyExists = "/problems/already-exists"         // 409
-	TypeKeyInUse      = "/problems/idempotency-key-in-use" // 409: first request with the key still running
-	TypeKeyReused     = "/problems/idempotency-key-reused" // 422: same key, different request
+	TypeBadRequest     = ErrorsBase + "bad-request-body"           // 400
+	TypeUnauthorized   = ErrorsBase + "unauthorized"               // 401
+	TypeNotFound       = ErrorsBase + "not-found"                  // 404
+	TypeAlreadyExists  = ErrorsBase + "already-exists"             // 409
+	TypeConcurrentUse  = ErrorsBase + "idempotency-concurrent-use" // 409: first request with the key still running
+	TypeInvalidReuse   = ErrorsBase + "idempotency-invalid-reuse"  // 422 (assumed status): same key, different request
+	TypeRateLimited    = ErrorsBase + "rate-limited"               // 429
+	TypeInternalServer = ErrorsBase + "internal-server-error"      // 500
 )
 
-// Codes the decoder derives from the problem type (its last segment, with
-// underscores), as they appear in httpx.Error.Code and the ledger.
+// Codes as they appear in httpx.Error.Code and the ledger: the problem's
+// code in lower case when it has one, else the last segment of its type
+// with "-" as "_" (both spellings give the same string), else one derived
+// from the status.
 const (
-	CodeInvalidFields = "invalid_fields"
+	CodeBadRequest    = "bad_request_body"
 	CodeUnauthorized  = "unauthorized"
 	CodeNotFound      = "not_found"
 	CodeAlreadyExists = "already_exists"
-	CodeKeyInUse      = "idempotency_key_in_use"
-	CodeKeyReused     = "idempotency_key_reused"
+	CodeKeyInUse      = "idempotency_concurrent_use"
+	CodeKeyReused     = "idempotency_invalid_reuse"
 )
+
+// MetadataKey is the metadata field carrying our entity key.
+const MetadataKey = "etl_entity_key"
+
+// EntityRef returns the entity key a customer's metadata carries, or "".
+func EntityRef(md json.RawMessage) string {
+	if len(md) == 0 {
+		return ""
+	}
+	var m map[string]any
+	if json.Unmarshal(md, &m) != nil {
+		return ""
+	}
+	s, _ := m[MetadataKey].(string)
+	return s
+}
