@@ -88,6 +88,8 @@ func HTTPConfig(p config.Partner) httpx.Config {
 		RatePerSec:  p.RatePerSec,
 		Burst:       max(p.Burst, 1),
 		MaxAttempts: p.MaxAttempts,
+		// 0 takes httpx's default (5m).
+		RetryAfterMax: p.RetryAfterMax.Duration,
 	}
 }
 
