@@ -22,8 +22,11 @@ type Config struct {
 	Partner string // name used in errors
 	BaseURL string // e.g. https://api-sandbox.synctera.com/v0
 
-	Timeout     time.Duration // per attempt; default 30s
-	RatePerSec  float64       // token bucket; 0 = unlimited
+	Timeout time.Duration // per attempt; default 30s
+	// RatePerSec is the ceiling of the partner's pace; 0 = unlimited until
+	// the first 429, which drops to the measured rate. Either way 429s
+	// lower the pace (AIMD) and successes raise it back.
+	RatePerSec  float64
 	Burst       int           // default 1 (or the concurrency)
 	MaxAttempts int           // including the first; default 5
 	BackoffBase time.Duration // default 200ms
@@ -33,7 +36,8 @@ type Config struct {
 	RetryBudget float64 // default 0.2
 	MinRetries  int     // default 20
 	// The breaker opens after BreakerFailures consecutive failed attempts
-	// and lets one probe through after BreakerCooldown.
+	// (5xx, refused connections, lost answers; never 429s, 4xx or our own
+	// cancellations) and lets one probe through after BreakerCooldown.
 	BreakerFailures int           // default 10
 	BreakerCooldown time.Duration // default 30s
 

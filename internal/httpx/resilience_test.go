@@ -257,7 +257,7 @@ func TestTooManyRequestsSlowsInsteadOfTripping(t *testing.T) {
 					c.BackoffBase, c.BackoffMax = 50*time.Millisecond, time.Second
 				})
 				start := time.Now()
-				const customers, workers = 600, 8
+				const customers, workers = 4955, 8 // the run of issue 17 row 8
 				var failed atomic.Int32
 				var wg sync.WaitGroup
 				next := make(chan int)
