@@ -222,7 +222,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		default: // Rejected, Fatal, Unavailable: a resend cannot help now
 			return nil, e
 		}
-		if attempt >= c.cfg.MaxAttempts || ctx.Err() != nil {
+		// A pace wait that cannot finish before the deadline fails with
+		// ctx still live: resending cannot help either.
+		if attempt >= c.cfg.MaxAttempts || ctx.Err() != nil || e.Code == "cancelled" {
 			return nil, e
 		}
 		wait := c.backoff(attempt)

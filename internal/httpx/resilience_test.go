@@ -418,3 +418,28 @@ func TestParseRateHeaders(t *testing.T) {
 		}
 	}
 }
+
+// A pace wait that cannot end before the caller's deadline fails the call
+// at once: no backoff, no further attempts, and the breaker hears nothing.
+func TestPaceWaitPastTheDeadlineFailsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		var slept atomic.Int32
+		c := memClient(t, func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }, func(c *httpx.Config) {
+			c.RatePerSec, c.MaxAttempts = 0.001, 5
+			c.Sleep = func(ctx context.Context, d time.Duration) error { slept.Add(1); return nil }
+		})
+		if _, err := c.Do(context.Background(), httpx.Request{Method: "GET", Path: "/", Idempotent: true}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := c.Do(ctx, httpx.Request{Method: "GET", Path: "/", Idempotent: true})
+		if httpx.KindOf(err) != httpx.Retryable || httpx.CodeOf(err) != "cancelled" || calls.Load() != 1 || slept.Load() != 0 {
+			t.Fatalf("err %v, %d calls, %d sleeps", err, calls.Load(), slept.Load())
+		}
+		if s := c.Breaker().State(); s != httpx.Closed {
+			t.Fatalf("breaker %v", s)
+		}
+	})
+}
