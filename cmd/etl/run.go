@@ -116,6 +116,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	mets := metrics.New()
 	provs, err := partners.Build(cfg, splitList(f.providers), func(name string, h *httpx.Config) {
 		mets.Tune(name, h)
+		h.Logger = log // retries, breaker transitions and rate changes at debug
 		if sh.Count > 1 && h.RatePerSec > 0 {
 			// Each shard takes its share of the partner's rate limit, so N
 			// shards together stay within it without coordination.

@@ -143,7 +143,10 @@ type Partner struct {
 	Concurrency int               `yaml:"concurrency"`
 	Timeout     Duration          `yaml:"timeout"`
 	MaxAttempts int               `yaml:"max_attempts"`
-	Options     map[string]string `yaml:"options"`
+	// RetryAfterMax caps a partner's Retry-After (default 5m): beyond it
+	// the call fails as retryable and the rerun sends it.
+	RetryAfterMax Duration          `yaml:"retry_after_max"`
+	Options       map[string]string `yaml:"options"`
 }
 
 // On reports whether the partner is enabled (default true when listed).
@@ -436,6 +439,9 @@ func (c *Config) Validate() Errors {
 		}
 		if p.RatePerSec < 0 {
 			add(path+".rate_per_sec", "must not be negative")
+		}
+		if p.RetryAfterMax.Duration < 0 {
+			add(path+".retry_after_max", "must not be negative")
 		}
 		if p.Concurrency < 0 || p.Concurrency > 256 {
 			add(path+".concurrency", "must be between 1 and 256")

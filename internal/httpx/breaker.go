@@ -1,12 +1,17 @@
 package httpx
 
 import (
+	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
 )
 
 // BreakerState is closed (calls flow), open (calls fail fast) or half-open
-// (one probe decides).
+// (one probe decides). The numbers are what metrics export.
 type BreakerState int
 
 const (
@@ -19,91 +24,112 @@ func (s BreakerState) String() string {
 	return [...]string{"closed", "open", "half-open"}[s]
 }
 
-// Breaker is a consecutive-failure circuit breaker. It is small enough to
-// own rather than import, and counts attempts, not logical calls, so that a
-// partner that is down trips it within BreakerFailures requests.
+// Verdict is what one admitted attempt says about the partner's health.
+type Verdict int
+
+const (
+	// NoVerdict: the attempt says nothing about the partner (a 429, a
+	// rate-limit wait or a call cancelled by us, a request we could not
+	// build or sign). A half-open probe with no verdict frees its slot for
+	// the next probe.
+	NoVerdict Verdict = iota
+	// PartnerUp: the partner answered (a 2xx, or a 4xx about our request).
+	PartnerUp
+	// PartnerDown: a 5xx, a refused connection, a lost answer.
+	PartnerDown
+)
+
+// Breaker is a consecutive-failure circuit breaker over attempts (not
+// logical calls), so that a partner that is down trips it within
+// BreakerFailures requests. It wraps sony/gobreaker's two-step breaker:
+// Admit hands out a done func per attempt, stale verdicts (from before a
+// state change) are dropped by generation, and a NoVerdict is excluded
+// from the counts, which is what keeps a half-open breaker from sticking.
+// Its clock is time.Now; tests drive it with testing/synctest.
 type Breaker struct {
-	mu        sync.Mutex
-	threshold int
-	cooldown  time.Duration
-	failures  int
-	state     BreakerState
-	openedAt  time.Time
-	probing   bool
-	opens     int
-	now       func() time.Time
-	name      string
-	onChange  func(string, BreakerState)
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	opens    atomic.Int64
+	name     string
+	onChange func(string, BreakerState)
+	log      *zap.Logger
 }
 
+// NewBreaker opens after threshold consecutive PartnerDown verdicts and
+// lets one probe through after cooldown.
 func NewBreaker(threshold int, cooldown time.Duration) *Breaker {
-	return newBreaker(threshold, cooldown, "", nil)
+	return newBreaker(threshold, cooldown, "", nil, nil)
 }
 
-func newBreaker(threshold int, cooldown time.Duration, name string, onChange func(string, BreakerState)) *Breaker {
-	return &Breaker{threshold: threshold, cooldown: cooldown, now: time.Now, name: name, onChange: onChange}
-}
+var (
+	errPartnerDown = errors.New("partner down")
+	errNoVerdict   = errors.New("no verdict")
+)
 
-// set changes state; callers hold mu.
-func (b *Breaker) set(s BreakerState) {
-	if b.state != s && b.onChange != nil {
-		b.onChange(b.name, s)
+func newBreaker(threshold int, cooldown time.Duration, name string, onChange func(string, BreakerState), log *zap.Logger) *Breaker {
+	if threshold <= 0 {
+		threshold = 1
 	}
-	b.state = s
-}
-
-// Allow reports whether a call may go out now.
-func (b *Breaker) Allow() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch b.state {
-	case Open:
-		if b.now().Sub(b.openedAt) < b.cooldown {
-			return false
-		}
-		b.set(HalfOpen)
-		b.probing = true
-		return true
-	case HalfOpen:
-		if b.probing {
-			return false
-		}
-		b.probing = true
-		return true
+	if log == nil {
+		log = zap.NewNop()
 	}
-	return true
+	b := &Breaker{name: name, onChange: onChange, log: log}
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Timeout:     cooldown,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(threshold) },
+		// Called under the breaker's lock: must not call back into it.
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				b.opens.Add(1)
+			}
+			b.log.Debug("breaker state changed", zap.String("partner", name),
+				zap.Stringer("from", stateOf(from)), zap.Stringer("to", stateOf(to)))
+			if b.onChange != nil {
+				b.onChange(name, stateOf(to))
+			}
+		},
+		IsSuccessful: func(err error) bool { return err == nil },
+		IsExcluded:   func(err error) bool { return errors.Is(err, errNoVerdict) },
+	})
+	return b
 }
 
-func (b *Breaker) Success() {
-	b.mu.Lock()
-	b.failures, b.probing = 0, false
-	b.set(Closed)
-	b.mu.Unlock()
-}
-
-func (b *Breaker) Failure() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.failures++
-	if b.state == HalfOpen || b.failures >= b.threshold {
-		if b.state != Open {
-			b.opens++
-		}
-		b.openedAt, b.probing = b.now(), false
-		b.set(Open)
+func stateOf(s gobreaker.State) BreakerState {
+	switch s {
+	case gobreaker.StateOpen:
+		return Open
+	case gobreaker.StateHalfOpen:
+		return HalfOpen
 	}
+	return Closed
+}
+
+// Admit reports whether an attempt may go out now. When it may, done must
+// be called exactly once, on every path, with the attempt's verdict;
+// later calls of done are ignored.
+func (b *Breaker) Admit() (done func(Verdict), ok bool) {
+	report, err := b.cb.Allow()
+	if err != nil {
+		return nil, false
+	}
+	var once sync.Once
+	return func(v Verdict) {
+		once.Do(func() {
+			switch v {
+			case PartnerUp:
+				report(nil)
+			case PartnerDown:
+				report(errPartnerDown)
+			default:
+				report(errNoVerdict)
+			}
+		})
+	}, true
 }
 
 // State is the current state.
-func (b *Breaker) State() BreakerState {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.state
-}
+func (b *Breaker) State() BreakerState { return stateOf(b.cb.State()) }
 
 // Opens counts how often the breaker has tripped.
-func (b *Breaker) Opens() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.opens
-}
+func (b *Breaker) Opens() int { return int(b.opens.Load()) }

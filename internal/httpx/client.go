@@ -12,10 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
+	"go.uber.org/zap"
 )
 
 // Config tunes one partner's client. Zero values take the defaults noted.
@@ -23,8 +22,11 @@ type Config struct {
 	Partner string // name used in errors
 	BaseURL string // e.g. https://api-sandbox.synctera.com/v0
 
-	Timeout     time.Duration // per attempt; default 30s
-	RatePerSec  float64       // token bucket; 0 = unlimited
+	Timeout time.Duration // per attempt; default 30s
+	// RatePerSec is the ceiling of the partner's pace; 0 = unlimited until
+	// the first 429, which drops to the measured rate. Either way 429s
+	// lower the pace (AIMD) and successes raise it back.
+	RatePerSec  float64
 	Burst       int           // default 1 (or the concurrency)
 	MaxAttempts int           // including the first; default 5
 	BackoffBase time.Duration // default 200ms
@@ -34,7 +36,8 @@ type Config struct {
 	RetryBudget float64 // default 0.2
 	MinRetries  int     // default 20
 	// The breaker opens after BreakerFailures consecutive failed attempts
-	// and lets one probe through after BreakerCooldown.
+	// (5xx, refused connections, lost answers; never 429s, 4xx or our own
+	// cancellations) and lets one probe through after BreakerCooldown.
 	BreakerFailures int           // default 10
 	BreakerCooldown time.Duration // default 30s
 
@@ -55,6 +58,24 @@ type Config struct {
 	Classify func(status int, body []byte) Kind
 	// BreakerChange, if set, hears every breaker state change (metrics).
 	BreakerChange func(partner string, s BreakerState)
+
+	// RetryAfterMax caps how long a Retry-After may park a worker: beyond
+	// it the call fails as retryable (code retry_after_too_long) and the
+	// rerun sends it. Default 5 minutes.
+	RetryAfterMax time.Duration
+	// RateHeaders reads the partner's published quota from each answer's
+	// headers, so the client slows before the quota runs out. Default
+	// ParseRateHeaders (X-RateLimit-Limit/-Remaining/-Reset); a partner
+	// package with other headers supplies its own.
+	RateHeaders RateHeaders
+	// Detail, if set, turns a non-2xx body into a structured error kept
+	// in Error.Err, so callers find it with errors.As (e.g. per-field
+	// validation errors). It must not keep card data.
+	Detail func(status int, body []byte) error
+	// Logger, if set, gets debug events for every retry (partner, op as
+	// method and path, attempt, status, code, wait), breaker transition and
+	// rate change. Never the URL query, a header or a body.
+	Logger *zap.Logger
 }
 
 // Request is one logical call; Do may make several attempts of it.
@@ -87,13 +108,12 @@ type Client struct {
 	cfg     Config
 	http    *http.Client
 	base    *url.URL
-	limiter *rate.Limiter
-	maxRate rate.Limit
-	okRun   atomic.Int64
+	pace    *pacer
 	budget  *budget
 	breaker *Breaker
 	rmu     sync.Mutex
 	decode  Decoder
+	log     *zap.Logger
 }
 
 // New validates cfg early so a bad base URL is a config error, not a
@@ -115,6 +135,13 @@ func New(cfg Config, decode Decoder) (*Client, error) {
 	def(&cfg.BackoffBase, 200*time.Millisecond)
 	def(&cfg.BackoffMax, 30*time.Second)
 	def(&cfg.BreakerCooldown, 30*time.Second)
+	def(&cfg.RetryAfterMax, 5*time.Minute)
+	if cfg.RateHeaders == nil {
+		cfg.RateHeaders = ParseRateHeaders
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
 	}
@@ -150,21 +177,21 @@ func New(cfg Config, decode Decoder) (*Client, error) {
 	if decode == nil {
 		decode = func(int, []byte) (string, string) { return "", "" }
 	}
-	lim := rate.Inf
-	if cfg.RatePerSec > 0 {
-		lim = rate.Limit(cfg.RatePerSec)
-	}
 	return &Client{
 		cfg:     cfg,
 		http:    &http.Client{Transport: cfg.Transport},
 		base:    u,
-		limiter: rate.NewLimiter(lim, cfg.Burst),
-		maxRate: lim,
+		pace:    newPacer(cfg.RatePerSec, cfg.Burst, cfg.Partner, cfg.Logger),
 		budget:  &budget{ratio: cfg.RetryBudget, tokens: float64(cfg.MinRetries), max: float64(cfg.MinRetries) * 10},
-		breaker: newBreaker(cfg.BreakerFailures, cfg.BreakerCooldown, cfg.Partner, cfg.BreakerChange),
+		breaker: newBreaker(cfg.BreakerFailures, cfg.BreakerCooldown, cfg.Partner, cfg.BreakerChange, cfg.Logger),
 		decode:  decode,
+		log:     cfg.Logger,
 	}, nil
 }
+
+// Rate is the partner's current pace in requests per second, +Inf when
+// unlimited (metrics and tests).
+func (c *Client) Rate() float64 { return c.pace.Rate() }
 
 // Breaker exposes the breaker state (for metrics and tests).
 func (c *Client) Breaker() *Breaker { return c.breaker }
@@ -177,71 +204,99 @@ func (c *Client) Partner() string { return c.cfg.Partner }
 func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	op := req.Method + " " + req.Path
 	c.budget.deposit()
-	var last *Error
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, c.fail(op, Retryable, 0, "cancelled", err)
 		}
-		if !c.breaker.Allow() {
-			return nil, &Error{Partner: c.cfg.Partner, Op: op, Kind: Unavailable, Code: "breaker_open", Message: "circuit breaker open: partner failing, left for the rerun"}
-		}
-		if err := c.limiter.Wait(ctx); err != nil {
-			return nil, c.fail(op, Retryable, 0, "cancelled", err)
-		}
-		start := time.Now()
-		resp, err := c.attempt(ctx, req)
-		status := 0
-		if resp != nil {
-			status = resp.Status
-		}
-		if c.cfg.Observe != nil {
-			c.cfg.Observe(op, status, time.Since(start), attempt > 1)
-		}
-		if err == nil {
-			c.breaker.Success()
-			c.speedUp()
+		resp, e := c.try(ctx, req, op, attempt)
+		if e == nil {
 			resp.Attempts = attempt
 			return resp, nil
 		}
-		e := err.(*Error)
-		e.Op = op
-		last = e
-		var wait time.Duration
 		switch e.Kind {
 		case Retryable:
-			c.breaker.Failure()
-			if e.Status == http.StatusTooManyRequests {
-				c.slowDown()
-			}
 		case Uncertain:
-			c.breaker.Failure()
 			if !req.Idempotent {
 				return nil, e
 			}
-		default: // Rejected, Fatal: a resend cannot help
-			if e.Kind == Fatal {
-				c.breaker.Success() // the partner is up; our credentials are not
-			}
+		default: // Rejected, Fatal, Unavailable: a resend cannot help now
 			return nil, e
 		}
-		if attempt >= c.cfg.MaxAttempts {
-			return nil, last
+		// A pace wait that cannot finish before the deadline fails with
+		// ctx still live: resending cannot help either.
+		if attempt >= c.cfg.MaxAttempts || ctx.Err() != nil || e.Code == "cancelled" {
+			return nil, e
 		}
-		if ctx.Err() != nil {
-			return nil, last
+		wait := c.backoff(attempt)
+		if ra, ok := retryAfter(e); ok {
+			if ra > c.cfg.RetryAfterMax {
+				return nil, &Error{Partner: c.cfg.Partner, Op: op, Kind: Retryable, Status: e.Status, Code: "retry_after_too_long",
+					Message: "the partner asked to wait " + ra.String() + ", beyond retry_after_max " + c.cfg.RetryAfterMax.String() + ": left for the rerun",
+					Err:     e}
+			}
+			wait = max(wait, ra) // never sooner than the partner asked
 		}
-		if !c.budget.withdraw() {
-			last.Message = strings.TrimSpace(last.Message + " (retry budget spent)")
-			return nil, last
+		// A 429 retry waits for the pacer, which is the backpressure, so
+		// it cannot become a storm: it does not draw on the retry budget.
+		if e.Status != http.StatusTooManyRequests && !c.budget.withdraw() {
+			e.Message = strings.TrimSpace(e.Message + " (retry budget spent)")
+			return nil, e
 		}
-		wait = c.backoff(attempt)
-		if ra := retryAfter(e); ra > wait {
-			wait = ra // never sooner than the partner asked
-		}
+		c.log.Debug("partner call retried", zap.String("partner", c.cfg.Partner), zap.String("op", op),
+			zap.Int("attempt", attempt), zap.Int("status", e.Status), zap.String("code", e.Code), zap.Duration("wait", wait))
 		if err := c.cfg.Sleep(ctx, wait); err != nil {
-			return nil, last
+			return nil, e
 		}
 	}
+}
+
+// try makes one attempt through the breaker and the pacer. Every path
+// after the breaker admits the attempt reports a verdict, so a half-open
+// probe can never stick.
+func (c *Client) try(ctx context.Context, req Request, op string, attempt int) (*Response, *Error) {
+	done, ok := c.breaker.Admit()
+	if !ok {
+		return nil, &Error{Partner: c.cfg.Partner, Op: op, Kind: Unavailable, Code: "breaker_open", Message: "circuit breaker open: partner failing, left for the rerun"}
+	}
+	verdict := NoVerdict
+	defer func() { done(verdict) }()
+	if err := c.pace.wait(ctx); err != nil {
+		return nil, c.fail(op, Retryable, 0, "cancelled", err)
+	}
+	start := time.Now()
+	resp, err := c.attempt(ctx, req)
+	status := 0
+	var header http.Header
+	if resp != nil {
+		status, header = resp.Status, resp.Header
+	}
+	now := time.Now()
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(op, status, now.Sub(start), attempt > 1)
+	}
+	c.pace.observe(start, now, status, header, c.cfg.RateHeaders)
+	if err == nil {
+		verdict = PartnerUp
+		return resp, nil
+	}
+	e := err.(*Error)
+	e.Op = op
+	verdict = verdictOf(e)
+	return nil, e
+}
+
+// verdictOf says what a failed attempt tells the breaker. A 429 is the
+// pacer's business, never the breaker's.
+func verdictOf(e *Error) Verdict {
+	switch {
+	case e.Status == http.StatusTooManyRequests:
+		return NoVerdict
+	case e.Code == "cancelled" || e.Code == "sign" || e.Code == "bad_request":
+		return NoVerdict // ours, not the partner's
+	case e.Kind == Rejected || e.Kind == Fatal:
+		return PartnerUp // it answered, about our request or credentials
+	}
+	return PartnerDown
 }
 
 // retryAfterErr carries a parsed Retry-After through *Error.Err.
@@ -249,12 +304,12 @@ type retryAfterErr struct{ d time.Duration }
 
 func (r retryAfterErr) Error() string { return "retry after " + r.d.String() }
 
-func retryAfter(e *Error) time.Duration {
+func retryAfter(e *Error) (time.Duration, bool) {
 	var ra retryAfterErr
 	if errors.As(e.Err, &ra) {
-		return ra.d
+		return ra.d, true
 	}
-	return 0
+	return 0, false
 }
 
 func (c *Client) attempt(ctx context.Context, req Request) (*Response, error) {
@@ -327,6 +382,11 @@ func (c *Client) attempt(ctx context.Context, req Request) (*Response, error) {
 			e.Kind = k
 		}
 	}
+	if c.cfg.Detail != nil {
+		if d := c.cfg.Detail(resp.StatusCode, data); d != nil {
+			e.Err = errors.Join(e.Err, d)
+		}
+	}
 	return out, e
 }
 
@@ -373,37 +433,6 @@ func (c *Client) backoff(attempt int) time.Duration {
 	j := time.Duration(c.cfg.Rand.Int64N(int64(d) + 1))
 	c.rmu.Unlock()
 	return j
-}
-
-// slowDown cuts the rate by 30% on a 429 (multiplicative decrease).
-func (c *Client) slowDown() {
-	c.okRun.Store(0)
-	cur := c.limiter.Limit()
-	if cur == rate.Inf {
-		return
-	}
-	n := cur * 0.7
-	if floor := c.maxRate / 20; n < floor {
-		n = floor
-	}
-	c.limiter.SetLimit(n)
-}
-
-// speedUp restores 5% of the configured rate after a run of successes
-// (additive increase), never past the configured rate.
-func (c *Client) speedUp() {
-	if c.okRun.Add(1)%50 != 0 {
-		return
-	}
-	cur := c.limiter.Limit()
-	if cur == rate.Inf || cur >= c.maxRate {
-		return
-	}
-	n := cur + c.maxRate*0.05
-	if n > c.maxRate {
-		n = c.maxRate
-	}
-	c.limiter.SetLimit(n)
 }
 
 // ParseRetryAfter reads delay-seconds or an HTTP-date (RFC 9110 10.2.3).

@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
@@ -46,60 +46,57 @@ func TestStatusesBecomeKinds(t *testing.T) {
 		{429, httpx.Retryable, 3},
 	}
 	for _, tc := range tests {
-		var calls atomic.Int32
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			calls.Add(1)
-			w.WriteHeader(tc.status)
-			_, _ = w.Write([]byte("partner says no"))
-		}))
-		c := newClient(t, srv.URL, func(c *httpx.Config) { c.MaxAttempts = 3 })
-		_, err := c.Do(context.Background(), httpx.Request{Method: "POST", Path: "/x", Body: []byte("{}"), Idempotent: true})
-		srv.Close()
-		var he *httpx.Error
-		if !errors.As(err, &he) || he.Kind != tc.kind || he.Status != tc.status || he.Message != "partner says no" {
-			t.Errorf("%d: err %v, want kind %v", tc.status, err, tc.kind)
-		}
-		if calls.Load() != tc.calls {
-			t.Errorf("%d: %d calls, want %d", tc.status, calls.Load(), tc.calls)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			var calls atomic.Int32
+			c := memClient(t, func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte("partner says no"))
+			}, func(c *httpx.Config) { c.MaxAttempts = 3 })
+			_, err := c.Do(context.Background(), httpx.Request{Method: "POST", Path: "/x", Body: []byte("{}"), Idempotent: true})
+			var he *httpx.Error
+			if !errors.As(err, &he) || he.Kind != tc.kind || he.Status != tc.status || he.Message != "partner says no" {
+				t.Errorf("%d: err %v, want kind %v", tc.status, err, tc.kind)
+			}
+			if calls.Load() != tc.calls {
+				t.Errorf("%d: %d calls, want %d", tc.status, calls.Load(), tc.calls)
+			}
+		})
 	}
 }
 
 func TestRetryAfterIsNeverUndercut(t *testing.T) {
 	for _, form := range []string{"seconds", "date"} {
 		t.Run(form, func(t *testing.T) {
-			var mu sync.Mutex
-			var notBefore time.Time
-			var early time.Duration
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				mu.Lock()
-				defer mu.Unlock()
-				now := time.Now()
-				if notBefore.IsZero() {
-					notBefore = now.Add(1 * time.Second)
-					if form == "seconds" {
-						w.Header().Set("Retry-After", "1")
-					} else {
-						notBefore = now.Add(2 * time.Second).Truncate(time.Second)
-						w.Header().Set("Retry-After", notBefore.UTC().Format(http.TimeFormat))
+			synctest.Test(t, func(t *testing.T) {
+				var notBefore time.Time
+				var early time.Duration
+				c := memClient(t, func(w http.ResponseWriter, r *http.Request) {
+					now := time.Now()
+					if notBefore.IsZero() {
+						notBefore = now.Add(1 * time.Second)
+						if form == "seconds" {
+							w.Header().Set("Retry-After", "1")
+						} else {
+							notBefore = now.Add(2 * time.Second).Truncate(time.Second)
+							w.Header().Set("Retry-After", notBefore.UTC().Format(http.TimeFormat))
+						}
+						w.WriteHeader(http.StatusTooManyRequests)
+						return
 					}
-					w.WriteHeader(http.StatusTooManyRequests)
-					return
+					if now.Before(notBefore) {
+						early = notBefore.Sub(now)
+					}
+					w.WriteHeader(200)
+				}, nil)
+				resp, err := c.Do(context.Background(), httpx.Request{Method: "GET", Path: "/", Idempotent: true})
+				if err != nil || resp.Attempts != 2 {
+					t.Fatalf("err %v", err)
 				}
-				if now.Before(notBefore) {
-					early = notBefore.Sub(now)
+				if early > 0 {
+					t.Fatalf("retried %v before Retry-After", early)
 				}
-				w.WriteHeader(200)
-			}))
-			defer srv.Close()
-			c := newClient(t, srv.URL, nil)
-			resp, err := c.Do(context.Background(), httpx.Request{Method: "GET", Path: "/", Idempotent: true})
-			if err != nil || resp.Attempts != 2 {
-				t.Fatalf("err %v", err)
-			}
-			if early > 0 {
-				t.Fatalf("retried %v before Retry-After", early)
-			}
+			})
 		})
 	}
 }
@@ -183,19 +180,44 @@ func TestBreakerOpensWithinThresholdAndFailsFast(t *testing.T) {
 }
 
 func TestBreakerHalfOpensAfterCooldown(t *testing.T) {
-	b := httpx.NewBreaker(2, 20*time.Millisecond)
-	b.Failure()
-	b.Failure()
-	if b.Allow() {
-		t.Fatal("open breaker allowed a call")
+	tests := []struct {
+		probe httpx.Verdict
+		want  httpx.BreakerState
+	}{
+		{httpx.PartnerUp, httpx.Closed},
+		{httpx.PartnerDown, httpx.Open},
+		{httpx.NoVerdict, httpx.HalfOpen},
 	}
-	time.Sleep(30 * time.Millisecond)
-	if !b.Allow() || b.Allow() {
-		t.Fatal("half-open breaker must allow exactly one probe")
-	}
-	b.Success()
-	if b.State() != httpx.Closed || !b.Allow() {
-		t.Fatal("a successful probe closes the breaker")
+	for _, tc := range tests {
+		synctest.Test(t, func(t *testing.T) {
+			b := httpx.NewBreaker(2, time.Minute)
+			for range 2 {
+				done, ok := b.Admit()
+				if !ok {
+					t.Fatal("closed breaker refused a call")
+				}
+				done(httpx.PartnerDown)
+			}
+			if _, ok := b.Admit(); ok {
+				t.Fatal("open breaker allowed a call")
+			}
+			time.Sleep(time.Minute + time.Second) // fake time
+			probe, ok := b.Admit()
+			if !ok {
+				t.Fatal("no probe after the cooldown")
+			}
+			if _, ok := b.Admit(); ok {
+				t.Fatal("half-open breaker must allow exactly one probe")
+			}
+			probe(tc.probe)
+			probe(httpx.PartnerDown) // a second report is ignored
+			if s := b.State(); s != tc.want {
+				t.Fatalf("probe %v: state %v, want %v", tc.probe, s, tc.want)
+			}
+			if _, ok := b.Admit(); ok != (tc.want != httpx.Open) {
+				t.Fatalf("probe %v: next call admitted %v in state %v", tc.probe, ok, tc.want)
+			}
+		})
 	}
 }
 
@@ -219,18 +241,18 @@ func TestRetryBudgetStopsAStorm(t *testing.T) {
 }
 
 func TestRateLimitSpacesCalls(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer srv.Close()
-	c := newClient(t, srv.URL, func(c *httpx.Config) { c.RatePerSec, c.Burst = 50, 1 })
-	start := time.Now()
-	for i := 0; i < 11; i++ {
-		if _, err := c.Do(context.Background(), httpx.Request{Method: "GET", Path: "/"}); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		c := memClient(t, func(w http.ResponseWriter, r *http.Request) {}, func(c *httpx.Config) { c.RatePerSec, c.Burst = 50, 1 })
+		start := time.Now()
+		for i := 0; i < 11; i++ {
+			if _, err := c.Do(context.Background(), httpx.Request{Method: "GET", Path: "/"}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if d := time.Since(start); d < 180*time.Millisecond {
-		t.Fatalf("11 calls at 50/s took %v; the limiter let them through too fast", d)
-	}
+		if d := time.Since(start); d < 200*time.Millisecond {
+			t.Fatalf("11 calls at 50/s took %v; the limiter let them through too fast", d)
+		}
+	})
 }
 
 func TestTransportErrorsDoNotLeakQueryStrings(t *testing.T) {

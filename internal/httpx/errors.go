@@ -1,7 +1,8 @@
 // Package httpx is the HTTP plumbing every partner client shares: typed
-// errors, a token-bucket rate limit that backs off on 429, retries with
-// capped full-jitter backoff that honour Retry-After, a retry budget, a
-// circuit breaker and per-attempt timeouts. Partner packages add their own
+// errors, pace control (a token bucket whose rate follows AIMD on 429s and
+// the partner's rate headers), retries with capped full-jitter backoff that
+// honour Retry-After up to a cap, a retry budget, a circuit breaker
+// (sony/gobreaker) and per-attempt timeouts. Partner packages add their own
 // auth, paths and error bodies.
 package httpx
 

@@ -88,6 +88,8 @@ func HTTPConfig(p config.Partner) httpx.Config {
 		RatePerSec:  p.RatePerSec,
 		Burst:       max(p.Burst, 1),
 		MaxAttempts: p.MaxAttempts,
+		// 0 takes httpx's default (5m).
+		RetryAfterMax: p.RetryAfterMax.Duration,
 	}
 }
 
@@ -191,10 +193,14 @@ func init() {
 
 func init() {
 	register(Spec{
-		Name:            tokenization.Name,
-		Credentials:     []string{"username", "password"},
-		DemoCredentials: map[string]string{"username": "sandbox-user", "password": "sandbox-password"},
-		DemoOptions:     map[string]string{"partner_id": "792", "partner_name": "partnerName"},
+		Name: tokenization.Name,
+		// username always; password for auth basic, secret for auth hmac
+		// (checked when the client is built).
+		Credentials: []string{"username"},
+		Optional:    []string{"password", "secret"},
+		DemoCredentials: map[string]string{"username": "sandbox-user", "password": "sandbox-password",
+			"secret": "c2FuZGJveC1obWFjLXNlY3JldA=="}, // base64 of "sandbox-hmac-secret"
+		DemoOptions: map[string]string{"partner_id": "792", "partner_name": "partnerName", "auth": "hmac"},
 		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
 			id := 0
 			if v := p.Options["partner_id"]; v != "" {
@@ -212,11 +218,27 @@ func init() {
 				}
 				page = n
 			}
-			return tokenization.New(tokenization.Config{BaseURL: p.BaseURL, Username: p.Cred("username"), Password: p.Cred("password"),
+			auth := p.Options["auth"]
+			switch auth {
+			case "", tokenization.AuthBasic, tokenization.AuthHMAC:
+			default:
+				return nil, fmt.Errorf("options.auth: %q: want basic or hmac", auth)
+			}
+			b64 := true // the partner's generator decodes the secret (unconfirmed)
+			switch v := p.Options["hmac_secret_encoding"]; v {
+			case "", "base64":
+			case "raw":
+				b64 = false
+			default:
+				return nil, fmt.Errorf("options.hmac_secret_encoding: %q: want base64 or raw", v)
+			}
+			return tokenization.New(tokenization.Config{BaseURL: p.BaseURL, Auth: auth, Username: p.Cred("username"), Password: p.Cred("password"),
+				Secret: p.Cred("secret"), SecretBase64: b64,
 				PartnerID: id, PartnerName: p.Options["partner_name"], NamePrefix: p.Options["name_prefix"], PageSize: page, HTTP: h})
 		},
 		Sandbox: func(c map[string]string) http.Handler {
-			return tokenization.NewSandbox(tokenization.SandboxOptions{Username: c["username"], Password: c["password"]})
+			return tokenization.NewSandbox(tokenization.SandboxOptions{Username: c["username"], Password: c["password"],
+				HMACSecret: c["secret"], HMACSecretBase64: true})
 		},
 		EntityPrefix: "customer/",
 		Deactivates:  true,

@@ -95,7 +95,10 @@ func (s *suite) newEnv(t *testing.T, o envOpts) *env {
 	p := config.Partner{BaseURL: base, Credentials: map[string]config.Secret{}, Options: map[string]string{}}
 	for k, v := range s.sp.DemoCredentials {
 		if o.wrongCredentials {
-			v += "-wrong"
+			// Same length and alphabet, so a secret that must decode
+			// (base64) still does: the partner, not our config check,
+			// must refuse it.
+			v = strings.Repeat("A", len(v))
 		}
 		p.Credentials[k] = config.Secret{Value: v}
 	}
@@ -144,6 +147,9 @@ func Plan(t testing.TB, partner string, op load.Op, kind load.Kind, remoteID str
 	}
 	op.Kind, op.Hash, op.RemoteID = kind, h, remoteID
 	op.IdemKey = load.IdempotencyKey(hmacKey, partner, kind, op.EntityKey, h)
+	if kind == load.Create {
+		op.IdemKey = load.CreateKey(hmacKey, partner, op.EntityKey, 0)
+	}
 	return op
 }
 

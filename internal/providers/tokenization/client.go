@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,18 +20,29 @@ import (
 // DefaultNamePrefix starts every client name we create.
 const DefaultNamePrefix = "etl-"
 
+// Auth schemes (Config.Auth, options.auth).
+const (
+	AuthBasic = "basic"
+	AuthHMAC  = "hmac"
+)
+
 // DefaultPageSize is the take of each page when walking the client list.
 const DefaultPageSize = 100
 
 // Config for the tokenization client.
 type Config struct {
 	BaseURL string // e.g. https://portal-staging.shieldconex.com:4010
-	// Username and Password are the portal user's credentials, sent as
-	// Basic auth (the platform's testing scheme). Ignored when Signer is set.
+	// Auth is "basic" (default: the platform's testing scheme, Username
+	// and Password) or "hmac" (production's: Username and Secret).
+	// Ignored when Signer is set.
+	Auth     string
 	Username string
 	Password string
-	// Signer replaces Basic auth, e.g. with the HMAC-SHA256 signing that
-	// production requires.
+	// Secret is the HMAC shared secret; with SecretBase64 the key is its
+	// base64 decoding (the partner's generator does that: unconfirmed).
+	Secret       string
+	SecretBase64 bool
+	// Signer replaces both, e.g. a test's or an RSA signer.
 	Signer Signer
 	// PartnerID and PartnerName name our partner at the platform: sent as
 	// directPartner and used as the list filter. At least one is required;
@@ -69,10 +81,24 @@ type attemptsKey struct{}
 func New(cfg Config) (*Client, error) {
 	signer := cfg.Signer
 	if signer == nil {
-		if cfg.Username == "" || cfg.Password == "" {
-			return nil, errors.New("tokenization: username and password are required (partners.tokenization.credentials) unless a signer is configured")
+		switch cfg.Auth {
+		case "", AuthBasic:
+			if cfg.Username == "" || cfg.Password == "" {
+				return nil, errors.New("tokenization: username and password are required for auth basic (partners.tokenization.credentials) unless a signer is configured")
+			}
+			signer = BasicSigner(cfg.Username, cfg.Password)
+		case AuthHMAC:
+			if cfg.Username == "" || cfg.Secret == "" {
+				return nil, errors.New("tokenization: username and secret are required for auth hmac (partners.tokenization.credentials)")
+			}
+			hs, err := HMACSigner(HMACOptions{Username: cfg.Username, Secret: cfg.Secret, SecretBase64: cfg.SecretBase64})
+			if err != nil {
+				return nil, err
+			}
+			signer = hs
+		default:
+			return nil, fmt.Errorf("tokenization: auth %q: want %s or %s", cfg.Auth, AuthBasic, AuthHMAC)
 		}
-		signer = BasicSigner(cfg.Username, cfg.Password)
 	}
 	if cfg.PartnerID < 0 {
 		return nil, errors.New("tokenization: partner id must not be negative")
@@ -93,6 +119,13 @@ func New(cfg Config) (*Client, error) {
 	}
 	h := cfg.HTTP
 	h.Partner, h.BaseURL = Name, cfg.BaseURL
+	h.Detail = decodeDetail
+	if h.RateHeaders == nil {
+		// X-RateLimit-Limit (per hour), -Remaining, -Reset on 200s: the
+		// common spelling httpx reads (Reset as Unix seconds or as seconds
+		// from now; which one is unconfirmed).
+		h.RateHeaders = httpx.ParseRateHeaders
+	}
 	h.Sign = func(r *http.Request) error {
 		if n, ok := r.Context().Value(attemptsKey{}).(*atomic.Int32); ok && n != nil {
 			n.Add(1)
@@ -403,10 +436,34 @@ func (c *Client) remoteID(op load.Op, method string) (int, error) {
 }
 
 // duplicateName recognises the refusal of a name already taken. Its shape
-// is undocumented: we assume 409 with errorCode 7409 and accept either.
+// is unpublished. Validation errors are published as 409 with per-field
+// errors, so a name taken is taken to be one with a field error on name
+// that says so; a 409 or errorCode 7409 without field errors (the seed
+// doc's {uuid, errorCode, message} shape) counts too.
 func duplicateName(err error) bool {
 	var he *httpx.Error
-	return errors.As(err, &he) && he.Kind == httpx.Rejected && (he.Code == CodeDuplicateName || he.Status == http.StatusConflict)
+	if !errors.As(err, &he) || he.Kind != httpx.Rejected {
+		return false
+	}
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		f, ok := ve.Fields["name"]
+		return ok && saysTaken(f)
+	}
+	return he.Code == CodeDuplicateName || he.Status == http.StatusConflict
+}
+
+func saysTaken(f FieldError) bool {
+	if strings.EqualFold(f.ErrorCode, FieldUnique) {
+		return true
+	}
+	m := strings.ToLower(f.Message + " " + f.ErrorCode)
+	for _, w := range []string{"unique", "exist", "taken", "duplicate", "in use"} {
+		if strings.Contains(m, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func counting(ctx context.Context) (context.Context, *atomic.Int32) {
@@ -428,33 +485,113 @@ func wrapOp(err error, op load.Op) error {
 	return &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey, Kind: httpx.Retryable, Code: "cancelled", Err: err}
 }
 
-// decodeError reads the documented error body {uuid, errorCode, message}.
-// errorCode is a number in the doc; a string is accepted too. The uuid is
-// kept in the message: it is what the platform's support asks for.
-// Anything else falls back to the status text, never to the raw body. Our
-// requests carry no card data, so a message cannot echo any.
+// decodeError reads the documented error body {uuid, errorCode, message},
+// the published 500 {errorCode, message} and the published 409
+// {success, errorCode, message, errors: {<field>: {attribute, message,
+// errorCode}}}, whose field errors are added to the message in field
+// order. errorCode is a number in the doc; a string is accepted too. The
+// uuid is kept in the message: it is what the platform's support asks
+// for. Anything else (401 and 403 come without a body) falls back to the
+// status text, never to the raw body. Our requests carry no card data, so
+// a message cannot echo any.
 func decodeError(status int, body []byte) (code, message string) {
 	var e struct {
-		UUID      string          `json:"uuid"`
-		ErrorCode json.RawMessage `json:"errorCode"`
-		Message   string          `json:"message"`
+		UUID      string                     `json:"uuid"`
+		ErrorCode json.RawMessage            `json:"errorCode"`
+		Message   string                     `json:"message"`
+		Errors    map[string]json.RawMessage `json:"errors"`
 	}
 	if json.Unmarshal(body, &e) != nil {
 		return "", http.StatusText(status)
 	}
-	code = strings.Trim(strings.TrimSpace(string(e.ErrorCode)), `"`)
-	if code == "null" {
-		code = ""
-	}
-	if code == "" && e.Message == "" {
+	code = rawCode(e.ErrorCode)
+	fields := fieldErrors(e.Errors)
+	if code == "" && e.Message == "" && len(fields) == 0 {
 		return "", http.StatusText(status)
 	}
 	message = e.Message
 	if message == "" {
 		message = http.StatusText(status)
 	}
+	if len(fields) > 0 {
+		names := make([]string, 0, len(fields))
+		for n := range fields {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		parts := make([]string, 0, len(names))
+		for _, n := range names {
+			f := fields[n]
+			p := n + ": " + f.Message
+			if f.ErrorCode != "" {
+				p += " [" + f.ErrorCode + "]"
+			}
+			parts = append(parts, p)
+		}
+		message += " (" + strings.Join(parts, "; ") + ")"
+	}
 	if e.UUID != "" {
 		message += " (uuid " + e.UUID + ")"
 	}
 	return code, message
+}
+
+// ValidationError is the per-field detail of a published 409, kept in the
+// *httpx.Error's chain (errors.As finds it).
+type ValidationError struct {
+	Fields map[string]FieldError
+}
+
+func (v *ValidationError) Error() string {
+	names := make([]string, 0, len(v.Fields))
+	for n := range v.Fields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return "invalid fields: " + strings.Join(names, ", ")
+}
+
+// decodeDetail is the httpx.Config.Detail hook: the field errors of a
+// validation answer, whatever its status.
+func decodeDetail(_ int, body []byte) error {
+	var e struct {
+		Errors map[string]json.RawMessage `json:"errors"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return nil
+	}
+	if f := fieldErrors(e.Errors); len(f) > 0 {
+		return &ValidationError{Fields: f}
+	}
+	return nil
+}
+
+// fieldErrors reads errors.<field> as {attribute, message, errorCode}
+// (errorCode a string or a number), or as a bare message string.
+func fieldErrors(raw map[string]json.RawMessage) map[string]FieldError {
+	out := map[string]FieldError{}
+	for name, r := range raw {
+		var f struct {
+			Attribute string          `json:"attribute"`
+			Message   string          `json:"message"`
+			ErrorCode json.RawMessage `json:"errorCode"`
+		}
+		if json.Unmarshal(r, &f) == nil {
+			out[name] = FieldError{Attribute: f.Attribute, Message: f.Message, ErrorCode: rawCode(f.ErrorCode)}
+			continue
+		}
+		var msg string
+		if json.Unmarshal(r, &msg) == nil {
+			out[name] = FieldError{Attribute: name, Message: msg}
+		}
+	}
+	return out
+}
+
+func rawCode(r json.RawMessage) string {
+	c := strings.Trim(strings.TrimSpace(string(r)), `"`)
+	if c == "null" {
+		return ""
+	}
+	return c
 }

@@ -361,11 +361,11 @@ func TestErrorTyping(t *testing.T) {
 		status  int
 		code    string
 	}{
-		{"401 on create (the list)", wrongPass, createOp(t, wrongPass, customer("C3")), load.Failed, httpx.Fatal, 401, tokenization.CodeUnauthorized},
-		{"401 on update", wrongPass, update(wrongPass, customer("C1"), known.RemoteID), load.Failed, httpx.Fatal, 401, tokenization.CodeUnauthorized},
-		{"401 on deactivate", wrongPass, load.Op{EntityKey: "customer/C1", Kind: load.Deactivate, RemoteID: known.RemoteID}, load.Failed, httpx.Fatal, 401, tokenization.CodeUnauthorized},
-		{"400 on create", good, createOp(t, good, badEmail), load.Rejected, httpx.Rejected, 400, tokenization.CodeBadRequest},
-		{"400 on update", good, update(good, badEmail, known.RemoteID), load.Rejected, httpx.Rejected, 400, tokenization.CodeBadRequest},
+		{"401 on create (the list)", wrongPass, createOp(t, wrongPass, customer("C3")), load.Failed, httpx.Fatal, 401, ""},
+		{"401 on update", wrongPass, update(wrongPass, customer("C1"), known.RemoteID), load.Failed, httpx.Fatal, 401, ""},
+		{"401 on deactivate", wrongPass, load.Op{EntityKey: "customer/C1", Kind: load.Deactivate, RemoteID: known.RemoteID}, load.Failed, httpx.Fatal, 401, ""},
+		{"409 validation on create", good, createOp(t, good, badEmail), load.Rejected, httpx.Rejected, 409, tokenization.CodeValidation},
+		{"409 validation on update", good, update(good, badEmail, known.RemoteID), load.Rejected, httpx.Rejected, 409, tokenization.CodeValidation},
 		{"404 on update", good, update(good, customer("C1"), "999999"), load.Rejected, httpx.Rejected, 404, tokenization.CodeNotFound},
 		{"404 on deactivate", good, load.Op{EntityKey: "customer/C1", Kind: load.Deactivate, RemoteID: "999999"}, load.Rejected, httpx.Rejected, 404, tokenization.CodeNotFound},
 		{"bad remote id", good, update(good, customer("C1"), "abc"), load.Rejected, httpx.Rejected, 0, "bad_remote_id"},

@@ -1,34 +1,65 @@
 package tokenization
 
 import (
+	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 // SandboxOptions configures the sandbox.
 type SandboxOptions struct {
-	Username string // the Basic credentials it accepts
+	// Username is the portal user. With Password it may use Basic auth
+	// (the platform's testing scheme); with HMACSecret it may sign with
+	// HMAC (production's). The method is enabled per user, so a user with
+	// only a secret cannot use Basic.
+	Username string
 	Password string
+	// HMACSecret is the shared secret; with HMACSecretBase64 the key is
+	// its base64 decoding.
+	HMACSecret       string
+	HMACSecretBase64 bool
+	// RateLimit is the hourly request quota announced in X-RateLimit-*
+	// on 2xx answers; past it requests get 429. Default 1,000,000.
+	RateLimit int
 	// Partners are the partners clients may belong to, id -> name. Empty:
 	// the doc example's {792: "partnerName"}.
 	Partners map[int]string
-	Clock    sandbox.Clock // created/modified; default the real clock
+	// Clock drives created/modified, the HMAC timestamp and nonce window
+	// and the rate window; default the real clock.
+	Clock sandbox.Clock
 }
 
-// Sandbox behaves like /api/v1/clients as documented: Basic auth; create
-// validates and refuses a name already taken (409, errorCode 7409: our
-// assumption); list needs a partner and pages with take/skip; get shows
-// timestamps and the full contact; patch updates the given fields and
-// bumps version and modified; delete is served because the doc documents
-// it. Errors use the documented {uuid, errorCode, message}. Safe for
+// HMACWindow is how old a signed request's timestamp may be, and how long
+// a nonce is remembered (published: 15 minutes).
+const HMACWindow = 15 * time.Minute
+
+// DefaultSandboxRateLimit is the sandbox's hourly quota unless configured.
+const DefaultSandboxRateLimit = 1_000_000
+
+// Sandbox behaves like /api/v1/clients as documented and published: Basic
+// auth or HMAC signing (signature, nonce seen twice in 15 minutes,
+// timestamp older than 15 minutes: 401 without a body, as published);
+// create validates and refuses a name already taken; validation errors
+// are the published 409 {success, errorCode, message, errors}; a failure
+// of its own is the published 500 {errorCode, message}; list needs a
+// partner and pages with take/skip; get shows timestamps and the full
+// contact; patch updates the given fields and bumps version and modified;
+// delete is served because the doc documents it; 404 is the documented
+// {uuid, errorCode, message}. 2xx answers carry X-RateLimit-Limit,
+// -Remaining and -Reset (Unix seconds: our assumption). Safe for
 // concurrent use.
 type Sandbox struct {
 	opts SandboxOptions
@@ -40,6 +71,11 @@ type Sandbox struct {
 	nextID      int
 	nextContact int
 	totals      Totals
+	nonces      map[string]time.Time // nonce -> when first seen
+	window      time.Time            // start of the current rate window
+	used        int                  // requests in it
+	failNext    int
+	hmacKey     []byte
 }
 
 type sbClient struct {
@@ -70,6 +106,8 @@ type Totals struct {
 	Patches               int `json:"patches"`
 	Deletes               int `json:"deletes"`
 	Lists                 int `json:"lists"`
+	RateLimited           int `json:"rate_limited"`
+	InternalErrors        int `json:"internal_errors"`
 	DuplicateNameRefusals int `json:"duplicate_name_refusals"`
 	Duplicates            int `json:"duplicates"`
 }
@@ -105,8 +143,21 @@ func NewSandbox(o SandboxOptions) *Sandbox {
 	if len(o.Partners) == 0 {
 		o.Partners = map[int]string{792: "partnerName"}
 	}
+	if o.RateLimit <= 0 {
+		o.RateLimit = DefaultSandboxRateLimit
+	}
 	s := &Sandbox{opts: o, mux: http.NewServeMux(), clients: map[int]*sbClient{}, byName: map[string]int{},
-		nextID: 1000, nextContact: 5000}
+		nextID: 1000, nextContact: 5000, nonces: map[string]time.Time{}}
+	if o.HMACSecret != "" {
+		s.hmacKey = []byte(o.HMACSecret)
+		if o.HMACSecretBase64 {
+			k, err := base64.StdEncoding.DecodeString(o.HMACSecret)
+			if err != nil {
+				panic("tokenization: sandbox HMAC secret is not base64")
+			}
+			s.hmacKey = k
+		}
+	}
 	s.mux.HandleFunc("POST "+ClientsPath, s.auth(s.create))
 	s.mux.HandleFunc("GET "+ClientsPath, s.auth(s.list))
 	s.mux.HandleFunc("GET "+ClientsPath+"/{id}", s.auth(s.get))
@@ -178,16 +229,176 @@ func (s *Sandbox) notFound(w http.ResponseWriter) {
 	s.reject(w, http.StatusNotFound, 7404, "Requested resource cannot be found.")
 }
 
+// problem is one field's validation error.
+type problem struct{ field, code, msg string }
+
+// invalid answers the published 409 validation error. Messages never
+// repeat a value.
+func (s *Sandbox) invalid(w http.ResponseWriter, problems []problem) {
+	s.count(func(t *Totals) { t.Rejected++ })
+	writeInvalid(w, problems)
+}
+
+func writeInvalid(w http.ResponseWriter, problems []problem) {
+	body := ValidationErrorBody{Success: false, ErrorCode: 7409, Message: "Validation failed.", Errors: map[string]FieldError{}}
+	for _, p := range problems {
+		if _, dup := body.Errors[p.field]; !dup { // the first problem of a field
+			body.Errors[p.field] = FieldError{Attribute: p.field, Message: p.msg, ErrorCode: p.code}
+		}
+	}
+	sandbox.WriteJSON(w, http.StatusConflict, body)
+}
+
+func (s *Sandbox) internalError(w http.ResponseWriter) {
+	s.count(func(t *Totals) { t.InternalErrors++ })
+	sandbox.WriteJSON(w, http.StatusInternalServerError, InternalErrorBody{ErrorCode: 7500, Message: "Internal server error."})
+}
+
+// FailNext makes the next n requests answer the published 500 (tests of
+// retries and of its decoding).
+func (s *Sandbox) FailNext(n int) {
+	s.mu.Lock()
+	s.failNext = n
+	s.mu.Unlock()
+}
+
 func (s *Sandbox) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if recover() != nil {
+				s.internalError(w)
+			}
+		}()
 		s.count(func(t *Totals) { t.Requests++ })
-		if !sandbox.BasicOK(r, s.opts.Username, s.opts.Password) {
+		if !s.authorized(r) {
+			// Published: 401 and 403 come without a body.
 			s.count(func(t *Totals) { t.Unauthorized++ })
-			apiError(w, http.StatusUnauthorized, 7401, "Invalid credentials.")
+			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		h(w, r)
+		s.mu.Lock()
+		fail := s.failNext > 0
+		if fail {
+			s.failNext--
+		}
+		s.mu.Unlock()
+		if fail {
+			s.internalError(w)
+			return
+		}
+		q, ok := s.spend()
+		if !ok {
+			// Not published: 429 without a body or Retry-After, the
+			// stricter reading (only the 200s' headers tell when to come
+			// back).
+			s.count(func(t *Totals) { t.RateLimited++ })
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		h(&quotaWriter{ResponseWriter: w, q: q}, r)
 	}
+}
+
+// authorized accepts Basic when the user has a password and HMAC when the
+// user has a secret.
+func (s *Sandbox) authorized(r *http.Request) bool {
+	v := r.Header.Get("Authorization")
+	switch {
+	case strings.HasPrefix(v, "Basic "):
+		return s.opts.Password != "" && sandbox.BasicOK(r, s.opts.Username, s.opts.Password)
+	case strings.HasPrefix(v, "Hmac "):
+		return s.hmacKey != nil && s.hmacOK(r, v)
+	}
+	return false
+}
+
+// hmacOK checks the published scheme: the response over the five-line
+// string, a timestamp within 15 minutes (in the future too: the stricter
+// reading, nothing is published), and a nonce not seen in 15 minutes. It
+// reads the body bytes as they arrived and puts them back.
+func (s *Sandbox) hmacOK(r *http.Request, v string) bool {
+	h, ok := ParseHMACHeader(v)
+	if !ok || h.Username != s.opts.Username || h.Nonce == "" {
+		return false
+	}
+	ts, err := strconv.ParseInt(h.Timestamp, 10, 64)
+	if err != nil {
+		return false
+	}
+	now := s.opts.Clock.Now()
+	if age := now.Sub(time.Unix(ts, 0)); age > HMACWindow || age < -HMACWindow {
+		return false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
+	if err != nil {
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	want := HMACResponse(s.hmacKey, StringToSign(r.Method, wirePath(r), h.Nonce, h.Timestamp, body))
+	if !hmac.Equal([]byte(want), []byte(h.Response)) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for n, seen := range s.nonces {
+		if now.Sub(seen) > HMACWindow {
+			delete(s.nonces, n)
+		}
+	}
+	if _, replay := s.nonces[h.Nonce]; replay {
+		return false
+	}
+	s.nonces[h.Nonce] = now
+	return true
+}
+
+// wirePath is the path the client sent, before any mount prefix was
+// stripped (etl sandbox serves this under /tokenization/).
+func wirePath(r *http.Request) string {
+	if r.RequestURI != "" {
+		if u, err := url.ParseRequestURI(r.RequestURI); err == nil && u.EscapedPath() != "" {
+			return u.EscapedPath()
+		}
+	}
+	return requestPath(r)
+}
+
+// spend counts one request against the hourly window and returns the
+// quota left after it.
+func (s *Sandbox) spend() (rateQuota, bool) {
+	now := s.opts.Clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.window.IsZero() || !now.Before(s.window.Add(time.Hour)) {
+		s.window, s.used = now.Truncate(time.Second), 0
+	}
+	reset := s.window.Add(time.Hour)
+	if s.used >= s.opts.RateLimit {
+		return rateQuota{}, false
+	}
+	s.used++
+	return rateQuota{limit: s.opts.RateLimit, remaining: s.opts.RateLimit - s.used, reset: reset}, true
+}
+
+type rateQuota struct {
+	limit, remaining int
+	reset            time.Time
+}
+
+// quotaWriter adds the rate headers to 2xx answers only, as published.
+type quotaWriter struct {
+	http.ResponseWriter
+	q rateQuota
+}
+
+func (w *quotaWriter) WriteHeader(code int) {
+	if code >= 200 && code < 300 {
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", strconv.Itoa(w.q.limit))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(w.q.remaining))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(w.q.reset.Unix(), 10))
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // input is a create or patch body with presence kept, so validation can
@@ -208,48 +419,48 @@ const maxNameLen = 255 // assumed
 // validate lists every problem by field; create requires name, isActive,
 // directPartner and contact, patch requires nothing. Messages never repeat
 // a value.
-func (s *Sandbox) validate(in input, create bool) (PartnerRef, []string) {
-	var out []string
-	add := func(field, msg string) { out = append(out, field+": "+msg) }
+func (s *Sandbox) validate(in input, create bool) (PartnerRef, []problem) {
+	var out []problem
+	add := func(field, code, msg string) { out = append(out, problem{field, code, msg}) }
 	if in.Name != nil {
 		switch n := strings.TrimSpace(*in.Name); {
 		case n == "":
-			add("name", "must not be blank")
+			add("name", FieldRequired, "must not be blank")
 		case len(*in.Name) > maxNameLen:
-			add("name", fmt.Sprintf("must be at most %d characters", maxNameLen))
+			add("name", FieldInvalid, fmt.Sprintf("must be at most %d characters", maxNameLen))
 		}
 	} else if create {
-		add("name", "required")
+		add("name", FieldRequired, "required")
 	}
 	if in.IsActive == nil && create {
-		add("isActive", "required")
+		add("isActive", FieldRequired, "required")
 	}
 	var partner PartnerRef
 	if dp := in.DirectPartner; dp != nil {
 		p, err := s.partnerOf(*dp)
 		if err != "" {
-			add("directPartner", err)
+			add("directPartner", FieldInvalid, err)
 		}
 		partner = p
 	} else if create {
-		add("directPartner", "required: id or name of a partner")
+		add("directPartner", FieldRequired, "required: id or name of a partner")
 	}
 	if ct := in.Contact; ct != nil {
 		// On patch, a contact without an id updates the current one in
 		// place, so any subset of its fields will do.
 		if create && ct.ID == 0 && (strings.TrimSpace(ct.FirstName) == "" || strings.TrimSpace(ct.LastName) == "" || strings.TrimSpace(ct.Email) == "") {
-			add("contact", "a new contact needs firstName, lastName and email (or give the id of an existing user)")
+			add("contact", FieldRequired, "a new contact needs firstName, lastName and email (or give the id of an existing user)")
 		}
 		if ct.ID < 0 {
-			add("contact.id", "must be a user id")
+			add("contact.id", FieldInvalid, "must be a user id")
 		}
 		if ct.Email != "" {
 			if a, err := mail.ParseAddress(ct.Email); err != nil || a.Address != ct.Email {
-				add("contact.email", "must be an e-mail address")
+				add("contact.email", FieldInvalid, "must be an e-mail address")
 			}
 		}
 	} else if create {
-		add("contact", "required")
+		add("contact", FieldRequired, "required")
 	}
 	return partner, out
 }
@@ -282,16 +493,20 @@ func (s *Sandbox) decode(w http.ResponseWriter, r *http.Request, create bool) (i
 	var in input
 	if err := sandbox.DecodeStrict(r, &in, 1<<20); err != nil {
 		// Decoder errors name a field or a character, never a value.
-		s.reject(w, http.StatusBadRequest, 7400, "malformed JSON body: "+err.Error())
+		s.invalid(w, []problem{{"body", FieldMalformed, "malformed JSON body: " + err.Error()}})
 		return in, PartnerRef{}, false
 	}
 	partner, problems := s.validate(in, create)
 	if len(problems) > 0 {
-		s.reject(w, http.StatusBadRequest, 7400, strings.Join(problems, "; "))
+		s.invalid(w, problems)
 		return in, PartnerRef{}, false
 	}
 	return in, partner, true
 }
+
+// nameTaken is how the sandbox refuses a name already held: a validation
+// error on name (our assumption; the published 409 shape has room for it).
+var nameTaken = problem{"name", FieldUnique, "A client with this name already exists."}
 
 func (s *Sandbox) create(w http.ResponseWriter, r *http.Request) {
 	in, partner, ok := s.decode(w, r, true)
@@ -304,7 +519,7 @@ func (s *Sandbox) create(w http.ResponseWriter, r *http.Request) {
 		s.totals.DuplicateNameRefusals++
 		s.totals.Rejected++
 		s.mu.Unlock()
-		apiError(w, http.StatusConflict, 7409, "A client with this name already exists.")
+		writeInvalid(w, []problem{nameTaken})
 		return
 	}
 	s.nextID++
@@ -346,7 +561,7 @@ func (s *Sandbox) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	p := q.Get("partner")
 	if p == "" {
-		s.reject(w, http.StatusBadRequest, 7400, "partner: required (a partner id or name)")
+		s.invalid(w, []problem{{"partner", FieldRequired, "required (a partner id or name)"}})
 		return
 	}
 	take, skip := 10, 0
@@ -361,7 +576,7 @@ func (s *Sandbox) list(w http.ResponseWriter, r *http.Request) {
 		}
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < v.min {
-			s.reject(w, http.StatusBadRequest, 7400, fmt.Sprintf("%s: must be an integer of at least %d", v.name, v.min))
+			s.invalid(w, []problem{{v.name, FieldInvalid, fmt.Sprintf("must be an integer of at least %d", v.min)}})
 			return
 		}
 		*v.dst = n
@@ -437,7 +652,7 @@ func (s *Sandbox) patch(w http.ResponseWriter, r *http.Request) {
 			s.totals.DuplicateNameRefusals++
 			s.totals.Rejected++
 			s.mu.Unlock()
-			apiError(w, http.StatusConflict, 7409, "A client with this name already exists.")
+			writeInvalid(w, []problem{nameTaken})
 			return
 		}
 		delete(s.byName, fold(c.Name))

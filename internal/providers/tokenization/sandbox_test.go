@@ -33,6 +33,49 @@ func errorOf(t *testing.T, b []byte) tokenization.ErrorBody {
 	return e
 }
 
+// validationOf decodes a 409 and checks it has the published shape
+// {success: false, errorCode, message, errors: {<field>: {attribute,
+// message, errorCode}}}; it returns "field: message" of each field error.
+func validationOf(t *testing.T, status int, b []byte) []string {
+	t.Helper()
+	if status != http.StatusConflict {
+		t.Errorf("HTTP %d %s: validation errors are published as 409", status, b)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatalf("%v in %s", err, b)
+	}
+	for _, k := range []string{"success", "errorCode", "message", "errors"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("%s: no %s", b, k)
+		}
+	}
+	var e tokenization.ValidationErrorBody
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatalf("%v in %s", err, b)
+	}
+	if e.Success || e.ErrorCode != 7409 || e.Message == "" || len(e.Errors) == 0 {
+		t.Errorf("validation error %s", b)
+	}
+	var out []string
+	for f, fe := range e.Errors {
+		if fe.Attribute != f || fe.Message == "" || fe.ErrorCode == "" {
+			t.Errorf("field error %q: %+v", f, fe)
+		}
+		out = append(out, f+": "+fe.Message)
+	}
+	return out
+}
+
+func containsPrefix(xs []string, want string) bool {
+	for _, x := range xs {
+		if strings.HasPrefix(x, want) {
+			return true
+		}
+	}
+	return false
+}
+
 func createDoc(t *testing.T, s *server, body []byte) int {
 	t.Helper()
 	status, out := call(t, http.MethodPost, s.url+clients, user, pass, body)
@@ -128,11 +171,9 @@ func TestSandboxAuth(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, m := range []string{http.MethodPost, http.MethodGet} {
 				status, out := call(t, m, s.url+clients+"?partner=792", tc.u, tc.p, []byte(`{}`))
-				if status != http.StatusUnauthorized {
-					t.Fatalf("%s: HTTP %d %s", m, status, out)
-				}
-				if e := errorOf(t, out); e.ErrorCode != 7401 {
-					t.Fatalf("%s", out)
+				// Published: 401 without a body.
+				if status != http.StatusUnauthorized || len(out) != 0 {
+					t.Fatalf("%s: HTTP %d %q", m, status, out)
 				}
 			}
 		})
@@ -152,7 +193,7 @@ func TestSandboxCreateValidation(t *testing.T) {
 		{"blank name", `{"name":"  ",` + good + `}`, "name: must not be blank"},
 		{"long name", `{"name":"` + strings.Repeat("n", 256) + `",` + good + `}`, "name: must be at most 255"},
 		{"no isActive", `{"name":"x","directPartner":{"id":792},"contact":{"id":1}}`, "isActive: required"},
-		{"isActive not a bool", `{"name":"x","isActive":"yes","directPartner":{"id":792},"contact":{"id":1}}`, "malformed JSON"},
+		{"isActive not a bool", `{"name":"x","isActive":"yes","directPartner":{"id":792},"contact":{"id":1}}`, "body: malformed JSON"},
 		{"no directPartner", `{"name":"x","isActive":true,"contact":{"id":1}}`, "directPartner: required"},
 		{"empty directPartner", `{"name":"x","isActive":true,"directPartner":{},"contact":{"id":1}}`, "directPartner: id or name is required"},
 		{"unknown partner id", `{"name":"x","isActive":true,"directPartner":{"id":1},"contact":{"id":1}}`, "directPartner: unknown partner id"},
@@ -161,16 +202,13 @@ func TestSandboxCreateValidation(t *testing.T) {
 		{"no contact", `{"name":"x","isActive":true,"directPartner":{"id":792}}`, "contact: required"},
 		{"new contact without email", `{"name":"x","isActive":true,"directPartner":{"id":792},"contact":{"firstName":"A","lastName":"B"}}`, "contact: a new contact needs"},
 		{"bad email", `{"name":"x","isActive":true,"directPartner":{"id":792},"contact":{"firstName":"A","lastName":"B","email":"not-an-email"}}`, "contact.email: must be an e-mail address"},
-		{"unknown field", `{"name":"x","colour":"red",` + good + `}`, "malformed JSON"},
-		{"not JSON", `name=x`, "malformed JSON"},
+		{"unknown field", `{"name":"x","colour":"red",` + good + `}`, "body: malformed JSON"},
+		{"not JSON", `name=x`, "body: malformed JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, out := call(t, http.MethodPost, s.url+clients, user, pass, []byte(tc.body))
-			if status != http.StatusBadRequest {
-				t.Fatalf("HTTP %d %s", status, out)
-			}
-			if e := errorOf(t, out); e.ErrorCode != 7400 || !strings.Contains(e.Message, tc.want) {
-				t.Fatalf("message %q, want %q", e.Message, tc.want)
+			if fields := validationOf(t, status, out); !containsPrefix(fields, tc.want) {
+				t.Fatalf("field errors %q, want %q", fields, tc.want)
 			}
 		})
 	}
@@ -202,11 +240,11 @@ func TestSandboxDuplicateNames(t *testing.T) {
 		{http.MethodPatch, fmt.Sprintf("%s/%d", clients, b), "etl-c1"},
 	} {
 		status, out := call(t, tc.method, s.url+tc.path, user, pass, body(tc.name, 793))
-		if status != http.StatusConflict {
-			t.Fatalf("%s %s: HTTP %d %s", tc.method, tc.name, status, out)
-		}
-		if e := errorOf(t, out); e.ErrorCode != 7409 {
-			t.Fatalf("%s", out)
+		validationOf(t, status, out)
+		var e tokenization.ValidationErrorBody
+		_ = json.Unmarshal(out, &e)
+		if len(e.Errors) != 1 || e.Errors["name"].ErrorCode != tokenization.FieldUnique {
+			t.Fatalf("%s %s: %s", tc.method, tc.name, out)
 		}
 	}
 	// Renaming a client to its own name in another case is allowed.
@@ -262,15 +300,19 @@ func TestSandboxListPaging(t *testing.T) {
 		status int
 		code   int
 	}{
-		{"", 400, 7400},
-		{"partner=", 400, 7400},
-		{"partner=792&take=0", 400, 7400},
-		{"partner=792&take=x", 400, 7400},
-		{"partner=792&skip=-1", 400, 7400},
+		{"", 409, 7409},
+		{"partner=", 409, 7409},
+		{"partner=792&take=0", 409, 7409},
+		{"partner=792&take=x", 409, 7409},
+		{"partner=792&skip=-1", 409, 7409},
 		{"partner=nobody", 404, 7404},
 		{"partner=1", 404, 7404},
 	} {
 		status, _, out := list(tc.q)
+		if tc.status == http.StatusConflict {
+			validationOf(t, status, out)
+			continue
+		}
 		if status != tc.status || errorOf(t, out).ErrorCode != tc.code {
 			t.Errorf("%q: HTTP %d %s", tc.q, status, out)
 		}
@@ -313,9 +355,8 @@ func TestSandboxPatchBumpsVersionAndModified(t *testing.T) {
 		}
 	}
 	for _, body := range []string{`{"directPartner":{"id":5}}`, `{"name":""}`, `{"contact":{"email":"x"}}`, `{"isActive":1}`} {
-		if status, out := call(t, http.MethodPatch, path, user, pass, []byte(body)); status != http.StatusBadRequest || errorOf(t, out).ErrorCode != 7400 {
-			t.Errorf("%s: HTTP %d %s", body, status, out)
-		}
+		status, out := call(t, http.MethodPatch, path, user, pass, []byte(body))
+		validationOf(t, status, out)
 	}
 	if d := get(); d.Version != 3 {
 		t.Errorf("a refused patch changed the client: %+v", d)
@@ -329,7 +370,7 @@ func TestSandboxStateEndpoint(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("HTTP %d", status)
 	}
-	want := fmt.Sprintf(`{"clients":[{"id":%d,"name":"etl-C1","is_active":true,"version":0}],"totals":{"requests":1,"unauthorized":0,"rejected":0,"creates":1,"patches":0,"deletes":0,"lists":0,"duplicate_name_refusals":0,"duplicates":0}}`, id)
+	want := fmt.Sprintf(`{"clients":[{"id":%d,"name":"etl-C1","is_active":true,"version":0}],"totals":{"requests":1,"unauthorized":0,"rejected":0,"creates":1,"patches":0,"deletes":0,"lists":0,"rate_limited":0,"internal_errors":0,"duplicate_name_refusals":0,"duplicates":0}}`, id)
 	if strings.TrimSpace(string(out)) != want {
 		t.Fatalf("state\n%s\nwant\n%s", out, want)
 	}

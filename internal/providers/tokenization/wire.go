@@ -13,12 +13,26 @@ const Name = "tokenization"
 const ClientsPath = "/api/v1/clients"
 
 // Error codes. Only 7404 is documented; the others follow its pattern
-// (7000 + HTTP status) and are our assumption.
+// (7000 + HTTP status) and are our assumption. Validation errors are
+// published as 409 (from a third-party SDK's copy of the OpenAPI), so a
+// name already taken is one of them: CodeDuplicateName is CodeValidation,
+// told apart by its field error on name with errorCode FieldUnique.
 const (
 	CodeBadRequest    = "7400"
-	CodeUnauthorized  = "7401"
+	CodeUnauthorized  = "7401" // unused: 401 and 403 are published without a body
 	CodeNotFound      = "7404" // documented
-	CodeDuplicateName = "7409"
+	CodeValidation    = "7409"
+	CodeDuplicateName = CodeValidation
+	CodeInternal      = "7500"
+)
+
+// Field error codes the sandbox uses (the published shape has them; their
+// values are our assumption).
+const (
+	FieldRequired  = "required"
+	FieldInvalid   = "invalid"
+	FieldUnique    = "unique"
+	FieldMalformed = "malformed"
 )
 
 // ClientRequest is the body of POST /api/v1/clients, and of the PATCH we
@@ -101,6 +115,29 @@ type ClientDetail struct {
 	Contact       Contact    `json:"contact"`
 	BillingID     *string    `json:"billingId"`
 	Location      *int       `json:"location,omitempty"` // in the doc's table, not in its example
+}
+
+// ValidationErrorBody is the published 409 answer:
+// {success: false, errorCode, message, errors: {<field>: {attribute,
+// message, errorCode}}}.
+type ValidationErrorBody struct {
+	Success   bool                  `json:"success"`
+	ErrorCode int                   `json:"errorCode"`
+	Message   string                `json:"message"`
+	Errors    map[string]FieldError `json:"errors"`
+}
+
+// FieldError is one field's problem in a ValidationErrorBody.
+type FieldError struct {
+	Attribute string `json:"attribute"`
+	Message   string `json:"message"`
+	ErrorCode string `json:"errorCode"`
+}
+
+// InternalErrorBody is the published 500 answer {errorCode, message}.
+type InternalErrorBody struct {
+	ErrorCode int    `json:"errorCode"`
+	Message   string `json:"message"`
 }
 
 // ErrorBody is the documented error shape (shown for 404 only; we assume
