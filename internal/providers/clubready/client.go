@@ -31,7 +31,7 @@ const (
 	// answer. RemoteID is "".
 	RequestImportedNoID = "imported-without-profile-id"
 	// RequestNoUpdateAPI: an Update op was not sent, because ClubReady
-	// documents no way to change an imported payment profile (README, "Partner mappings").
+	// documents no way to change an imported payment profile (docs/partners/clubready.md).
 	RequestNoUpdateAPI = "not-sent-no-update-api"
 )
 
@@ -147,7 +147,7 @@ func (c *Client) MaxBatch() int { return 1 }
 // HTTP exposes the import client (breaker state for metrics).
 func (c *Client) HTTP() *httpx.Client { return c.http }
 
-// Map turns a customer into one op per open card (README, "Partner mappings").
+// Map turns a customer into one op per open card (docs/partners/clubready.md).
 func (c *Client) Map(cu *model.Customer) ([]load.Op, []model.Reject) { return mapCustomer(cu) }
 
 // Send imports each op's card in turn and returns one Result per op.

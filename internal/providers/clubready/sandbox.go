@@ -39,11 +39,14 @@ type SandboxOptions struct {
 //     HS256 JWT of about 1,500 characters with exp = now + 5 minutes and
 //     non-PCI claims (owner, last4, expiry, ExternalRef, names) padded by
 //     a filler claim, as the doc's 1,000 to 4,000 characters suggest.
-//   - POST /sales/paymentprofile/import: ApiKey checked (401 in
-//     ServiceStack's {ResponseStatus:{ErrorCode, Message}}); a token with a
-//     bad signature, an expired one, or one already imported answers
-//     Success:false with a Message; a token whose import failed may be
-//     retried; a TempStUser token needs NewOwnerId. Success answers the
+//   - POST /sales/paymentprofile/import, as published: ApiKey checked
+//     (401 in ServiceStack's {ResponseStatus:{ErrorCode, Message}});
+//     unknown body fields ignored, as ServiceStack does; the end user's
+//     IP from X-Forwarded-For; a token with a bad signature, an expired
+//     one (checked first), or one already imported answers 200
+//     Success:false with a Message; a missing ProfileToken or a malformed
+//     body answers 400 with field Errors; a token whose import failed may
+//     be retried; a TempStUser token needs NewOwnerId. Success answers the
 //     documented PaymentProfile with sequential PaymentProfileIds.
 //
 // It keeps no card number or code: last four and expiry only.

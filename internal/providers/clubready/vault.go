@@ -40,7 +40,7 @@ type VaultConfig struct {
 }
 
 // HTTPVault creates payment methods with POST {BaseURL}/vault/profiles
-// (assumed shape, see the README, "Partner mappings").
+// (assumed shape, see docs/partners/clubready.md).
 type HTTPVault struct {
 	http *httpx.Client
 	key  string
