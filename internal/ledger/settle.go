@@ -36,7 +36,7 @@ type OpenIntent struct {
 	LastRunID             int64
 }
 
-// OpenIntents lists every open intent of provider ("" = every provider),
+// ListOpenIntents lists every open intent of provider ("" = every provider),
 // oldest first, one per entity.
 func (s *Store) ListOpenIntents(ctx context.Context, provider string) ([]OpenIntent, error) {
 	// The lateral lookup of the entity's latest call reads only the runs
