@@ -31,7 +31,7 @@ func TestREADMEAgreesWithTheCode(t *testing.T) {
 	for name := range listed {
 		t.Errorf("README lists %q, which is not an etl command", name)
 	}
-	for code, what := range map[int]string{exitOK: "0", exitFatal: "1", exitUsage: "2", exitPartial: "3", exitLocked: "4"} {
+	for code, what := range map[int]string{exitOK: "0", exitFatal: "1", exitUsage: "2", exitPartial: "3", exitLocked: "4", exitNeedsOperator: "5"} {
 		if !regexp.MustCompile(`(?m)^\| ` + what + ` \| `).MatchString(readme) {
 			t.Errorf("README's exit code table lacks %d", code)
 		}

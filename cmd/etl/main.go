@@ -25,6 +25,10 @@ const (
 	exitUsage   = 2 // bad flags or config
 	exitPartial = 3 // some records not delivered (failed, uncertain, refused, stopped, cancelled): rerun
 	exitLocked  = 4 // another run holds the lock; nothing was sent
+	// exitNeedsOperator: some records are uncertain and no rerun can
+	// settle them (a ClubReady token expired while its import's fate was
+	// unknown): etl intents list, then etl intents settle. Wins over 3.
+	exitNeedsOperator = 5
 )
 
 type command struct {
@@ -41,6 +45,7 @@ func init() {
 		{"status", "list runs (running and finished) with their counts", cmdStatus},
 		{"report", "per-partner outcomes, error reasons and timings of a run", cmdReport},
 		{"rejects", "write a run's rejects as CSV (no card data)", cmdRejects},
+		{"intents", "list intents only an operator can settle (ClubReady cards of unknown fate) and settle them", cmdIntents},
 		{"verify", "reconcile the ledger with a partner's list API: missing, extra, differing", cmdVerify},
 		{"sandbox", "serve all partner sandboxes (with fault injection) for demos and tests", cmdSandbox},
 		{"gen", "generate synthetic customers and cards (test BINs, valid Luhn)", cmdGen},
@@ -60,13 +65,15 @@ const usageTail = `
 Exit codes:
   0  every valid record delivered        3  partial: some records not delivered; rerun
   1  fatal: the run could not proceed    4  locked: another run is in progress; nothing sent
-  2  bad usage or config
+  2  bad usage or config                 5  needs an operator: records no rerun can settle
+                                            (etl intents list, then etl intents settle)
 
 Examples:
   etl migrate --database-url postgres://etl@db/etl
   etl run --config etl.yaml
   etl run --config etl.yaml --dry-run --dry-run-out /tmp/bodies
   etl status && etl report 42 && etl rejects 42 > rejects.csv
+  etl intents list && etl intents settle --entity card/C42/K1 --as resend --by ana --reason 'not at ClubReady'
 `
 
 func usage() {

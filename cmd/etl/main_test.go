@@ -508,3 +508,31 @@ func TestRunUnreachableDatabase(t *testing.T) {
 		})
 	}
 }
+
+// The operator path for records no rerun can settle explains itself and
+// refuses a settlement that does not say what, who and why.
+func TestIntentsCommandMisuse(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no subcommand", []string{"intents"}, exitUsage, "etl intents settle --entity"},
+		{"unknown subcommand", []string{"intents", "fix"}, exitUsage, `unknown subcommand "fix"`},
+		{"list help", []string{"intents", "list", "-h"}, exitOK, "needs-operator"},
+		{"settle help", []string{"intents", "settle", "-h"}, exitOK, "--as resend"},
+		{"settle without who and why", []string{"intents", "settle", "--entity", "card/C1/K1", "--as", "resend"}, exitUsage, "--by, --reason required"},
+		{"settle as something else", []string{"intents", "settle", "--entity", "card/C1/K1", "--as", "maybe", "--by", "a", "--reason", "b"}, exitUsage, `--as "maybe"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r := etl(t, nil, c.args...)
+			if r.code != c.code || !strings.Contains(r.stdout+r.stderr, c.want) {
+				t.Fatalf("want exit %d and %q, got %s", c.code, c.want, r)
+			}
+		})
+	}
+}

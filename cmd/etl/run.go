@@ -233,6 +233,11 @@ func cmdRun(ctx context.Context, args []string) int {
 	case !sum.Delivered():
 		code, status = exitPartial, "partial"
 	}
+	// A rerun cannot settle these: say so in the exit code, not "rerun".
+	operator := needsOperator(sum.Providers)
+	if len(operator) > 0 && code == exitPartial {
+		code = exitNeedsOperator
+	}
 	counts := runCounts{Files: stats.Files, Customers: stats.Customers, Compared: sum.Compared, Rejects: sum.Rejects, Partners: sum.Providers,
 		Stopped: sum.Stopped, DeactivationRefused: sum.DeactGuard, Seconds: elapsed.Seconds(), Calls: sum.Calls()}
 	if !f.dryRun {
@@ -255,6 +260,12 @@ func cmdRun(ctx context.Context, args []string) int {
 	printSummary(os.Stdout, runID, status, code, f.dryRun, counts, dry)
 	if runErr != nil {
 		fmt.Fprintf(os.Stderr, "etl: run %d failed: %v\n", runID, runErr)
+	}
+	for _, n := range sortedKeys(operator) {
+		log.Warn("records need an operator: a rerun cannot tell whether the partner has them",
+			zap.String("provider", n), zap.Int64("records", operator[n]),
+			zap.String("list", "etl intents list --provider "+n),
+			zap.String("settle", "etl intents settle --provider "+n+" --entity KEY --as delivered|resend --by NAME --reason TEXT"))
 	}
 	log.Info("run finished", zap.Int64("run_id", runID), zap.String("status", status), zap.Int("exit_code", code),
 		zap.Int64("calls", sum.Calls()), zap.Duration("elapsed", elapsed))
@@ -371,6 +382,14 @@ func printSummary(w io.Writer, runID int64, status string, code int, dry bool, c
 		if codes := c.Partners[n].ErrorCodes; len(codes) > 0 {
 			b, _ := json.Marshal(codes)
 			fmt.Fprintf(w, "  %s errors: %s\n", n, b)
+		}
+	}
+	for _, n := range sortedKeys(c.Partners) {
+		if k := c.Partners[n].ErrorCodes[load.CodeNeedsOperator]; k > 0 {
+			fmt.Fprintf(w, "  %s: %d record(s) NEED AN OPERATOR (exit %d): a rerun cannot tell whether %s has them.\n"+
+				"    etl intents list --provider %s    then, for each, after looking it up at %s:\n"+
+				"    etl intents settle --provider %s --entity KEY --as delivered|resend --by NAME --reason TEXT\n",
+				n, k, exitNeedsOperator, n, n, n, n)
 		}
 	}
 	for n, why := range c.Stopped {

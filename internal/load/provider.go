@@ -55,6 +55,13 @@ type Op struct {
 	Intent   string // detail saved with a previous run's unfinished intent (Resolver input)
 }
 
+// CodeNeedsOperator is the error code of an uncertain outcome that no
+// rerun can settle on its own: the partner's effect cannot be looked up
+// and the detail that would let a retry prove it (ClubReady's single-use
+// token) is gone. The run tells the operator to look at the partner and
+// settle the intent with `etl intents settle`.
+const CodeNeedsOperator = "needs_operator"
+
 // Child is a sub-entity the partner confirmed holding (or removing) while
 // it handled an operation, e.g. the paymentMethodId Q2 gives each card of
 // a client. The engine records children whatever the parent's outcome:

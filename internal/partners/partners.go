@@ -49,6 +49,20 @@ type Spec struct {
 	List func(p load.Provider) verify.Lister
 	// Count reads the sandbox state: records held and duplicates (tests).
 	Count func(sandbox http.Handler) (records, duplicates int)
+	// Intent reads the detail the partner journals before a call whose
+	// effect cannot be looked up, for `etl intents list` (nil: the
+	// partner journals nothing).
+	Intent func(detail string) IntentInfo
+}
+
+// IntentInfo is what an operator needs from a journaled intent to find
+// the record at the partner. Never card data beyond the last four.
+type IntentInfo struct {
+	Last4  string
+	Member string
+	// Expires is when the journaled detail stops being usable by a
+	// rerun (a ClubReady token's 5 minutes); zero: unreadable.
+	Expires time.Time
 }
 
 var specs = map[string]Spec{}
@@ -286,6 +300,15 @@ func init() {
 		Count: func(h http.Handler) (int, int) {
 			st := h.(*clubready.Sandbox).State()
 			return len(st.Profiles), st.Duplicates
+		},
+		Intent: func(detail string) IntentInfo {
+			d := clubready.ParseIntent(detail)
+			info := IntentInfo{Last4: d.Last4}
+			if d.Member > 0 {
+				info.Member = strconv.Itoa(d.Member)
+			}
+			info.Expires, _ = d.Expires()
+			return info
 		},
 	})
 }

@@ -31,7 +31,7 @@ const (
 	// answer. RemoteID is "".
 	RequestImportedNoID = "imported-without-profile-id"
 	// RequestNoUpdateAPI: an Update op was not sent, because ClubReady
-	// documents no way to change an imported payment profile (README, "Partner mappings").
+	// documents no way to change an imported payment profile (docs/partners/clubready.md).
 	RequestNoUpdateAPI = "not-sent-no-update-api"
 )
 
@@ -44,8 +44,9 @@ const maxTokens = 3
 type Config struct {
 	BaseURL string // ClubReady API root; ImportPath is appended
 	ApiKey  string // the ApiKey query parameter; never in an error or a log
-	// ForwardedFor, if set, is sent as the XForwardedFor header ("IP
-	// address of the end user").
+	// ForwardedFor, if set, is sent as the X-Forwarded-For header (the
+	// DTO's XForwardedFor, "IP address of the end user", whose wire name
+	// is that header).
 	ForwardedFor string
 
 	// Vault creates ProfileTokens. nil: an HTTPVault at VaultURL with
@@ -130,6 +131,7 @@ func New(cfg Config) (*Client, error) {
 		base = defaultTransport()
 	}
 	h.Transport = tracker{base: base}
+	h.Classify = importClassify
 	hc, err := httpx.New(h, decodeError)
 	if err != nil {
 		return nil, err
@@ -145,7 +147,7 @@ func (c *Client) MaxBatch() int { return 1 }
 // HTTP exposes the import client (breaker state for metrics).
 func (c *Client) HTTP() *httpx.Client { return c.http }
 
-// Map turns a customer into one op per open card (README, "Partner mappings").
+// Map turns a customer into one op per open card (docs/partners/clubready.md).
 func (c *Client) Map(cu *model.Customer) ([]load.Op, []model.Reject) { return mapCustomer(cu) }
 
 // Send imports each op's card in turn and returns one Result per op.
@@ -190,7 +192,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 			continue // the vault was slow; this token is never sent
 		}
 		if j != nil {
-			if err := j.Note(ctx, op, tok.ProfileToken); err != nil {
+			if err := j.Note(ctx, op, IntentDetail{Token: tok.ProfileToken, Last4: model.NewPAN(req.CardNumber).Last4(), Member: req.OwnerId}.String()); err != nil {
 				return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal",
 					Message: "could not record the ProfileToken before its import; nothing was imported", Err: err}, attempts)
 			}
@@ -209,7 +211,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 			refreshed = true
 			continue
 		}
-		return a.result(op, attempts, false)
+		return a.result(op, req, attempts, false)
 	}
 	return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + ImportPath, Kind: httpx.Retryable, Code: "token_stale",
 		Message: "every fresh ProfileToken was too old before its import could go out (rate limit or journal too slow); nothing was imported"}, attempts)
@@ -222,7 +224,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 // the op stays uncertain and the message asks an operator to look.
 func (c *Client) Resolve(ctx context.Context, op load.Op, _ load.Journal) load.Result {
 	req, ok := payload(op)
-	tok := strings.TrimSpace(op.Intent)
+	tok := strings.TrimSpace(ParseIntent(op.Intent).Token)
 	if tok == "" {
 		return unresolved(op, req, "no ProfileToken was noted for it", 0, 0)
 	}
@@ -240,7 +242,7 @@ func (c *Client) Resolve(ctx context.Context, op load.Op, _ load.Journal) load.R
 	if a.verdict == verdictExpired {
 		return unresolved(op, req, "the noted ProfileToken expired before its retry reached ClubReady", a.status, a.attempts)
 	}
-	return a.result(op, a.attempts, true)
+	return a.result(op, req, a.attempts, true)
 }
 
 type verdict int
@@ -276,10 +278,10 @@ func (c *Client) importToken(ctx context.Context, req VaultRequest, token string
 	}
 	hdr := http.Header{}
 	if c.fwd != "" {
-		// Set raw: the doc's spelling on the wire, not Go's canonical
-		// "Xforwardedfor" (headers are case-insensitive, but this is what
-		// ClubReady documents).
-		hdr["XForwardedFor"] = []string{c.fwd}
+		// The DTO field is XForwardedFor; ServiceStack binds it from the
+		// X-Forwarded-For header (published material). A header spelled
+		// "XForwardedFor" is another header, which ClubReady ignores.
+		hdr.Set("X-Forwarded-For", c.fwd)
 	}
 	cl := &call{stale: stale}
 	resp, err := c.http.Do(context.WithValue(ctx, callKey{}, cl), httpx.Request{Method: http.MethodPost, Path: ImportPath,
@@ -294,9 +296,16 @@ func (c *Client) importToken(ctx context.Context, req VaultRequest, token string
 			a.verdict = verdictStale
 		case errors.As(err, &he) && he.Kind == httpx.Rejected:
 			// A ServiceStack error may carry the refusal instead of a
-			// Success:false answer.
+			// Success:false answer. importClassify left Rejected only
+			// what proves this attempt did nothing, or names the token
+			// as used or expired.
 			a.verdict, a.message, a.err = classify(he.Message), he.Message, err
 		default:
+			if httpx.KindOf(err) == httpx.Uncertain {
+				// A refusal that proves nothing (importClassify), or a
+				// lost answer: this attempt may have imported the card.
+				a.maybeSent = true
+			}
 			a.verdict, a.err = verdictError, err
 		}
 		return a
@@ -305,22 +314,31 @@ func (c *Client) importToken(ctx context.Context, req VaultRequest, token string
 	// Only what we use is decoded, so that an unexpected date or number
 	// format elsewhere in the profile cannot hide a successful import.
 	var ans struct {
-		Success        bool
+		Success        *bool
 		Message        string
 		PaymentProfile *struct{ PaymentProfileId int64 }
+		// Not in the published response DTO, but ServiceStack fills a
+		// ResponseStatus property wherever a DTO has one, and a 200 may
+		// carry the refusal there.
+		ResponseStatus *ResponseStatus
 	}
-	if json.Unmarshal(resp.Body, &ans) != nil {
+	if json.Unmarshal(resp.Body, &ans) != nil || ans.Success == nil {
+		// No Success at all is not an answer we know: it proves neither.
 		a.verdict = verdictUnreadable
 		return a
 	}
-	if ans.Success {
+	if *ans.Success {
 		a.verdict = verdictImported
 		if ans.PaymentProfile != nil {
 			a.profileID = ans.PaymentProfile.PaymentProfileId
 		}
 		return a
 	}
-	a.verdict, a.message = classify(ans.Message), c.hideKeyIn(redact.Text(ans.Message))
+	msg := ans.Message
+	if rs := ans.ResponseStatus; rs != nil {
+		msg = joinMessages(msg, statusMessage(*rs))
+	}
+	a.verdict, a.message = classify(msg), c.hideKeyIn(redact.Text(msg))
 	return a
 }
 
@@ -364,7 +382,7 @@ func classify(msg string) verdict {
 // result turns an answer into the op's Result. resolving: the token came
 // from a previous run, which may have imported it, so nothing short of an
 // answer settles the op.
-func (a importAnswer) result(op load.Op, attempts int, resolving bool) load.Result {
+func (a importAnswer) result(op load.Op, req VaultRequest, attempts int, resolving bool) load.Result {
 	r := load.Result{EntityKey: op.EntityKey, HTTPStatus: a.status, Attempts: attempts}
 	opName := "POST " + ImportPath
 	switch a.verdict {
@@ -380,6 +398,18 @@ func (a importAnswer) result(op load.Op, attempts int, resolving bool) load.Resu
 		r.Outcome, r.RequestID = load.OK, RequestConfirmedByReuse
 		return r
 	case verdictRefused:
+		if a.maybeSent || resolving {
+			// A refusal proves only that this attempt did nothing: an
+			// earlier one (or the previous run's) may have imported the
+			// card, and only "already used" would have said so. Keep the
+			// intent open: the rerun retries the same token while it
+			// lives, and asks an operator once it has expired.
+			r.Outcome = load.Uncertain
+			r.Err = &httpx.Error{Partner: Name, Op: opName, Kind: httpx.Uncertain, Status: a.status, Code: "import_unsettled",
+				Message: "ClubReady refused a retry of a token that an earlier attempt may have imported (" + a.message +
+					"); the rerun retries the same token", Err: a.err}
+			return r
+		}
 		r.Outcome = load.Rejected
 		r.Err = a.err
 		if r.Err == nil {
@@ -388,10 +418,9 @@ func (a importAnswer) result(op load.Op, attempts int, resolving bool) load.Resu
 		return r
 	case verdictExpired:
 		if a.maybeSent {
-			r.Outcome = load.Uncertain
-			r.Err = &httpx.Error{Partner: Name, Op: opName, Kind: httpx.Uncertain, Status: a.status, Code: "import_unsettled",
-				Message: "an attempt's answer was lost and the token has expired since; the rerun asks an operator to check ClubReady"}
-			return r
+			// The token is dead and an attempt may have used it: no
+			// rerun can tell; only ClubReady's records can.
+			return unresolved(op, req, "an attempt's answer was lost and ClubReady now refuses the token as expired", a.status, attempts)
 		}
 		r.Outcome = load.Failed
 		r.Err = &httpx.Error{Partner: Name, Op: opName, Kind: httpx.Retryable, Status: a.status, Code: "token_expired",
@@ -405,8 +434,11 @@ func (a importAnswer) result(op load.Op, attempts int, resolving bool) load.Resu
 	}
 	kind := httpx.KindOf(a.err)
 	switch {
-	case kind == httpx.Uncertain || kind == httpx.Rejected:
+	case kind == httpx.Rejected && !a.maybeSent && !resolving:
 		return load.FailureResult(op, a.err, attempts)
+	case kind == httpx.Uncertain:
+		r.Outcome, r.Err = load.Uncertain, a.err
+		return r
 	case a.maybeSent || resolving:
 		// The last attempt did not get through, but an earlier one (or
 		// the previous run) may have: keep the intent open so that the
@@ -436,9 +468,10 @@ func unresolved(op load.Op, req VaultRequest, why string, status, attempts int) 
 		where += " on member " + strconv.Itoa(req.OwnerId)
 	}
 	msg := "cannot tell whether card " + card + " was imported: " + why + ". Check ClubReady for " + where +
-		" before resending it: a new ProfileToken would import the card a second time"
+		", then settle it: etl intents settle --entity " + op.EntityKey + " --as delivered|resend --by NAME --reason TEXT" +
+		" (a new ProfileToken would import the card a second time)"
 	return load.Result{EntityKey: op.EntityKey, Outcome: load.Uncertain, HTTPStatus: status, Attempts: attempts,
-		Err: &httpx.Error{Partner: Name, Op: "resolve", Kind: httpx.Uncertain, Code: "check_clubready", Message: msg}}
+		Err: &httpx.Error{Partner: Name, Op: "resolve", Kind: httpx.Uncertain, Code: load.CodeNeedsOperator, Message: msg}}
 }
 
 // vaultFailure maps a vault error: nothing reached ClubReady, so nothing
@@ -488,9 +521,10 @@ type call struct {
 }
 
 // tracker marks the call when an attempt's request may have been
-// delivered without its answer reaching us: any transport failure but a
-// failed dial, a 408, or a body cut while read. A 5xx counts as not done,
-// as it does in httpx.
+// delivered without an answer that says what it did: any transport
+// failure but a failed dial, a 408, any 5xx (a 502 or 504 from a gateway
+// in front of ClubReady may come after the import committed, and
+// ServiceStack's 500 after part of it ran), or a body cut while read.
 type tracker struct{ base http.RoundTripper }
 
 func (t tracker) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -506,7 +540,7 @@ func (t tracker) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		return resp, err
 	}
-	if resp.StatusCode == http.StatusRequestTimeout {
+	if resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500 {
 		cl.maybeSent.Store(true)
 	}
 	resp.Body = &trackedBody{ReadCloser: resp.Body, cl: cl}
@@ -537,4 +571,103 @@ func defaultTransport() http.RoundTripper {
 		TLSHandshakeTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}
+}
+
+// importClassify decides what a non-2xx import answer proves (httpx's
+// Classify hook; 0 keeps httpx's reading). 401, 403, 408, 429 and 5xx
+// keep theirs: auth and rate limits refuse before the service runs
+// (ServiceStack's request filters; assumption), 408 and 5xx are marked
+// maybe-sent by the tracker. Any other 4xx stays Rejected only when it
+// proves the import did not happen, or names the token as used or
+// expired; an unknown refusal becomes Uncertain, which httpx retries with
+// the same token (safe: single use) and which keeps the intent open.
+func importClassify(status int, body []byte) httpx.Kind {
+	switch {
+	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusRequestTimeout,
+		status == http.StatusTooManyRequests, status >= 500, status < 400:
+		return 0
+	case status == http.StatusNotFound, status == http.StatusMethodNotAllowed, status == http.StatusNotAcceptable,
+		status == http.StatusUnsupportedMediaType:
+		// No route, method or format: the service never ran.
+		return httpx.Rejected
+	}
+	rs, refused, msg := decodeFailure(body)
+	if v := classify(msg); v == verdictReused || v == verdictExpired || refused {
+		// refused: the DTO itself answered Success:false, the service's
+		// word that it did not import.
+		return httpx.Rejected
+	}
+	if rs != nil && (status == http.StatusBadRequest || status == http.StatusUnprocessableEntity) && validationRefusal(*rs) {
+		return httpx.Rejected
+	}
+	return httpx.Uncertain
+}
+
+// validationRefusal: ServiceStack's request validation and binding run
+// before the service, so such a refusal proves the import did not happen.
+// A validation failure lists its field errors; a body that cannot be
+// bound is a SerializationException or RequestBindingException.
+func validationRefusal(rs ResponseStatus) bool {
+	for _, fe := range rs.Errors {
+		if fe.FieldName != "" {
+			return true
+		}
+	}
+	switch rs.ErrorCode {
+	case "ValidationException", "SerializationException", "RequestBindingException":
+		return true
+	}
+	return false
+}
+
+// decodeFailure reads both published failure shapes from one body:
+// ServiceStack's {ResponseStatus:{...}} and the DTO's {Success:false,
+// Message}. refused: Success is present and false. msg joins what they say.
+func decodeFailure(body []byte) (rs *ResponseStatus, refused bool, msg string) {
+	var e struct {
+		ResponseStatus *ResponseStatus `json:"ResponseStatus"`
+		Success        *bool           `json:"Success"`
+		Message        string          `json:"Message"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return nil, false, ""
+	}
+	msg = e.Message
+	if e.ResponseStatus != nil {
+		msg = joinMessages(msg, statusMessage(*e.ResponseStatus))
+	}
+	return e.ResponseStatus, e.Success != nil && !*e.Success, msg
+}
+
+// statusMessage is a ResponseStatus as one line: its message, then each
+// field error not already in it.
+func statusMessage(rs ResponseStatus) string {
+	msg := rs.Message
+	for _, fe := range rs.Errors {
+		if fe.Message == "" || strings.Contains(msg, fe.Message) {
+			continue
+		}
+		part := fe.Message
+		if fe.FieldName != "" {
+			part = fe.FieldName + ": " + fe.Message
+		}
+		msg = joinMessages(msg, part)
+	}
+	return msg
+}
+
+func joinMessages(a, b string) string {
+	switch {
+	case a == "" || strings.Contains(a, b):
+		if a == "" {
+			return b
+		}
+		return a
+	case b == "" || strings.Contains(b, a):
+		if b == "" {
+			return a
+		}
+		return b
+	}
+	return a + "; " + b
 }

@@ -68,8 +68,11 @@ func TestGoldenBodies(t *testing.T) {
 		if vault.header.Get("Authorization") != "Bearer "+vaultKey || strings.Contains(vault.query, apiKey) {
 			t.Errorf("vault auth: %q, query %q", vault.header.Get("Authorization"), vault.query)
 		}
-		if imp.query != "ApiKey="+apiKey || imp.header.Get("XForwardedFor") != fwdIP || imp.header.Get("Authorization") != "" {
-			t.Errorf("import: query %q, XForwardedFor %q", imp.query, imp.header.Get("XForwardedFor"))
+		// The end user's IP travels in X-Forwarded-For, the wire name of
+		// the DTO's XForwardedFor (published material).
+		if imp.query != "ApiKey="+apiKey || imp.header.Get("X-Forwarded-For") != fwdIP || len(imp.header.Values("XForwardedFor")) != 0 ||
+			imp.header.Get("Authorization") != "" {
+			t.Errorf("import: query %q, X-Forwarded-For %q, XForwardedFor %q", imp.query, imp.header.Get("X-Forwarded-For"), imp.header.Get("XForwardedFor"))
 		}
 	}
 }
@@ -97,8 +100,8 @@ func TestImportCreatesProfilesAndNotesTheTokenFirst(t *testing.T) {
 	}
 	st := e.sb.State()
 	want := []clubready.ProfileState{
-		{ID: 1, Owner: 100123, Last4: "1111", ExternalRef: "card/C1/K1", Preferred: true},
-		{ID: 2, Owner: 100123, Last4: "4444", ExternalRef: "card/C1/K2", Preferred: false},
+		{ID: 1, Owner: 100123, Last4: "1111", ExternalRef: "card/C1/K1", Preferred: true, ForwardedFor: fwdIP},
+		{ID: 2, Owner: 100123, Last4: "4444", ExternalRef: "card/C1/K2", Preferred: false, ForwardedFor: fwdIP},
 	}
 	if len(st.Profiles) != 2 || st.Profiles[0] != want[0] || st.Profiles[1] != want[1] || st.Duplicates != 0 || st.TokensIssued != 2 {
 		t.Fatalf("state %+v", st)
@@ -170,14 +173,14 @@ func TestTokenTooOldIsReplacedBeforeTheImport(t *testing.T) {
 }
 
 func TestTokenGrownOldWhileRetryingIsReplaced(t *testing.T) {
-	// The first attempt meets a 503 (not processed) and the token ages
-	// past MaxTokenAge before the retry goes out: the retry takes a new
-	// token instead of sending one about to expire.
+	// The first attempt meets a 429 (refused before processing) and the
+	// token ages past MaxTokenAge before the retry goes out: the retry
+	// takes a new token instead of sending one about to expire.
 	var e *env
 	e = newEnv(t, faulty(func(n int, _ http.Handler, w http.ResponseWriter, _ *http.Request) bool {
 		if n == 1 {
 			e.clock.Advance(4*time.Minute + 30*time.Second)
-			unavailable(w)
+			rateLimited(w)
 			return true
 		}
 		return false
@@ -309,14 +312,16 @@ func TestLostAnswerThenOutageStaysUncertain(t *testing.T) {
 	}
 }
 
-func TestOutageBeforeAnyImportFails(t *testing.T) {
+// TestRefusedBeforeProcessingFails: answers that prove the import did
+// not happen close the op as failed (the rerun vaults a new token).
+func TestRefusedBeforeProcessingFails(t *testing.T) {
 	e := newEnv(t, faulty(func(_ int, _ http.Handler, w http.ResponseWriter, _ *http.Request) bool {
-		unavailable(w)
+		rateLimited(w)
 		return true
 	}))
 	c := newClient(t, e, nil)
 	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
-	if r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Retryable || r.HTTPStatus != 503 || r.Attempts != 3 {
+	if r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Retryable || r.HTTPStatus != 429 || r.Attempts != 3 {
 		t.Fatalf("result %+v", r)
 	}
 }
@@ -392,10 +397,10 @@ func TestResolve(t *testing.T) {
 			op.Intent = tc.intent(t, e, op)
 			r := c.Resolve(ctx, op, nil)
 			var he *httpx.Error
-			if r.Outcome != load.Uncertain || !errors.As(r.Err, &he) || he.Kind != httpx.Uncertain || he.Code != "check_clubready" {
+			if r.Outcome != load.Uncertain || !errors.As(r.Err, &he) || he.Kind != httpx.Uncertain || he.Code != load.CodeNeedsOperator {
 				t.Fatalf("resolve %+v", r)
 			}
-			for _, want := range []string{"411111******1111", "card/C1/K1", "member 100123", "ending 1111", "before resending"} {
+			for _, want := range []string{"411111******1111", "card/C1/K1", "member 100123", "ending 1111", "etl intents settle --entity card/C1/K1"} {
 				if !strings.Contains(he.Message, want) {
 					t.Errorf("message lacks %q: %s", want, he.Message)
 				}

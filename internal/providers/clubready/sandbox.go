@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,11 +39,14 @@ type SandboxOptions struct {
 //     HS256 JWT of about 1,500 characters with exp = now + 5 minutes and
 //     non-PCI claims (owner, last4, expiry, ExternalRef, names) padded by
 //     a filler claim, as the doc's 1,000 to 4,000 characters suggest.
-//   - POST /sales/paymentprofile/import: ApiKey checked (401 in
-//     ServiceStack's {ResponseStatus:{ErrorCode, Message}}); a token with a
-//     bad signature, an expired one, or one already imported answers
-//     Success:false with a Message; a token whose import failed may be
-//     retried; a TempStUser token needs NewOwnerId. Success answers the
+//   - POST /sales/paymentprofile/import, as published: ApiKey checked
+//     (401 in ServiceStack's {ResponseStatus:{ErrorCode, Message}});
+//     unknown body fields ignored, as ServiceStack does; the end user's
+//     IP from X-Forwarded-For; a token with a bad signature, an expired
+//     one (checked first), or one already imported answers 200
+//     Success:false with a Message; a missing ProfileToken or a malformed
+//     body answers 400 with field Errors; a token whose import failed may
+//     be retried; a TempStUser token needs NewOwnerId. Success answers the
 //     documented PaymentProfile with sequential PaymentProfileIds.
 //
 // It keeps no card number or code: last four and expiry only.
@@ -57,7 +61,17 @@ type Sandbox struct {
 	profiles  []PaymentProfile
 	refs      map[int]string // PaymentProfileId -> ExternalRef
 	preferred map[int]int    // owner -> preferred PaymentProfileId
+	fwd       map[int]string // PaymentProfileId -> X-Forwarded-For it was imported with
 	totals    Totals
+	offset    time.Duration // Advance: added to the clock
+	gateway   gatewayFault
+}
+
+// gatewayFault answers the next n imports that commit with status
+// instead of their success (see FailAfterCommit).
+type gatewayFault struct {
+	n, status int
+	then      func()
 }
 
 // State is what GET /_sandbox/state shows. Duplicates counts payment
@@ -75,6 +89,9 @@ type ProfileState struct {
 	Last4       string `json:"last4"`
 	ExternalRef string `json:"externalRef"`
 	Preferred   bool   `json:"preferred"`
+	// ForwardedFor is the end user's IP the import carried in the
+	// X-Forwarded-For header ("" without one).
+	ForwardedFor string `json:"forwardedFor,omitempty"`
 }
 
 // Totals count requests and their fates.
@@ -88,6 +105,9 @@ type Totals struct {
 	OwnerRefusals        int `json:"owner_refusals"`
 	Unauthorized         int `json:"unauthorized"`
 	BadRequests          int `json:"bad_requests"`
+	// GatewayErrors counts imports that committed and were answered with
+	// a gateway error (FailAfterCommit).
+	GatewayErrors int `json:"gateway_errors"`
 }
 
 // Profile returns the profiles holding externalRef (more than one is a
@@ -117,7 +137,7 @@ func NewSandbox(o SandboxOptions) *Sandbox {
 		key = make([]byte, 32)
 		_, _ = rand.Read(key)
 	}
-	s := &Sandbox{opts: o, key: key, mux: http.NewServeMux(), used: map[string]int{}, refs: map[int]string{}, preferred: map[int]int{}}
+	s := &Sandbox{opts: o, key: key, mux: http.NewServeMux(), used: map[string]int{}, refs: map[int]string{}, preferred: map[int]int{}, fwd: map[int]string{}}
 	s.mux.HandleFunc("POST "+VaultPath, s.vaultCreate)
 	s.mux.HandleFunc("POST "+ImportPath, s.importToken)
 	sandbox.HandleState(s.mux, s.State)
@@ -125,6 +145,32 @@ func NewSandbox(o SandboxOptions) *Sandbox {
 }
 
 func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Advance moves the sandbox's clock (token iat/exp and the 5-minute check)
+// forward by d, on top of SandboxOptions.Clock: end-to-end tests age the
+// tokens of a killed run without waiting.
+func (s *Sandbox) Advance(d time.Duration) {
+	s.mu.Lock()
+	s.offset += d
+	s.mu.Unlock()
+}
+
+func (s *Sandbox) now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts.Clock.Now().Add(s.offset)
+}
+
+// FailAfterCommit makes the next n imports that succeed commit the
+// payment profile and answer status (say 504, a gateway in front of
+// ClubReady that gave up waiting) with a body that is not ClubReady's,
+// then calls then, if set, once after the n-th (say, to take the partner
+// down). ClubReady publishes nothing against it: any proxy can do this.
+func (s *Sandbox) FailAfterCommit(n, status int, then func()) {
+	s.mu.Lock()
+	s.gateway = gatewayFault{n: n, status: status, then: then}
+	s.mu.Unlock()
+}
 
 // State returns a snapshot.
 func (s *Sandbox) State() State {
@@ -136,7 +182,7 @@ func (s *Sandbox) State() State {
 		ref := s.refs[p.PaymentProfileId]
 		perRef[ref]++
 		st.Profiles = append(st.Profiles, ProfileState{ID: p.PaymentProfileId, Owner: p.OwnerId, Last4: p.Last4, ExternalRef: ref,
-			Preferred: s.preferred[p.OwnerId] == p.PaymentProfileId})
+			Preferred: s.preferred[p.OwnerId] == p.PaymentProfileId, ForwardedFor: s.fwd[p.PaymentProfileId]})
 	}
 	for _, n := range perRef {
 		st.Duplicates += n - 1
@@ -202,7 +248,7 @@ func (s *Sandbox) vaultCreate(w http.ResponseWriter, r *http.Request) {
 		serviceError(w, http.StatusBadRequest, "SerializationException", "malformed JSON body: "+err.Error())
 		return
 	}
-	now := s.opts.Clock.Now()
+	now := s.now()
 	if problems := validateVault(req, now); len(problems) > 0 {
 		s.count(func(t *Totals) { t.VaultRejected++ })
 		serviceError(w, http.StatusBadRequest, "ValidationException", problems[0].Message, problems...)
@@ -262,7 +308,10 @@ func validateVault(req VaultRequest, now time.Time) []ResponseError {
 }
 
 // importBody is the import DTO as ServiceStack binds it: every documented
-// parameter may also come in the body, as the doc's sample request shows.
+// parameter may also come in the body, as the doc's sample request shows,
+// and a field the DTO does not have is ignored, as ServiceStack does (so a
+// field we send by mistake is dropped silently here too: the golden
+// request bodies are what catch it).
 type importBody struct {
 	ImportRequest
 	ApiKey        string `json:"ApiKey,omitempty"`
@@ -274,7 +323,6 @@ func (s *Sandbox) importToken(w http.ResponseWriter, r *http.Request) {
 	var body importBody
 	if err == nil {
 		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
 		if err = dec.Decode(&body); err == nil && dec.More() {
 			err = errors.New("trailing data after JSON body")
 		}
@@ -299,7 +347,14 @@ func (s *Sandbox) importToken(w http.ResponseWriter, r *http.Request) {
 			ResponseError{ErrorCode: "NotEmpty", FieldName: "ProfileToken", Message: "'Profile Token' must not be empty."})
 		return
 	}
-	now := s.opts.Clock.Now()
+	now := s.now()
+	// The end user's IP: the DTO's XForwardedFor is bound from the
+	// X-Forwarded-For header (FACTS.md, published material); ServiceStack
+	// also binds it from the body.
+	fwd := r.Header.Get("X-Forwarded-For")
+	if fwd == "" {
+		fwd = body.XForwardedFor
+	}
 	refuse := func(f func(*Totals), msg string) {
 		s.totals.Imports++
 		f(&s.totals)
@@ -312,13 +367,16 @@ func (s *Sandbox) importToken(w http.ResponseWriter, r *http.Request) {
 	case verr != nil:
 		refuse(func(t *Totals) { t.InvalidTokenRefusals++ }, "ProfileToken is not valid: "+verr.Error())
 		return
+	case !now.Before(time.Unix(c.Exp, 0)):
+		// Checked before reuse: which of the two ClubReady checks first
+		// is not published, and this order is the stricter one for a
+		// client (a late retry learns nothing about an earlier attempt).
+		refuse(func(t *Totals) { t.ExpiredRefusals++ }, "ProfileToken has expired: it must be imported within 5 minutes of its creation")
+		return
 	case s.used[c.Jti] != 0:
 		// Single use: a token that imported once never imports again,
 		// which is what makes a retry after a lost answer safe.
 		refuse(func(t *Totals) { t.TokenReuseRefusals++ }, "ProfileToken has already been used")
-		return
-	case !now.Before(time.Unix(c.Exp, 0)):
-		refuse(func(t *Totals) { t.ExpiredRefusals++ }, "ProfileToken has expired: it must be imported within 5 minutes of its creation")
 		return
 	}
 	owner := c.OwnerId
@@ -342,10 +400,32 @@ func (s *Sandbox) importToken(w http.ResponseWriter, r *http.Request) {
 	s.profiles = append(s.profiles, p)
 	s.refs[id] = c.ExternalRef
 	s.used[c.Jti] = id
+	if fwd != "" {
+		s.fwd[id] = fwd
+	}
 	if !body.DoNotUpdatePaymentTypePreference {
 		s.preferred[owner] = id
 	}
+	var then func()
+	status := 0
+	if g := &s.gateway; g.n > 0 {
+		g.n--
+		status = g.status
+		s.totals.GatewayErrors++
+		if g.n == 0 {
+			then, g.then = g.then, nil
+		}
+	}
 	s.mu.Unlock()
+	if status != 0 {
+		if then != nil {
+			then()
+		}
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, "<html><body><h1>"+strconv.Itoa(status)+" "+http.StatusText(status)+"</h1></body></html>\n")
+		return
+	}
 	sandbox.WriteJSON(w, http.StatusOK, ImportResponse{Success: true, Message: "Payment profile imported", PaymentProfile: &p})
 }
 

@@ -188,6 +188,13 @@ func unavailable(w http.ResponseWriter) {
 		ErrorCode: "ServiceUnavailable", Message: "try again later"}})
 }
 
+// rateLimited answers 429: refused before the service ran.
+func rateLimited(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "0")
+	sandbox.WriteJSON(w, http.StatusTooManyRequests, clubready.ErrorResponse{ResponseStatus: clubready.ResponseStatus{
+		ErrorCode: "TooManyRequests", Message: "slow down"}})
+}
+
 // recorder keeps every request to the sandbox with its body and answer.
 type recorder struct {
 	next http.Handler

@@ -40,7 +40,7 @@ type VaultConfig struct {
 }
 
 // HTTPVault creates payment methods with POST {BaseURL}/vault/profiles
-// (assumed shape, see the README, "Partner mappings").
+// (assumed shape, see docs/partners/clubready.md).
 type HTTPVault struct {
 	http *httpx.Client
 	key  string
@@ -139,12 +139,10 @@ func decodeError(status int, body []byte) (code, message string) {
 	if json.Unmarshal(body, &e) != nil {
 		return "", http.StatusText(status)
 	}
-	if rs := e.ResponseStatus; rs != nil && (rs.ErrorCode != "" || rs.Message != "") {
-		msg := rs.Message
-		for _, fe := range rs.Errors {
-			if fe.FieldName != "" && fe.Message != "" && !strings.Contains(msg, fe.Message) {
-				msg += "; " + fe.FieldName + ": " + fe.Message
-			}
+	if rs := e.ResponseStatus; rs != nil && (rs.ErrorCode != "" || rs.Message != "" || len(rs.Errors) > 0) {
+		msg := joinMessages(e.Message, statusMessage(*rs))
+		if msg == "" {
+			msg = http.StatusText(status)
 		}
 		return rs.ErrorCode, redact.Text(msg)
 	}

@@ -19,7 +19,7 @@ const Name = "clubready"
 const ImportPath = "/sales/paymentprofile/import"
 
 // VaultPath is where we assume the Vault API creates a payment method: its
-// card-creation call is not public (README, "Partner mappings").
+// card-creation call is not public (docs/partners/clubready.md).
 const VaultPath = "/vault/profiles"
 
 // TokenLifetime is how long a ProfileToken may wait for its import
@@ -40,7 +40,7 @@ const (
 
 // VaultRequest is the card to store in the Vault API, and the op payload.
 // The Vault's request shape is not public: this is our assumed minimal
-// shape (README, "Partner mappings"). It carries the card number and code in clear, as a
+// shape (docs/partners/clubready.md). It carries the card number and code in clear, as a
 // request body must; Format masks them and HashContent drops the code.
 type VaultRequest struct {
 	OwnerType   string `json:"OwnerType"`   // always TempStUser for our imports
@@ -101,8 +101,10 @@ type VaultResponse struct {
 	AcctToken    string `json:"AcctToken"`
 }
 
-// ImportRequest is the body of POST /sales/paymentprofile/import. ApiKey
-// goes in the query and XForwardedFor in a header, as the doc lists them.
+// ImportRequest is the body of POST /sales/paymentprofile/import: the
+// published DTO's three body fields, nothing else (ServiceStack would
+// ignore anything more without a word). ApiKey goes in the query and
+// XForwardedFor in the X-Forwarded-For header.
 type ImportRequest struct {
 	ProfileToken                     string `json:"ProfileToken"`
 	DoNotUpdatePaymentTypePreference bool   `json:"DoNotUpdatePaymentTypePreference"`
@@ -161,8 +163,8 @@ type PaymentProfile struct {
 	ExcludeFromAcctUpdater bool    `json:"ExcludeFromAcctUpdater"`
 }
 
-// ErrorResponse is ServiceStack's error body, which FACTS.md expects
-// (unconfirmed) for HTTP errors such as a wrong ApiKey.
+// ErrorResponse is ServiceStack's error body for a thrown error (4xx or
+// 5xx), such as a wrong ApiKey or a validation failure.
 type ErrorResponse struct {
 	ResponseStatus ResponseStatus `json:"ResponseStatus"`
 }
