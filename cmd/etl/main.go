@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/northwind-data/etl/internal/ledger"
+	"github.com/northwind-data/etl/internal/runlock"
 )
 
 // Exit codes: cron alerts on anything but 0. Keep in step with README.
@@ -119,7 +120,7 @@ func openLedger(ctx context.Context, url string) (*ledger.Store, error) {
 	return ledger.Open(ctx, url)
 }
 
-func isLocked(err error) bool { return errors.Is(err, ledger.ErrLocked) }
+func isLocked(err error) bool { return errors.Is(err, runlock.ErrLocked) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))

@@ -97,6 +97,9 @@ type Run struct {
 	Deactivate            *bool    `yaml:"deactivate"`
 	MaxDeactivateFraction float64  `yaml:"max_deactivate_fraction"`
 	GracePeriod           Duration `yaml:"grace_period"`
+	// LockHeartbeat is how often a run checks its lock's database session
+	// (default 3s); a session lost for longer stops the run (docs/locks.md).
+	LockHeartbeat Duration `yaml:"lock_heartbeat"`
 }
 
 // Partner holds the settings every partner shares plus its own extras.

@@ -515,8 +515,12 @@ func (l *Lock) setLost(cause error) {
 // Lost is closed when the lock is lost (never after Release).
 func (l *Lock) Lost() <-chan struct{} { return l.lost }
 
-// Err is the *LostError once Lost is closed, else nil.
+// Err is the *LostError once Lost is closed, else nil (also for a nil
+// Lock: a dry run takes none).
 func (l *Lock) Err() error {
+	if l == nil {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.err
