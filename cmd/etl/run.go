@@ -139,7 +139,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	if !f.dryRun {
 		lock, err = runlock.Acquire(ctx, store.Pool(), lockOptions(cfg, names, sh, sourceID))
 		if isLocked(err) {
-			return fail(exitLocked, "%v: another etl run is delivering to it; nothing was sent (exit %d)", err, exitLocked)
+			return fail(exitLocked, "%v: another etl run delivering to it is in progress; nothing was sent (exit %d)", err, exitLocked)
 		}
 		if err != nil {
 			return fail(exitFatal, "%v", err)
