@@ -230,7 +230,7 @@ func Acquire(ctx context.Context, pool *pgxpool.Pool, o Options) (*Lock, error) 
 	ok := false
 	defer func() {
 		if !ok {
-			l.closeConn()
+			l.unlockAndClose()
 		}
 	}()
 	l.backend = l.conn.PgConn().PID()
@@ -549,8 +549,18 @@ func (l *Lock) Release() {
 	l.stopOnce.Do(func() {
 		close(l.stop)
 		<-l.done
-		l.closeConn()
+		l.unlockAndClose()
 	})
+}
+
+// unlockAndClose unlocks before closing: a closed session's locks go when
+// its backend exits, a moment later, and a run started right after this
+// one (a chained cron job, a test) must find them free.
+func (l *Lock) unlockAndClose() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+	cancel()
+	l.closeConn()
 }
 
 func (l *Lock) closeConn() {
