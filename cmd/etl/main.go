@@ -21,7 +21,7 @@ import (
 // Exit codes: cron alerts on anything but 0. Keep in step with README.
 const (
 	exitOK      = 0 // every valid record delivered (rejected input rows do not count)
-	exitFatal   = 1 // the run could not proceed (database, source, ledger write)
+	exitFatal   = 1 // the run could not proceed (database, source, ledger write, run lock lost: docs/locks.md)
 	exitUsage   = 2 // bad flags or config
 	exitPartial = 3 // some records not delivered (failed, uncertain, refused, stopped, cancelled): rerun
 	exitLocked  = 4 // another run holds the lock; nothing was sent

@@ -98,7 +98,10 @@ type Options struct {
 	ShardIndex, ShardCount int
 	// Heartbeat is how often the lock's session is checked (default 3s);
 	// HeartbeatTimeout is how long one check may take before the lock
-	// counts as lost (default: Heartbeat).
+	// counts as lost (default: 2*Heartbeat, so a busy server is not
+	// taken for a dead one). A killed session fails its next check at
+	// once; one that stops answering (a dropped NAT mapping) is given up
+	// within Heartbeat + HeartbeatTimeout.
 	Heartbeat, HeartbeatTimeout time.Duration
 	// Takeover bounds how long a run that lost its lock may go on
 	// delivering (its heartbeat noticing, then its calls in flight
@@ -139,7 +142,7 @@ func (o *Options) validate() error {
 		o.Heartbeat = 3 * time.Second
 	}
 	if o.HeartbeatTimeout == 0 {
-		o.HeartbeatTimeout = o.Heartbeat
+		o.HeartbeatTimeout = 2 * o.Heartbeat
 	}
 	if o.Takeover == 0 {
 		o.Takeover = 2*o.Heartbeat + o.HeartbeatTimeout
