@@ -28,6 +28,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -205,7 +206,7 @@ type Lock struct {
 	started  time.Time // the session's backend_start: a pid alone may be reused
 	nlocks   int
 	epoch    int64
-	runID    chan int64 // Bind hands the run id to the heartbeat
+	runID    atomic.Int64 // set by Bind, renewed by the heartbeat
 	lost     chan struct{}
 	stop     chan struct{}
 	done     chan struct{}
@@ -229,7 +230,7 @@ func Acquire(ctx context.Context, pool *pgxpool.Pool, o Options) (*Lock, error) 
 		return nil, fmt.Errorf("runlock: connect: %w", err)
 	}
 	l := &Lock{opts: o, slot: Slot(o.ShardIndex, o.ShardCount), pool: pool, conn: pc.Hijack(),
-		runID: make(chan int64, 1), lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -273,19 +274,21 @@ func (l *Lock) take(ctx context.Context) ([]int64, error) {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(acquireKey)); err != nil {
 			return err
 		}
+		keys := map[[2]int32]bool{} // the heartbeat's count: two partners may hash alike
 		for _, p := range l.opts.Partners {
 			k := partnerKey(p)
 			var got bool
 			var err error
+			keys[[2]int32{k, 0}] = true
 			if !l.opts.sharded() {
 				err = tx.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, 0)`, k).Scan(&got)
-				l.nlocks++
 			} else {
 				err = tx.QueryRow(ctx, `SELECT pg_try_advisory_lock_shared($1, 0) AND pg_try_advisory_lock($1, $2) AND pg_try_advisory_lock_shared($1, $3)
 					AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND pid <> pg_backend_pid() AND database = `+thisDB+`
 						AND classid::int8 = $1 AND objid::int8 >= $4 AND objid::int8 < $5 AND objid::int8 <> $3)`,
 					k, shardKey(l.opts.ShardIndex, l.opts.ShardCount), countKey(l.opts.ShardCount), int64(kindCount), int64(kindLimit)).Scan(&got)
-				l.nlocks += 3
+				keys[[2]int32{k, shardKey(l.opts.ShardIndex, l.opts.ShardCount)}] = true
+				keys[[2]int32{k, countKey(l.opts.ShardCount)}] = true
 			}
 			if err != nil {
 				return err
@@ -294,6 +297,7 @@ func (l *Lock) take(ctx context.Context) ([]int64, error) {
 				return l.holder(ctx, tx, p)
 			}
 		}
+		l.nlocks = len(keys)
 		n := ""
 		if l.opts.sharded() {
 			n = fmt.Sprint(l.opts.ShardCount)
@@ -451,7 +455,7 @@ func (l *Lock) Bind(ctx context.Context, runID int64) error {
 	if err != nil {
 		return fmt.Errorf("runlock: record run %d as the lock's owner: %w", runID, err)
 	}
-	l.runID <- runID
+	l.runID.Store(runID)
 	return nil
 }
 
@@ -463,18 +467,13 @@ func (l *Lock) heartbeat() {
 	defer close(l.done)
 	t := time.NewTicker(l.opts.Heartbeat)
 	defer t.Stop()
-	var run int64
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
 		}
-		select {
-		case run = <-l.runID:
-		default:
-		}
-		if err := l.check(run); err != nil {
+		if err := l.check(l.runID.Load()); err != nil {
 			l.setLost(err)
 			return
 		}

@@ -473,3 +473,38 @@ func TestTakeoverWaitsForTheOldRunToFinish(t *testing.T) {
 		t.Fatal("B still waiting after A finished")
 	}
 }
+
+// A healthy lock is not taken for a lost one: a sharded lock over two
+// partners (three advisory locks each) renews the run's heartbeat_at beat
+// after beat and stays held.
+func TestHealthyHeartbeatRenewsAndKeepsTheLock(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	p := plan{"clubready,q2open", 1, 4, "csv:/a"}
+	o := p.opts()
+	o.Heartbeat = 20 * time.Millisecond
+	l, err := acquire(t, pool, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := startRun(t, ledger.FromPool(pool), l, p)
+	beat := func() (ts time.Time) {
+		_ = pool.QueryRow(ctx, `SELECT heartbeat_at FROM runs WHERE id = $1`, run).Scan(&ts)
+		return ts
+	}
+	last, renewals := beat(), 0
+	deadline := time.Now().Add(10 * time.Second)
+	for renewals < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("heartbeat_at renewed %d times", renewals)
+		}
+		if ts := beat(); ts.After(last) {
+			last, renewals = ts, renewals+1
+		}
+		select {
+		case <-l.Lost():
+			t.Fatalf("a healthy lock was declared lost: %v", l.Err())
+		case <-time.After(5 * time.Millisecond): // polling a condition
+		}
+	}
+}
