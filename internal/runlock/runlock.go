@@ -224,7 +224,7 @@ func Acquire(ctx context.Context, pool *pgxpool.Pool, o Options) (*Lock, error) 
 		return nil, err
 	}
 	o.Partners = slices.Clone(o.Partners)
-	slices.Sort(o.Partners) // a stable order: no run waits on another for ever
+	slices.Sort(o.Partners) // a refusal names the same partner however --providers was ordered
 	pc, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("runlock: connect: %w", err)
@@ -257,8 +257,17 @@ func Acquire(ctx context.Context, pool *pgxpool.Pool, o Options) (*Lock, error) 
 }
 
 // conflicting is the SQL condition on run_locks.slot for the slots a
-// holder of ours excludes ($2: our slot, $3: our N as text, ” unsharded).
+// holder of ours excludes ($2: our slot, $3: our N as text, empty when
+// unsharded).
 const conflicting = `($3 = '' OR slot = 'all' OR slot = $2 OR split_part(slot, '/', 2) <> $3)`
+
+// countText is N for the SQL of conflicting, empty when unsharded.
+func (l *Lock) countText() string {
+	if !l.opts.sharded() {
+		return ""
+	}
+	return fmt.Sprint(l.opts.ShardCount)
+}
 
 // take takes the advisory locks in one transaction under a mutex shared
 // by every Acquire, so the check that no other shard count is active
@@ -298,12 +307,8 @@ func (l *Lock) take(ctx context.Context) ([]int64, error) {
 			}
 		}
 		l.nlocks = len(keys)
-		n := ""
-		if l.opts.sharded() {
-			n = fmt.Sprint(l.opts.ShardCount)
-		}
 		rows, err := tx.Query(ctx, `SELECT DISTINCT run_id FROM run_locks WHERE partner = ANY ($1) AND run_id IS NOT NULL AND `+conflicting,
-			l.opts.Partners, l.slot, n)
+			l.opts.Partners, l.slot, l.countText())
 		if err != nil {
 			return err
 		}
@@ -327,7 +332,8 @@ func (l *Lock) holder(ctx context.Context, tx pgx.Tx, p string) error {
 	err := tx.QueryRow(ctx, `SELECT k.pid, coalesce(r.slot, ''), coalesce(r.run_id, 0), coalesce(r.host, ''), coalesce(r.source, ''), coalesce(r.pid, 0)
 		FROM pg_locks k LEFT JOIN run_locks r ON r.partner = $2 AND r.backend_pid = k.pid
 		WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2 AND k.classid::int8 = $1 AND k.pid <> pg_backend_pid() AND k.database = `+thisDB+`
-		ORDER BY r.taken_at DESC NULLS LAST LIMIT 1`, partnerKey(p), p).Scan(&e.BackendPID, &e.HolderSlot, &e.RunID, &e.Host, &e.Source, &e.PID)
+		ORDER BY ($4 = '' OR r.slot = 'all' OR r.slot = $3 OR split_part(r.slot, '/', 2) <> $4) DESC NULLS LAST, r.taken_at DESC NULLS LAST
+		LIMIT 1`, partnerKey(p), p, l.slot, l.countText()).Scan(&e.BackendPID, &e.HolderSlot, &e.RunID, &e.Host, &e.Source, &e.PID)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("runlock: %s is locked; finding by whom: %w", p, err)
 	}
@@ -381,10 +387,6 @@ func (l *Lock) awaitOwners(ctx context.Context, owners []int64) error {
 // its rows FOR SHARE (ledger.checkFence); after it, such a run's commits
 // find their epoch gone and write nothing.
 func (l *Lock) fence(ctx context.Context) error {
-	n := ""
-	if l.opts.sharded() {
-		n = fmt.Sprint(l.opts.ShardCount)
-	}
 	err := pgx.BeginFunc(ctx, l.conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '30s'`); err != nil {
 			return err
@@ -393,7 +395,7 @@ func (l *Lock) fence(ctx context.Context) error {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE run_locks SET epoch = $4, run_id = NULL WHERE partner = ANY ($1) AND `+conflicting,
-			l.opts.Partners, l.slot, n, l.epoch); err != nil {
+			l.opts.Partners, l.slot, l.countText(), l.epoch); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO run_locks (partner, slot, epoch, host, source, pid, backend_pid)

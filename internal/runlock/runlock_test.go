@@ -508,3 +508,23 @@ func TestHealthyHeartbeatRenewsAndKeepsTheLock(t *testing.T) {
 		}
 	}
 }
+
+// With several shards of a partner running, a refusal names the one in
+// the way, not a neighbour.
+func TestRefusalNamesTheConflictingShard(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	store := ledger.FromPool(pool)
+	var runs []int64
+	for _, p := range []plan{{"clubready", 0, 4, "csv:/a"}, {"clubready", 1, 4, "csv:/a"}, {"clubready", 2, 4, "csv:/a"}} {
+		l, err := acquire(t, pool, p.opts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, startRun(t, store, l, p))
+	}
+	_, err := acquire(t, pool, plan{"clubready", 1, 4, "csv:/b"}.opts())
+	var he *runlock.HeldError
+	if !errors.As(err, &he) || he.RunID != runs[1] || he.HolderSlot != "1/4" {
+		t.Fatalf("got %v (%+v), want shard 1/4 held by run %d", err, he, runs[1])
+	}
+}
