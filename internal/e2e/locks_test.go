@@ -68,7 +68,7 @@ func (e *env) setConfig(pattern, repl string) {
 // differs: more partners, a shard, another spelling of the export's
 // path, a Postgres source. The first run delivers every profile once.
 func TestOverlappingRunsOfAPartnerAreRefused(t *testing.T) {
-	e := newEnv(t, 120, map[string]faults.Config{"clubready": {Latency: 40 * time.Millisecond}})
+	e := newEnv(t, 120, map[string]faults.Config{"clubready": {Latency: 80 * time.Millisecond}})
 	link := filepath.Join(t.TempDir(), "export")
 	if err := os.Symlink(e.input, link); err != nil {
 		t.Fatal(err)
