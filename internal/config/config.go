@@ -284,6 +284,9 @@ func (c *Config) Validate() Errors {
 	if f := c.Run.MaxDeactivateFraction; f < 0 || f > 1 {
 		add("run.max_deactivate_fraction", "must be between 0 and 1")
 	}
+	if d := c.Run.LockHeartbeat.Duration; d < 0 || (d > 0 && d < 10*time.Millisecond) || d > 5*time.Minute {
+		add("run.lock_heartbeat", "must be between 10ms and 5m (default 3s)")
+	}
 	return es
 }
 
