@@ -31,11 +31,13 @@ const fenceSQL = `WITH mine AS (
 	)
 	SELECT m.id, m.n, (SELECT count(*) FROM held h WHERE h.id = m.id) FROM mine m`
 
-// checkFence returns an error wrapping ErrFenced unless every run in runs
+// CheckFence returns an error wrapping ErrFenced unless every run in runs
 // still owns its epoch for all of its partners. Call it first in the
 // transaction whose writes it guards: the share locks it takes last until
-// that transaction ends.
-func checkFence(ctx context.Context, tx pgx.Tx, runs ...int64) error {
+// that transaction ends. The Writer's batches, the intent group commit
+// and FinishRun call it; any other commit a run makes for its partners
+// should too.
+func CheckFence(ctx context.Context, tx pgx.Tx, runs ...int64) error {
 	rows, err := tx.Query(ctx, fenceSQL, runs)
 	if err != nil {
 		return fmt.Errorf("ledger: check run lock: %w", err)

@@ -110,7 +110,7 @@ func (s *Store) insertNotes(batch []*noteReq) error {
 	// A run fenced out by a takeover must not journal (and so not make)
 	// another call: the whole group fails, which in one process is one run.
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := checkFence(ctx, tx, runs...); err != nil {
+		if err := CheckFence(ctx, tx, runs...); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO ledger (run_id, provider, entity_key, customer_id, operation, outcome, intent_detail)

@@ -112,7 +112,7 @@ func (s *Store) FinishRun(ctx context.Context, id int64, status string, counts a
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// A run that was taken over leaves its row to the run that took
 		// over (which marked it crashed).
-		if err := checkFence(ctx, tx, id); err != nil {
+		if err := CheckFence(ctx, tx, id); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE runs SET status = $2, counts = $3, finished_at = now() WHERE id = $1`, id, status, c); err != nil {

@@ -200,7 +200,7 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 		}
 	}
 	return pgx.BeginFunc(ctx, w.s.pool, func(tx pgx.Tx) error {
-		if err := checkFence(ctx, tx, w.runID); err != nil {
+		if err := CheckFence(ctx, tx, w.runID); err != nil {
 			return err
 		}
 		if len(ledgerRows) > 0 {
