@@ -16,12 +16,13 @@ import (
 
 	"github.com/northwind-data/etl/internal/buildinfo"
 	"github.com/northwind-data/etl/internal/ledger"
+	"github.com/northwind-data/etl/internal/runlock"
 )
 
 // Exit codes: cron alerts on anything but 0. Keep in step with README.
 const (
 	exitOK      = 0 // every valid record delivered (rejected input rows do not count)
-	exitFatal   = 1 // the run could not proceed (database, source, ledger write)
+	exitFatal   = 1 // the run could not proceed (database, source, ledger write, run lock lost: docs/locks.md)
 	exitUsage   = 2 // bad flags or config
 	exitPartial = 3 // some records not delivered (failed, uncertain, refused, stopped, cancelled): rerun
 	exitLocked  = 4 // another run holds the lock; nothing was sent
@@ -143,7 +144,7 @@ func openLedger(ctx context.Context, url string) (*ledger.Store, error) {
 	return ledger.Open(ctx, url)
 }
 
-func isLocked(err error) bool { return errors.Is(err, ledger.ErrLocked) }
+func isLocked(err error) bool { return errors.Is(err, runlock.ErrLocked) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))

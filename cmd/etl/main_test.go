@@ -292,6 +292,13 @@ func TestConfigCheck(t *testing.T) {
 			line:   "    timeout: 30 seconds",
 		},
 		{
+			name:     "lock heartbeat out of range",
+			edit:     replace("run:\n", "run:\n  lock_heartbeat: 1ms\n"),
+			code:     exitUsage,
+			stderr:   []string{"run.lock_heartbeat", "between 10ms and 5m"},
+			problems: 1,
+		},
+		{
 			name:     "missing secret env var",
 			env:      func(e map[string]string) { delete(e, "SANDBOX_SYNCTERA_TOKEN") },
 			code:     exitUsage,

@@ -8,10 +8,10 @@ import (
 	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -32,6 +32,7 @@ import (
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/partners"
 	"github.com/northwind-data/etl/internal/progress"
+	"github.com/northwind-data/etl/internal/runlock"
 	"github.com/northwind-data/etl/internal/shard"
 	"github.com/northwind-data/etl/internal/transform"
 )
@@ -140,11 +141,15 @@ func cmdRun(ctx context.Context, args []string) int {
 	for i, p := range provs {
 		names[i] = p.Name()
 	}
-	sourceID := sourceIdentity(cfg)
+	sourceID, err := sourceIdentity(cfg)
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	var lock *runlock.Lock
 	if !f.dryRun {
-		lock, err := store.TryLock(ctx, fmt.Sprintf("%s|%s|%s", sourceID, strings.Join(names, ","), sh))
+		lock, err = runlock.Acquire(ctx, store.Pool(), lockOptions(cfg, names, sh, sourceID))
 		if isLocked(err) {
-			return fail(exitLocked, "another etl run for source %s, partners %s, shard %s is in progress; nothing was sent (exit %d)", sourceID, strings.Join(names, ","), sh, exitLocked)
+			return fail(exitLocked, "%v: another etl run delivering to it is in progress; nothing was sent (exit %d)", err, exitLocked)
 		}
 		if err != nil {
 			return fail(exitFatal, "%v", err)
@@ -182,7 +187,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	if !f.dryRun {
 		ri := ledger.RunInfo{Group: group, ShardIndex: sh.Index, ShardCount: sh.Count, Source: sourceID,
 			Providers: names, Version: buildinfo.Read().String(), Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": f.dryRun}}
-		if n, err := store.MarkCrashed(ctx, ri); err != nil {
+		if n, err := lock.MarkCrashed(ctx); err != nil {
 			return fail(exitFatal, "%v", err)
 		} else if n > 0 {
 			log.Warn("earlier runs died without finishing; marked crashed (this run resumes their work)", zap.Int64("runs", n))
@@ -191,6 +196,14 @@ func cmdRun(ctx context.Context, args []string) int {
 		if err != nil {
 			return fail(exitFatal, "%v", err)
 		}
+		if err := lock.Bind(ctx, runID); err != nil {
+			return fail(exitFatal, "%v", err)
+		}
+		// Losing the lock stops the run like a signal does, with the
+		// loss as the cause.
+		var stop func()
+		ctx, stop = lock.Context(ctx)
+		defer stop()
 	}
 	log.Info("run started", zap.Int64("run_id", runID), zap.String("run_group", group), zap.String("source", sourceID),
 		zap.Strings("partners", names), zap.String("shard", sh.String()), zap.Bool("dry_run", f.dryRun))
@@ -225,7 +238,14 @@ func cmdRun(ctx context.Context, args []string) int {
 	prog.Close()
 	code := exitOK
 	status := "ok"
+	lockErr := lock.Err()
 	switch {
+	case lockErr != nil:
+		code, status = exitFatal, "lock_lost"
+		log.Error("run lock lost: stopped taking work; rerun once no other run holds the partners", zap.Error(lockErr))
+	case errors.Is(runErr, ledger.ErrFenced):
+		code, status = exitFatal, "fenced"
+		log.Error("another run took over this run's partners: its ledger writes were refused and the run stopped", zap.Error(runErr))
 	case runErr != nil:
 		code, status = exitFatal, "failed"
 	case sum.Cancelled:
@@ -242,7 +262,10 @@ func cmdRun(ctx context.Context, args []string) int {
 		Stopped: sum.Stopped, DeactivationRefused: sum.DeactGuard, Seconds: elapsed.Seconds(), Calls: sum.Calls()}
 	if !f.dryRun {
 		// The run row must be closed even when ctx was cancelled.
-		if err := store.FinishRun(context.WithoutCancel(ctx), runID, status, counts); err != nil {
+		if err := store.FinishRun(context.WithoutCancel(ctx), runID, status, counts); errors.Is(err, ledger.ErrFenced) {
+			log.Error("another run took over this run's partners: this run's end is not recorded (that run marked it crashed)", zap.Error(err))
+			code = exitFatal
+		} else if err != nil {
 			log.Error("could not record the run's end", zap.Error(err))
 		}
 		if sum.Calls() > 0 || sum.Compared > 0 {
@@ -266,6 +289,9 @@ func cmdRun(ctx context.Context, args []string) int {
 			zap.String("provider", n), zap.Int64("records", operator[n]),
 			zap.String("list", "etl intents list --provider "+n),
 			zap.String("settle", "etl intents settle --provider "+n+" --entity KEY --as delivered|resend --by NAME --reason TEXT"))
+	}
+	if lockErr != nil {
+		fmt.Fprintf(os.Stderr, "etl: run %d stopped (exit %d): %v\n", runID, code, lockErr)
 	}
 	log.Info("run finished", zap.Int64("run_id", runID), zap.String("status", status), zap.Int("exit_code", code),
 		zap.Int64("calls", sum.Calls()), zap.Duration("elapsed", elapsed))
@@ -331,15 +357,33 @@ func fingerprintScope(cfg *config.Config, names []string, key string, now time.T
 	return hex.EncodeToString(m.Sum(nil)[:16]), nil
 }
 
-func sourceIdentity(cfg *config.Config) string {
+// sourceIdentity names what the run reads (runs.source), however the
+// flag or config spelled it.
+func sourceIdentity(cfg *config.Config) (string, error) {
 	if cfg.Source.Type == "postgres" {
-		return "postgres:" + cfg.Source.Postgres.Customers
+		url, err := cfg.Source.Postgres.URL.Resolve()
+		if err != nil {
+			return "", fmt.Errorf("source.postgres.url: %v", err)
+		}
+		return extract.PostgresIdentity(url, cfg.Source.Postgres.Customers, cfg.Source.Postgres.Cards)
 	}
-	abs, err := filepath.Abs(cfg.Source.Dir)
-	if err != nil {
-		abs = cfg.Source.Dir
+	return extract.CSVIdentity(cfg.Source.Dir)
+}
+
+// lockOptions: the heartbeat from run.lock_heartbeat, and a takeover
+// window long enough for a run that lost its lock to notice (a few
+// heartbeats) and let its calls in flight finish (the grace period).
+func lockOptions(cfg *config.Config, names []string, sh shard.Shard, source string) runlock.Options {
+	hb := cfg.Run.LockHeartbeat.Duration
+	if hb <= 0 {
+		hb = 3 * time.Second
 	}
-	return "csv:" + abs
+	grace := cfg.Run.GracePeriod.Duration
+	if grace <= 0 {
+		grace = 20 * time.Second // load.Engine's default
+	}
+	return runlock.Options{Partners: names, ShardIndex: sh.Index, ShardCount: sh.Count, Source: source,
+		Heartbeat: hb, Takeover: 3*hb + grace + 5*time.Second}
 }
 
 func concurrency(cfg *config.Config) map[string]int {

@@ -131,6 +131,9 @@ type Run struct {
 	Deactivate            *bool    `yaml:"deactivate"`
 	MaxDeactivateFraction float64  `yaml:"max_deactivate_fraction"`
 	GracePeriod           Duration `yaml:"grace_period"`
+	// LockHeartbeat is how often a run checks its lock's database session
+	// (default 3s); a session lost for longer stops the run (docs/locks.md).
+	LockHeartbeat Duration `yaml:"lock_heartbeat"`
 }
 
 // Partner holds the settings every partner shares plus its own extras.
@@ -449,6 +452,9 @@ func (c *Config) Validate() Errors {
 	}
 	if f := c.Run.MaxDeactivateFraction; f < 0 || f > 1 {
 		add("run.max_deactivate_fraction", "must be between 0 and 1")
+	}
+	if d := c.Run.LockHeartbeat.Duration; d < 0 || (d > 0 && d < 10*time.Millisecond) || d > 5*time.Minute {
+		add("run.lock_heartbeat", "must be between 10ms and 5m (default 3s)")
 	}
 	return es
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -106,10 +107,17 @@ func (s *Store) insertNotes(batch []*noteReq) error {
 		runs[i] = r.runID
 		prov, key, cust, detail = append(prov, r.provider), append(key, r.key), append(cust, r.customer), append(detail, r.detail)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO ledger (run_id, provider, entity_key, customer_id, operation, outcome, intent_detail)
+	// A run fenced out by a takeover must not journal (and so not make)
+	// another call: the whole group fails, which in one process is one run.
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := CheckFence(ctx, tx, runs...); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO ledger (run_id, provider, entity_key, customer_id, operation, outcome, intent_detail)
 		SELECT r, p, k, c, 'intent', 'pending', d FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS t(r, p, k, c, d, n)
 		ORDER BY n`, runs, prov, key, cust, detail)
-	return err
+		return err
+	})
 }
 
 // closeNotes stops the committer after the batch in flight; a Note after

@@ -2,7 +2,6 @@ package ledger_test
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -86,29 +85,6 @@ func TestWriterCommitsLedgerStateAndRejectsTogether(t *testing.T) {
 	if len(st["p"]) != 2 {
 		t.Fatalf("LoadState returned %d entities for 2 customers", len(st["p"]))
 	}
-}
-
-func TestTryLockIsExclusiveAndFreedOnRelease(t *testing.T) {
-	ctx := context.Background()
-	store := ledger.FromPool(pgtest.NewPool(t))
-	l1, err := store.TryLock(ctx, "src|p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.TryLock(ctx, "src|p"); !errors.Is(err, ledger.ErrLocked) {
-		t.Fatalf("second lock: %v, want ErrLocked", err)
-	}
-	other, err := store.TryLock(ctx, "src|q")
-	if err != nil {
-		t.Fatalf("a different partner set must not be blocked: %v", err)
-	}
-	other.Release()
-	l1.Release()
-	l3, err := store.TryLock(ctx, "src|p")
-	if err != nil {
-		t.Fatalf("lock after release: %v", err)
-	}
-	l3.Release()
 }
 
 func TestOpenFailsFastWithOneClearLine(t *testing.T) {

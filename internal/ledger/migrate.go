@@ -1,5 +1,7 @@
 // Package ledger is all Postgres access: migrations, runs, the per-call
-// ledger, sync_state (the checkpoint), rejects and the run lock.
+// ledger, sync_state (the checkpoint) and rejects. The run lock is
+// internal/runlock; its fence is checked here, by every commit of a run
+// (fence.go).
 package ledger
 
 import (

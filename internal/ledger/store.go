@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"time"
 
@@ -107,31 +106,25 @@ func (s *Store) StartRun(ctx context.Context, ri RunInfo) (int64, error) {
 	return id, nil
 }
 
-// MarkCrashed closes runs left "running" by a process that died. Call it
-// holding the run lock for the same source, partners and shard: the lock
-// proves no such run is alive.
-func (s *Store) MarkCrashed(ctx context.Context, ri RunInfo) (int64, error) {
-	if ri.ShardCount == 0 {
-		ri.ShardCount = 1
-	}
-	tag, err := s.pool.Exec(ctx, `UPDATE runs SET status = 'crashed', finished_at = now()
-		WHERE status = 'running' AND source = $1 AND providers = $2 AND shard_index = $3 AND shard_count = $4`,
-		ri.Source, ri.Providers, ri.ShardIndex, ri.ShardCount)
-	if err != nil {
-		return 0, fmt.Errorf("ledger: mark crashed runs: %w", err)
-	}
-	return tag.RowsAffected(), nil
-}
-
 // FinishRun records the final status and counts.
 func (s *Store) FinishRun(ctx context.Context, id int64, status string, counts any) error {
 	c, _ := json.Marshal(counts)
-	_, err := s.pool.Exec(ctx, `UPDATE runs SET status = $2, counts = $3, finished_at = now() WHERE id = $1`, id, status, c)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A run that was taken over leaves its row to the run that took
+		// over (which marked it crashed).
+		if err := CheckFence(ctx, tx, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE runs SET status = $2, counts = $3, finished_at = now() WHERE id = $1`, id, status, c); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM run_seen WHERE run_id = $1`, id)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("ledger: finish run %d: %w", id, err)
 	}
-	_, err = s.pool.Exec(ctx, `DELETE FROM run_seen WHERE run_id = $1`, id)
-	return err
+	return nil
 }
 
 // RefreshStats analyses the checkpoint tables after a run that changed
@@ -141,50 +134,6 @@ func (s *Store) FinishRun(ctx context.Context, id int64, status string, counts a
 func (s *Store) RefreshStats(ctx context.Context) error {
 	_, err := s.pool.Exec(ctx, `ANALYZE sync_state, customer_fingerprints`)
 	return err
-}
-
-// Lock is a held run lock.
-type Lock struct{ conn *pgxpool.Conn }
-
-// Release frees the lock. A crashed process's lock is freed by Postgres
-// when its session ends, so cron never needs a manual unlock.
-func (l *Lock) Release() {
-	if l == nil || l.conn == nil {
-		return
-	}
-	// Closing the session releases every advisory lock it holds.
-	_ = l.conn.Conn().Close(context.Background())
-	l.conn.Release()
-	l.conn = nil
-}
-
-// ErrLocked means another run holds the lock.
-var ErrLocked = errors.New("another etl run holds the lock")
-
-// TryLock takes a session-level advisory lock named by key, on a
-// connection kept for the whole run.
-func (s *Store) TryLock(ctx context.Context, key string) (*Lock, error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: lock: %w", err)
-	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, LockID(key)).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("ledger: lock: %w", err)
-	}
-	if !ok {
-		conn.Release()
-		return nil, ErrLocked
-	}
-	return &Lock{conn: conn}, nil
-}
-
-// LockID maps a lock name to the 64-bit advisory lock key.
-func LockID(key string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("etl-run:" + key))
-	return int64(h.Sum64())
 }
 
 // State is what a partner last received for one entity.

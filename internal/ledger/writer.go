@@ -208,6 +208,9 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 		}
 	}
 	return pgx.BeginFunc(ctx, w.s.pool, func(tx pgx.Tx) error {
+		if err := CheckFence(ctx, tx, w.runID); err != nil {
+			return err
+		}
 		if len(ledgerRows) > 0 {
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger"}, []string{"run_id", "provider", "entity_key", "customer_id", "operation",
 				"idempotency_key", "content_hash", "remote_id", "request_id", "http_status", "outcome", "attempts", "latency_ms", "error_code", "error_message"},
