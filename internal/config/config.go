@@ -445,11 +445,7 @@ func (c *Config) Validate(partners []Schema) Errors {
 		for _, opt := range sortedKeys(p.Options) {
 			if strings.HasSuffix(opt, "_url") && p.Options[opt] != "" {
 				if msg := c.checkPartnerURL(p.Options[opt]); msg != "" {
-					at := path + ".options." + opt
-					if p.optEnv[opt] != "" {
-						at = p.optEnv[opt]
-					}
-					add(at, "%s", msg)
+					add(p.optionPath(path, opt), "%s", msg)
 				}
 			}
 		}
@@ -475,8 +471,8 @@ func (c *Config) Validate(partners []Schema) Errors {
 			}
 			for _, e := range sc.CheckOptions(p.Options, creds) {
 				at := path + "." + e.Path
-				if opt, ok := strings.CutPrefix(e.Path, "options."); ok && p.optEnv[opt] != "" {
-					at = p.optEnv[opt]
+				if opt, ok := strings.CutPrefix(e.Path, "options."); ok {
+					at = p.optionPath(path, opt)
 				}
 				add(at, "%s", e.Msg)
 			}
@@ -517,6 +513,16 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// optionPath names option opt of the partner at path: its config path,
+// and first the environment variable when the value came from one, since
+// that is what the operator must change.
+func (p Partner) optionPath(path, opt string) string {
+	if v := p.optEnv[opt]; v != "" {
+		return v + " (" + path + ".options." + opt + ")"
+	}
+	return path + ".options." + opt
 }
 
 // Cred resolves a credential that Validate has already checked ("" if
