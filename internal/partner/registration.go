@@ -22,7 +22,7 @@ type Registration struct {
 	Credentials         []string
 	OptionalCredentials []string
 	// Options is the schema of the partner's options struct (OptionsOf);
-	// nil means the partner takes no options.
+	// nil is NoOptions. Build decodes with the same schema.
 	Options OptionSchema
 	// Build makes the client from its config section (already validated
 	// by config check; Build still refuses what it cannot use).
@@ -48,7 +48,9 @@ type Registration struct {
 	Count func(sandbox http.Handler) (records, duplicates int)
 }
 
-var noOptions = OptionsOf[struct{}]()
+// NoOptions is the schema of a partner that takes no options: any option
+// is unknown.
+var NoOptions = OptionsOf[struct{}]()
 
 // Schema is what config check needs to know of the partner.
 func (r Registration) Schema() config.Schema {
@@ -57,7 +59,7 @@ func (r Registration) Schema() config.Schema {
 	s.CheckOptions = func(o map[string]string, creds map[string]bool) []config.FieldError {
 		schema := opts
 		if schema == nil {
-			schema = noOptions
+			schema = NoOptions
 		}
 		var out []config.FieldError
 		for _, e := range schema.Check(o, creds) {

@@ -17,9 +17,13 @@ func Registration() partner.Registration {
 	return partner.Registration{
 		Name:            Name,
 		Credentials:     []string{"token"},
+		Options:         partner.NoOptions,
 		DemoCredentials: map[string]string{"token": "sandbox-synctera-token"},
 		BasePath:        "/v0",
 		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+			if _, err := partner.NoOptions.Decode(p); err != nil {
+				return nil, err
+			}
 			return New(Config{BaseURL: p.BaseURL, Token: p.Cred("token"), HTTP: h})
 		},
 		Sandbox: func(c map[string]string) http.Handler {
