@@ -6,6 +6,7 @@ package partner
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/httpx"
@@ -46,6 +47,20 @@ type Registration struct {
 	List func(p load.Provider) verify.Lister
 	// Count reads the sandbox state: records held and duplicates (tests).
 	Count func(sandbox http.Handler) (records, duplicates int)
+	// Intent reads the detail the partner journals before a call whose
+	// effect cannot be looked up, for `etl intents list` (nil: the
+	// partner journals nothing).
+	Intent func(detail string) IntentInfo
+}
+
+// IntentInfo is what an operator needs from a journaled intent to find
+// the record at the partner. Never card data beyond the last four.
+type IntentInfo struct {
+	Last4  string
+	Member string
+	// Expires is when the journaled detail stops being usable by a
+	// rerun (a ClubReady token's 5 minutes); zero: unreadable.
+	Expires time.Time
 }
 
 // NoOptions is the schema of a partner that takes no options: any option

@@ -24,6 +24,9 @@ import (
 // Spec describes one partner to the rest of the program.
 type Spec = partner.Registration
 
+// IntentInfo is what `etl intents list` shows of a journaled intent.
+type IntentInfo = partner.IntentInfo
+
 // registrations is every partner: adding one is one line here plus its
 // own package.
 var registrations = []func() partner.Registration{
