@@ -18,6 +18,7 @@ import (
 	"github.com/northwind-data/etl/internal/gen"
 	"github.com/northwind-data/etl/internal/ledger"
 	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partners"
 	"github.com/northwind-data/etl/internal/redact"
 )
 
@@ -195,7 +196,7 @@ func cmdConfig(_ context.Context, args []string) int {
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	if es := cfg.Validate(); len(es) > 0 {
+	if es := cfg.Validate(partners.Schemas()); len(es) > 0 {
 		fmt.Fprintf(os.Stderr, "config %s: %d problem(s):\n", *path, len(es))
 		for _, e := range es {
 			fmt.Fprintf(os.Stderr, "  %s\n", e)

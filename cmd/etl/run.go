@@ -94,7 +94,7 @@ func cmdRun(ctx context.Context, args []string) int {
 		os.Setenv("ETL_CLI_DATABASE_URL", f.dbURL)
 		cfg.Ledger.URL = config.Secret{Env: "ETL_CLI_DATABASE_URL"}
 	}
-	if es := cfg.Validate(); len(es) > 0 {
+	if es := cfg.Validate(partners.Schemas()); len(es) > 0 {
 		fmt.Fprintf(os.Stderr, "etl: config %s is not valid:\n", f.config)
 		for _, e := range es {
 			fmt.Fprintf(os.Stderr, "  %s\n", e)

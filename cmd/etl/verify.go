@@ -42,7 +42,7 @@ func cmdVerify(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	if es := cfg.Validate(); len(es) > 0 {
+	if es := cfg.Validate(partners.Schemas()); len(es) > 0 {
 		return fail(exitUsage, "config: %v", es)
 	}
 	provs, err := partners.Build(cfg, []string{*provider}, nil)

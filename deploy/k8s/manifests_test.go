@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/northwind-data/etl/internal/config"
-	_ "github.com/northwind-data/etl/internal/partners" // registers partner names for config validation
+	"github.com/northwind-data/etl/internal/partners"
 )
 
 func docs(t *testing.T, file string) [][]byte {
@@ -125,7 +125,7 @@ func TestConfigMapHoldsAConfigEtlAccepts(t *testing.T) {
 	}
 	// Only the environment-specific parts (the mounted input, secrets)
 	// may be missing here.
-	for _, e := range cfg.Validate() {
+	for _, e := range cfg.Validate(partners.Schemas()) {
 		if !strings.Contains(e.Msg, "not set") && !strings.Contains(e.Msg, "cannot read secret file") && e.Path != "source.dir" {
 			t.Errorf("config problem: %v", e)
 		}

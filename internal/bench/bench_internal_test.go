@@ -57,7 +57,7 @@ func TestConfigCoversEveryPartnerAndValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if es := cfg.Validate(); len(es) > 0 {
+	if es := cfg.Validate(partners.Schemas()); len(es) > 0 {
 		t.Fatalf("config does not validate: %v", es)
 	}
 	for _, sp := range partners.All() {

@@ -150,6 +150,10 @@ type Partner struct {
 	// the call fails as retryable and the rerun sends it.
 	RetryAfterMax Duration          `yaml:"retry_after_max"`
 	Options       map[string]string `yaml:"options"`
+
+	// optEnv names the environment variable each option overridden from
+	// the environment came from, so a problem names what the operator set.
+	optEnv map[string]string
 }
 
 // On reports whether the partner is enabled (default true when listed).
@@ -338,19 +342,41 @@ func (c *Config) applyEnv() {
 				if p.Options == nil {
 					p.Options = map[string]string{}
 				}
+				if p.optEnv == nil {
+					p.optEnv = map[string]string{}
+				}
 				p.Options[strings.ToLower(opt)] = v
+				p.optEnv[strings.ToLower(opt)] = k
 			}
 		}
 		c.Partners[name] = p
 	}
 }
 
-// Known partner names and the credentials each needs.
-var Required = map[string][]string{}
+// Schema is what Validate knows of one partner. internal/partners supplies
+// every partner's (partners.Schemas), so this package knows none itself.
+type Schema struct {
+	Name string
+	// Credentials are required; OptionalCredentials may be given.
+	Credentials, OptionalCredentials []string
+	// CheckOptions decodes and validates the partner's option strings;
+	// creds says which credentials are configured. Each problem's Path is
+	// relative to the partner: "options.NAME" or "credentials.NAME". nil
+	// accepts any option.
+	CheckOptions func(opts map[string]string, creds map[string]bool) []FieldError
+}
 
 // Validate checks everything that can be checked without a call, secrets
-// included, and returns every problem with its path.
-func (c *Config) Validate() Errors {
+// included, against the known partners, and returns every problem with
+// its path.
+func (c *Config) Validate(partners []Schema) Errors {
+	schemas := map[string]Schema{}
+	known := make([]string, 0, len(partners))
+	for _, s := range partners {
+		schemas[s.Name] = s
+		known = append(known, s.Name)
+	}
+	sort.Strings(known)
 	es := append(Errors(nil), c.envErrs...)
 	add := func(path, f string, a ...any) { es = append(es, FieldError{path, fmt.Sprintf(f, a...)}) }
 	if _, err := InlineSecretsForbidden(); err != nil {
@@ -405,11 +431,12 @@ func (c *Config) Validate() Errors {
 	for _, n := range names {
 		p := c.Partners[n]
 		path := "partners." + n
-		need, known := Required[n]
-		if !known {
-			add(path, "unknown partner (known: %s)", strings.Join(KnownPartners(), ", "))
+		sc, ok := schemas[n]
+		if !ok {
+			add(path, "unknown partner (known: %s)", strings.Join(known, ", "))
 			continue
 		}
+		need, optional := sc.Credentials, sc.OptionalCredentials
 		if !p.On() {
 			continue
 		}
@@ -421,7 +448,7 @@ func (c *Config) Validate() Errors {
 		for _, opt := range sortedKeys(p.Options) {
 			if strings.HasSuffix(opt, "_url") && p.Options[opt] != "" {
 				if msg := c.checkPartnerURL(p.Options[opt]); msg != "" {
-					add(path+".options."+opt, "%s", msg)
+					add(p.optionPath(path, opt), "%s", msg)
 				}
 			}
 		}
@@ -436,8 +463,21 @@ func (c *Config) Validate() Errors {
 			}
 		}
 		for cred := range p.Credentials {
-			if !contains(need, cred) && !contains(Optional[n], cred) {
-				add(path+".credentials."+cred, "not a credential of %s (expected: %s)", n, strings.Join(append(need, Optional[n]...), ", "))
+			if !contains(need, cred) && !contains(optional, cred) {
+				add(path+".credentials."+cred, "not a credential of %s (expected: %s)", n, strings.Join(append(append([]string(nil), need...), optional...), ", "))
+			}
+		}
+		if sc.CheckOptions != nil {
+			creds := map[string]bool{}
+			for k, s := range p.Credentials {
+				creds[k] = s.IsSet()
+			}
+			for _, e := range sc.CheckOptions(p.Options, creds) {
+				at := path + "." + e.Path
+				if opt, ok := strings.CutPrefix(e.Path, "options."); ok {
+					at = p.optionPath(path, opt)
+				}
+				add(at, "%s", e.Msg)
 			}
 		}
 		if p.RatePerSec < 0 {
@@ -472,19 +512,6 @@ func checkPostgresURL(s string) error {
 	return nil
 }
 
-// Optional credentials per partner.
-var Optional = map[string][]string{}
-
-// KnownPartners lists partner names in order.
-func KnownPartners() []string {
-	out := make([]string, 0, len(Required))
-	for n := range Required {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func contains(xs []string, x string) bool {
 	for _, v := range xs {
 		if v == x {
@@ -492,6 +519,16 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// optionPath names option opt of the partner at path: its config path,
+// and first the environment variable when the value came from one, since
+// that is what the operator must change.
+func (p Partner) optionPath(path, opt string) string {
+	if v := p.optEnv[opt]; v != "" {
+		return v + " (" + path + ".options." + opt + ")"
+	}
+	return path + ".options." + opt
 }
 
 // Cred resolves a credential that Validate has already checked ("" if

@@ -18,9 +18,9 @@ partners:
     credentials: {token: {env: CFG_TEST_TOKEN}}
 `
 
-func init() {
-	config.Required["synctera"] = []string{"token"}
-}
+// schemas stands in for internal/partners, which this package must not
+// need: Validate knows the partners it is given and no others.
+var schemas = []config.Schema{{Name: "synctera", Credentials: []string{"token"}}, {Name: "p"}}
 
 func write(t *testing.T, text string) string {
 	t.Helper()
@@ -44,7 +44,7 @@ func problems(t *testing.T, text string) string {
 	if err != nil {
 		return err.Error()
 	}
-	return c.Validate().Error()
+	return c.Validate(schemas).Error()
 }
 
 // A typo in the file names the field by its path and line, not by a Go type.
@@ -74,7 +74,7 @@ func TestEnabledOverrideIsStrict(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			es := c.Validate()
+			es := c.Validate(schemas)
 			if !tc.ok {
 				if !strings.Contains(es.Error(), "ETL_SYNCTERA_ENABLED") {
 					t.Fatalf("ETL_SYNCTERA_ENABLED=%s accepted: %v", tc.v, es)
@@ -122,5 +122,57 @@ func TestURLsAreParsed(t *testing.T) {
 	got = problems(t, strings.Replace(base, "https://api-sandbox.synctera.com/v0", "https://", 1))
 	if !strings.Contains(got, "partners.synctera.base_url") {
 		t.Fatalf("base_url without host: got %q", got)
+	}
+}
+
+// Validate knows the partners it is given, and nothing else: no package
+// has to be imported for its side effects first.
+func TestValidateKnowsOnlyTheSchemasGiven(t *testing.T) {
+	setBase(t)
+	c, err := config.Load(write(t, base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es := c.Validate(nil); !strings.Contains(es.Error(), "partners.synctera: unknown partner") {
+		t.Fatalf("no schemas: got %v", es)
+	}
+	other := []config.Schema{{Name: "synctera", Credentials: []string{"api_key"}}}
+	if es := c.Validate(other); !strings.Contains(es.Error(), "partners.synctera.credentials.api_key: required") ||
+		!strings.Contains(es.Error(), "partners.synctera.credentials.token: not a credential of synctera (expected: api_key)") {
+		t.Fatalf("other schema: got %v", es)
+	}
+}
+
+// An option's problem names its path, or first the environment variable
+// the value came from.
+func TestOptionProblemsNameTheirSource(t *testing.T) {
+	setBase(t)
+	var seen map[string]string
+	s := []config.Schema{{Name: "synctera", Credentials: []string{"token"},
+		CheckOptions: func(opts map[string]string, creds map[string]bool) []config.FieldError {
+			seen = opts
+			if !creds["token"] {
+				return []config.FieldError{{Path: "credentials.token", Msg: "not seen"}}
+			}
+			var out []config.FieldError
+			for _, k := range []string{"from_file", "from_env"} {
+				if _, ok := opts[k]; ok {
+					out = append(out, config.FieldError{Path: "options." + k, Msg: "bad"})
+				}
+			}
+			return out
+		}}}
+	t.Setenv("ETL_SYNCTERA_OPT_FROM_ENV", "2")
+	c, err := config.Load(write(t, base+"    options: {from_file: \"1\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Validate(s).Error()
+	want := "partners.synctera.options.from_file: bad\nETL_SYNCTERA_OPT_FROM_ENV (partners.synctera.options.from_env): bad"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	if seen["from_env"] != "2" || seen["from_file"] != "1" {
+		t.Fatalf("options given to the schema: %v", seen)
 	}
 }

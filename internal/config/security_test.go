@@ -9,8 +9,6 @@ import (
 
 const strongKey = "Zq3v8L1pW0xN6yT2rB9sK4mD7hF5jC1a"
 
-func init() { config.Required["p"] = nil }
-
 // valid is a config with nothing wrong; each case changes one thing.
 func valid(t *testing.T) *config.Config {
 	return &config.Config{
@@ -55,7 +53,7 @@ func TestPartnerURLsMustBeHTTPSExceptAnOptedInLoopbackSandbox(t *testing.T) {
 		}
 		c.Partners["p"] = p
 		c.AllowInsecureLoopback = tc.optIn
-		got := problemsOf(c.Validate())
+		got := problemsOf(c.Validate(schemas))
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("%s (vault %q, opt-in %v): got %q, want %q", tc.url, tc.vault, tc.optIn, got, tc.want)
 		}
@@ -74,7 +72,7 @@ func TestWeakHMACKeysAreRefused(t *testing.T) {
 	for _, tc := range cases {
 		c := valid(t)
 		c.HMACKey = config.Secret{Value: tc.key}
-		got := problemsOf(c.Validate())
+		got := problemsOf(c.Validate(schemas))
 		if tc.want == "" && got != "" || tc.want != "" && (!strings.HasPrefix(got, "hmac_key: ") || !strings.Contains(got, tc.want)) {
 			t.Errorf("key of %d bytes: got %q, want %q", len(tc.key), got, tc.want)
 		}
@@ -101,7 +99,7 @@ func TestPostgresSourceWithoutCertificateVerificationIsWarned(t *testing.T) {
 	for _, tc := range cases {
 		c := valid(t)
 		c.Source = config.Source{Type: "postgres", Postgres: config.PostgresSource{URL: config.Secret{Value: tc.url}, Customers: "c", Cards: "k"}}
-		if es := c.Validate(); len(es) > 0 {
+		if es := c.Validate(schemas); len(es) > 0 {
 			t.Fatalf("%s: %v", tc.url, es)
 		}
 		got := problemsOf(c.Warnings())

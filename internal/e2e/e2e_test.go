@@ -225,7 +225,7 @@ func TestSecondConcurrentRunExitsLocked(t *testing.T) {
 
 func TestSIGTERMStopsCleanlyAndTheRerunCompletes(t *testing.T) {
 	all := faults.Config{Latency: 50 * time.Millisecond}
-	e := newEnv(t, 200, map[string]faults.Config{"datafeed": all, "q2open": all, "synctera": all, "clubready": all, "tokenization": all})
+	e := newEnv(t, 200, everyPartner(all))
 	c, out := e.start()
 	time.Sleep(800 * time.Millisecond)
 	_ = c.Process.Signal(syscall.SIGTERM)
@@ -259,7 +259,7 @@ func TestChaosSIGKILLAtRandomMomentsThenRerunsDeliverExactlyOnce(t *testing.T) {
 		kills = atoi(v)
 	}
 	all := faults.Config{Latency: 5 * time.Millisecond, Jitter: 10 * time.Millisecond}
-	e := newEnv(t, 150, map[string]faults.Config{"datafeed": all, "q2open": all, "synctera": all, "clubready": all, "tokenization": all})
+	e := newEnv(t, 150, everyPartner(all))
 	rng := rand.New(rand.NewPCG(7, 7))
 	for i := 0; i < kills; i++ {
 		c, _ := e.start()

@@ -66,8 +66,8 @@ func TestTokenizationAuthOptions(t *testing.T) {
 		{"basic by default", map[string]string{}, []string{"username", "password"}, ""},
 		{"hmac", map[string]string{"auth": "hmac"}, []string{"username", "secret"}, ""},
 		{"hmac, secret base64 named", map[string]string{"auth": "hmac", "hmac_secret_encoding": "base64"}, []string{"username", "secret"}, ""},
-		{"hmac without a secret", map[string]string{"auth": "hmac"}, []string{"username", "password"}, "username and secret"},
-		{"basic without a password", map[string]string{"auth": "basic"}, []string{"username", "secret"}, "username and password"},
+		{"hmac without a secret", map[string]string{"auth": "hmac"}, []string{"username", "password"}, "hmac needs credentials.secret"},
+		{"basic without a password", map[string]string{"auth": "basic"}, []string{"username", "secret"}, "needs credentials.password"},
 		{"unknown auth", map[string]string{"auth": "rsa"}, []string{"username", "password"}, "options.auth"},
 		{"unknown encoding", map[string]string{"auth": "hmac", "hmac_secret_encoding": "hex"}, []string{"username", "secret"}, "options.hmac_secret_encoding"},
 	}
