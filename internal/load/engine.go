@@ -225,10 +225,10 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 	defer cancelRun(nil)
 	var w *ledger.Writer
 	if !e.DryRun {
-		w = e.Store.NewWriter(runID, func(err error) {
+		w = e.Store.NewLoggedWriter(runID, func(err error) {
 			e.Log.Error("ledger write failed: stopping the run", zap.Error(err))
 			cancelRun(err)
-		})
+		}, e.Log)
 	}
 
 	lanes := map[string]*lane{}

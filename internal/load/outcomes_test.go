@@ -3,6 +3,7 @@ package load_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -149,6 +150,33 @@ func TestBatchFlushesAreLoggedAtDebug(t *testing.T) {
 	if !strings.Contains(out, `"msg":"batch flushed"`) || !strings.Contains(out, `"partner":"fake"`) ||
 		!strings.Contains(out, `"size":4`) || !strings.Contains(out, `"reason":"full"`) {
 		t.Fatalf("no debug line for a full batch flush in:\n%s", out)
+	}
+	if !strings.Contains(out, `"msg":"checkpoint committed"`) || !strings.Contains(out, `"ledger_rows":`) {
+		t.Fatalf("no debug line for a ledger checkpoint commit in:\n%s", out)
+	}
+}
+
+// runs.counts keeps one set of snake_case keys, and still reads the Go
+// field names earlier releases stored.
+func TestCountsJSON(t *testing.T) {
+	b, err := json.Marshal(&load.Counts{MapRejected: 2, NotSent: 3, NoUpdateAPI: 4, OK: 5, ErrorCodes: map[string]int64{"x": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{`"map_rejected":2`, `"not_sent":3`, `"not_sent_no_update_api":4`, `"ok":5`, `"error_codes":{"x":1}`} {
+		if !strings.Contains(string(b), k) {
+			t.Errorf("%s lacks %s", b, k)
+		}
+	}
+	if strings.ContainsAny(string(b[1:2]), "ABCDEFGHIJKLMNOPQRSTUVWXYZ") || strings.Contains(string(b), `"OK"`) {
+		t.Errorf("Go field names in %s", b)
+	}
+	var old load.Counts
+	if err := json.Unmarshal([]byte(`{"Create":1,"MapRejected":2,"NotSent":3,"OK":4,"ErrorCodes":{"y":2}}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if old.Create != 1 || old.MapRejected != 2 || old.NotSent != 3 || old.OK != 4 || old.ErrorCodes["y"] != 2 {
+		t.Errorf("legacy counts read as %+v", &old)
 	}
 }
 
