@@ -16,9 +16,14 @@ import (
 	"github.com/northwind-data/etl/internal/sandbox/faults"
 )
 
+// counts is load.Counts as runs.counts stores it (snake_case keys).
 type counts struct {
-	Create, Update, Deactivate, Unchanged, MapRejected int64
-	OK, Rejected, Failed, Uncertain, NotSent, Calls    int64
+	Create, Update, Deactivate, Unchanged int64
+	MapRejected                           int64 `json:"map_rejected"`
+	OK, Rejected, Failed, Uncertain       int64
+	NotSent                               int64 `json:"not_sent"`
+	NoUpdateAPI                           int64 `json:"not_sent_no_update_api"`
+	Calls                                 int64
 }
 
 func (e *env) lastCounts() map[string]counts {

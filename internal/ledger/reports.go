@@ -156,3 +156,63 @@ func (s *Store) AddRejects(ctx context.Context, runID int64, rs []RejectRow) err
 	}
 	return nil
 }
+
+// Latency is the call latency of one partner's operation in some runs.
+type Latency struct {
+	Provider  string  `json:"provider"`
+	Operation string  `json:"operation"`
+	Count     int64   `json:"count"`
+	AvgMS     float64 `json:"avg_latency_ms"`
+	P95MS     float64 `json:"p95_latency_ms"`
+}
+
+// Latencies aggregates the latency of the ledger rows of runIDs by partner
+// and operation. Intents and rows for which nothing was sent (request_id
+// notSent) are left out: they took no call.
+func (s *Store) Latencies(ctx context.Context, runIDs []int64, notSent string) ([]Latency, error) {
+	rows, err := s.pool.Query(ctx, `SELECT provider, operation, count(*), coalesce(avg(latency_ms), 0),
+		coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), 0)
+		FROM ledger WHERE run_id = ANY($1) AND operation <> 'intent' AND request_id IS DISTINCT FROM $2
+		GROUP BY 1, 2 ORDER BY 1, 2`, runIDs, notSent)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: latencies: %w", err)
+	}
+	var out []Latency
+	err = forRows(rows, func(r pgx.Rows) error {
+		var l Latency
+		if err := r.Scan(&l.Provider, &l.Operation, &l.Count, &l.AvgMS, &l.P95MS); err != nil {
+			return err
+		}
+		out = append(out, l)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: latencies: %w", err)
+	}
+	return out, nil
+}
+
+// ReportedOutcomes is Outcomes with the ok rows for which nothing was sent
+// (request_id notSent) under an outcome of their own, notSent: a report
+// must not show them as delivered calls.
+func (s *Store) ReportedOutcomes(ctx context.Context, runIDs []int64, notSent string) ([]OutcomeCount, error) {
+	rows, err := s.pool.Query(ctx, `SELECT provider, operation, CASE WHEN outcome = 'ok' AND request_id = $2 THEN $2 ELSE outcome END, count(*),
+		coalesce(avg(latency_ms), 0), coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), 0), coalesce(sum(attempts), 0)
+		FROM ledger WHERE run_id = ANY($1) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, runIDs, notSent)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: outcomes: %w", err)
+	}
+	var out []OutcomeCount
+	err = forRows(rows, func(r pgx.Rows) error {
+		var o OutcomeCount
+		if err := r.Scan(&o.Provider, &o.Operation, &o.Outcome, &o.Count, &o.AvgMS, &o.P95MS, &o.Attempts); err != nil {
+			return err
+		}
+		out = append(out, o)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: outcomes: %w", err)
+	}
+	return out, nil
+}
