@@ -64,7 +64,9 @@ func (e *env) runAfterOneChange(always int64) map[string]counts {
 	}
 	last := e.lastCounts()
 	for _, sp := range partners.All() {
-		if c := last[sp.Name]; c.Create != 0 || c.Calls != c.Update || c.Update > 2 {
+		// An update the partner has no API for is not a call at ClubReady;
+		// at Q2 the client's cards are still reconciled by calls.
+		if c := last[sp.Name]; c.Create != 0 || c.Calls > c.Update || c.Calls < c.Update-c.NoUpdateAPI || c.Update > 2 {
 			e.t.Errorf("%s after one change: %+v", sp.Name, c)
 		}
 	}
