@@ -68,11 +68,10 @@ func TestSummaryAgreesWithTheLedger(t *testing.T) {
 	// Customers renamed: ClubReady has no call that changes an imported
 	// card, so it sends nothing for them.
 	rows := readCSV(t, filepath.Join(e.input, "customers.csv"))
-	k, fn := col(t, rows[0], "customer_id"), col(t, rows[0], "first_name")
+	fn := col(t, rows[0], "first_name")
 	for _, row := range rows[1:] {
 		row[fn] = "Renamed"
 	}
-	_ = k
 	writeCSV(t, filepath.Join(e.input, "customers.csv"), rows)
 	r = e.runETL()
 	if r.code != 0 {
@@ -132,7 +131,7 @@ func TestDryRunReportsItsRejects(t *testing.T) {
 	}
 	rep := e.run("report", run)
 	if rep.code != 0 || !strings.Contains(rep.stdout, "DRY RUN") || !strings.Contains(rep.stdout, ": dry-run,") {
-		t.Errorf("etl report %s on the dry run is not marked dry:\n%s", run, rep)
+		t.Errorf("etl report %s on the dry run is not marked dry:\n%s", run, show(rep))
 	}
 	if n := e.scalar(`SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM sync_state) + (SELECT count(*) FROM customer_fingerprints) + (SELECT count(*) FROM run_seen)`); n != 0 {
 		t.Fatalf("the dry run wrote %d ledger, checkpoint, fingerprint or seen rows", n)
@@ -146,7 +145,7 @@ func TestDryRunReportsItsRejects(t *testing.T) {
 	}
 }
 
-func (r result) String() string {
+func show(r result) string {
 	return fmt.Sprintf("exit %d\n--- stdout:\n%s--- stderr:\n%s", r.code, r.stdout, tail(r.stderr, 2000))
 }
 
@@ -171,7 +170,7 @@ func TestRefusedDeactivationIsNotNothingChanged(t *testing.T) {
 	}
 	r := e.runETL()
 	if r.code != 3 || !strings.Contains(r.stdout, "deactivation refused") {
-		t.Fatalf("truncated export: want exit 3 and a refusal\n%s", r)
+		t.Fatalf("truncated export: want exit 3 and a refusal\n%s", show(r))
 	}
 	if strings.Contains(r.stdout, "nothing changed") {
 		t.Errorf("a refused deactivation says nothing changed:\n%s", r.stdout)
@@ -185,7 +184,7 @@ func TestMetricsTextfileFailures(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-such-dir", "etl.prom")
 	r := e.runETL("--metrics-textfile", missing)
 	if r.code != 2 || !strings.Contains(r.stderr, "--metrics-textfile "+missing) {
-		t.Fatalf("missing directory: want exit 2 naming the flag and path\n%s", r)
+		t.Fatalf("missing directory: want exit 2 naming the flag and path\n%s", show(r))
 	}
 	if n := e.scalar(`SELECT count(*) FROM runs`); n != 0 {
 		t.Fatalf("a run started (%d runs rows) although its metrics textfile could not be written", n)
@@ -198,6 +197,6 @@ func TestMetricsTextfileFailures(t *testing.T) {
 	}
 	r = e.runETL("--metrics-textfile", target)
 	if r.code == 0 || !strings.Contains(r.stderr, "--metrics-textfile "+target+": not written") {
-		t.Fatalf("unwritable textfile: want a non-zero exit naming %s\n%s", target, r)
+		t.Fatalf("unwritable textfile: want a non-zero exit naming %s\n%s", target, show(r))
 	}
 }
