@@ -6,6 +6,8 @@ import (
 	"io"
 	"sort"
 	"strconv"
+
+	"github.com/northwind-data/etl/internal/load"
 )
 
 // The HTML report is one self-contained page (inline CSS and SVG, no
@@ -24,19 +26,25 @@ body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
 h1{font-size:20px} h2{font-size:16px;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} th{background:#f3f3f3} td.l,th.l{text-align:left}
 .bar{display:flex;height:18px;width:480px;border:1px solid #999} .bar div{height:100%}
-.ok{background:#2e7d32}.rejected{background:#f9a825}.failed{background:#c62828}.uncertain{background:#6a1b9a}.other{background:#90a4ae}
+.dry{border:2px solid #f9a825;background:#fff8e1;padding:.5em 1em}
+.ok{background:#2e7d32}.notsent{background:#bdbdbd}.rejected{background:#f9a825}.failed{background:#c62828}.uncertain{background:#6a1b9a}.other{background:#90a4ae}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
 </style></head><body>
 <h1>etl run report {{.Title}}</h1>
+{{if .Dry}}<p class="dry" id="dry-run">DRY RUN: nothing was sent. The rejects below are the dry run's; there are no partner outcomes.</p>{{end}}
 <table><tr><th>run</th><th class="l">group</th><th>shard</th><th class="l">status</th><th class="l">started</th><th class="l">finished</th><th class="l">source</th></tr>
-{{range .Runs}}<tr><td>{{.ID}}</td><td class="l">{{.Group}}</td><td>{{.ShardIndex}}/{{.ShardCount}}</td><td class="l" id="status-{{.ID}}">{{.Status}}</td><td class="l">{{.Started.Format "2006-01-02 15:04:05"}}</td><td class="l">{{if .Finished}}{{.Finished.Format "2006-01-02 15:04:05"}}{{else}}running{{end}}</td><td class="l">{{.Source}}</td></tr>{{end}}
+{{range .Runs}}<tr><td>{{.ID}}</td><td class="l">{{.Group}}</td><td>{{.ShardIndex}}/{{.ShardCount}}</td><td class="l" id="status-{{.ID}}">{{.Status}}{{if eq .CountsFrom "ledger"}} (no final counts: counted from the ledger){{end}}</td><td class="l">{{.Started.Format "2006-01-02 15:04:05"}}</td><td class="l">{{if .Finished}}{{.Finished.Format "2006-01-02 15:04:05"}}{{else}}running{{end}}</td><td class="l">{{.Source}}</td></tr>{{end}}
 </table>
 <h2>Outcomes per partner</h2>
-<p class="legend"><span class="ok"></span>ok<span class="rejected"></span>rejected<span class="failed"></span>failed<span class="uncertain"></span>uncertain</p>
-<table id="outcomes"><tr><th class="l">partner</th><th class="l">chart</th><th>ok</th><th>rejected</th><th>failed</th><th>uncertain</th><th>total</th></tr>
+<p class="legend"><span class="ok"></span>ok<span class="rejected"></span>rejected<span class="failed"></span>failed<span class="uncertain"></span>uncertain<span class="notsent"></span>not sent: no update API</p>
+<table id="outcomes"><tr><th class="l">partner</th><th class="l">chart</th><th>ok</th><th>rejected</th><th>failed</th><th>uncertain</th><th>not sent: no update API</th><th>total</th></tr>
 {{range .Partners}}<tr class="partner" data-partner="{{.Name}}"><td class="l">{{.Name}}</td><td class="l"><div class="bar" role="img" aria-label="{{.Name}} outcomes">
-<div class="ok" style="width:{{pct .OK .Total}}%"></div><div class="rejected" style="width:{{pct .Rejected .Total}}%"></div><div class="failed" style="width:{{pct .Failed .Total}}%"></div><div class="uncertain" style="width:{{pct .Uncertain .Total}}%"></div></div></td>
-<td class="n-ok">{{.OK}}</td><td>{{.Rejected}}</td><td>{{.Failed}}</td><td>{{.Uncertain}}</td><td>{{.Total}}</td></tr>{{end}}
+<div class="ok" style="width:{{pct .OK .Total}}%"></div><div class="rejected" style="width:{{pct .Rejected .Total}}%"></div><div class="failed" style="width:{{pct .Failed .Total}}%"></div><div class="uncertain" style="width:{{pct .Uncertain .Total}}%"></div><div class="notsent" style="width:{{pct .NotSent .Total}}%"></div></div></td>
+<td class="n-ok">{{.OK}}</td><td>{{.Rejected}}</td><td>{{.Failed}}</td><td>{{.Uncertain}}</td><td class="n-notsent">{{.NotSent}}</td><td>{{.Total}}</td></tr>{{end}}
+</table>
+<h2>Latencies</h2>
+<table id="latencies"><tr><th class="l">partner</th><th class="l">operation</th><th>rows</th><th>avg ms</th><th>p95 ms</th></tr>
+{{range .Latencies}}<tr data-partner="{{.Provider}}" data-operation="{{.Operation}}"><td class="l">{{.Provider}}</td><td class="l">{{.Operation}}</td><td>{{.Count}}</td><td class="avg">{{printf "%.1f" .AvgMS}}</td><td class="p95">{{printf "%.1f" .P95MS}}</td></tr>{{else}}<tr><td class="l" colspan="5">no calls</td></tr>{{end}}
 </table>
 <h2>Top error reasons</h2>
 <table id="errors"><tr><th class="l">partner</th><th class="l">code</th><th>count</th><th class="l">example</th></tr>
@@ -51,8 +59,8 @@ table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;paddin
 `))
 
 type partnerBar struct {
-	Name                                   string
-	OK, Rejected, Failed, Uncertain, Total int64
+	Name                                            string
+	OK, Rejected, Failed, Uncertain, NotSent, Total int64
 }
 
 func writeHTML(w io.Writer, rep *Report) error {
@@ -75,6 +83,8 @@ func writeHTML(w io.Writer, rep *Report) error {
 			b.Failed += o.Count
 		case "uncertain":
 			b.Uncertain += o.Count
+		case load.RequestNotSentNoUpdateAPI:
+			b.NotSent += o.Count
 		}
 		b.Total += o.Count
 	}
@@ -90,5 +100,10 @@ func writeHTML(w io.Writer, rep *Report) error {
 	} else if len(rep.Runs) > 1 {
 		title = rep.Runs[0].Group
 	}
-	return reportTmpl.Execute(w, map[string]any{"Title": title, "Runs": rep.Runs, "Partners": ps, "Errors": rep.Errors, "Rejects": rep.Rejects})
+	dry := len(rep.Runs) > 0
+	for _, r := range rep.Runs {
+		dry = dry && r.DryRun
+	}
+	return reportTmpl.Execute(w, map[string]any{"Title": title, "Runs": rep.Runs, "Partners": ps, "Errors": rep.Errors, "Rejects": rep.Rejects,
+		"Latencies": rep.Latencies, "Dry": dry})
 }

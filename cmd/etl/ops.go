@@ -68,23 +68,38 @@ func cmdStatus(ctx context.Context, args []string) int {
 	if err != nil {
 		return fail(exitFatal, "%v", err)
 	}
+	views, err := viewRuns(ctx, store, runs)
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
 	if *asJSON {
-		_ = json.NewEncoder(os.Stdout).Encode(runs)
+		if views == nil {
+			views = []runView{}
+		}
+		_ = json.NewEncoder(os.Stdout).Encode(views)
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tGROUP\tSHARD\tSTATUS\tSTARTED\tFINISHED\tCUSTOMERS\tREJECTS\tCALLS\tPARTNERS")
-	for _, r := range runs {
-		var c runCounts
-		_ = json.Unmarshal(r.Counts, &c)
+	var fromLedger []string
+	for _, r := range views {
+		c := r.Counts
 		fin := "-"
 		if r.Finished != nil {
 			fin = r.Finished.Format("2006-01-02 15:04:05")
 		}
+		if r.CountsFrom == "ledger" {
+			fromLedger = append(fromLedger, fmt.Sprint(r.ID))
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%d/%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.ID, r.Group, r.ShardIndex, r.ShardCount, r.Status,
-			r.Started.Format("2006-01-02 15:04:05"), fin, c.Customers, c.Rejects, c.Calls, strings.Join(r.Providers, ","))
+			r.Started.Format("2006-01-02 15:04:05"), fin, c.Customers, c.allRejects(), c.Calls, strings.Join(r.Providers, ","))
 	}
 	tw.Flush()
+	if len(fromLedger) > 0 {
+		// To stderr, so the table stays one header and one line per run.
+		fmt.Fprintf(os.Stderr, "runs %s recorded no final counts (running or crashed): customers, rejects and calls are counted from their ledger rows (calls = records sent)\n",
+			strings.Join(fromLedger, ", "))
+	}
 	return exitOK
 }
 
@@ -106,6 +121,12 @@ func cmdRejects(ctx context.Context, args []string) int {
 	}
 	if err != nil {
 		return fail(exitFatal, "%v", err)
+	}
+	for _, r := range runs {
+		if r.Status == ledger.StatusDryRun {
+			// stderr: the CSV on stdout stays the same shape for every run.
+			fmt.Fprintf(os.Stderr, "etl: run %d was a DRY RUN: these rows were rejected by a dry run; nothing was sent\n", r.ID)
+		}
 	}
 	w := csv.NewWriter(os.Stdout)
 	_ = w.Write([]string{"file", "line", "entity_key", "field", "reason", "partner", "message"})

@@ -9,15 +9,18 @@ import (
 	"text/tabwriter"
 
 	"github.com/northwind-data/etl/internal/ledger"
+	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/redact"
 )
 
 // Report is everything `etl report` shows, in every format.
+// Its JSON keys are listed in docs/operations.md, "Report JSON".
 type Report struct {
-	Runs     []ledger.Run          `json:"runs"`
-	Outcomes []ledger.OutcomeCount `json:"outcomes"`
-	Errors   []ledger.ErrorCount   `json:"top_errors"`
-	Rejects  []ledger.ErrorCount   `json:"rejects"`
+	Runs      []runView             `json:"runs"`
+	Outcomes  []ledger.OutcomeCount `json:"outcomes"`
+	Latencies []ledger.Latency      `json:"latencies"`
+	Errors    []ledger.ErrorCount   `json:"top_errors"`
+	Rejects   []ledger.ErrorCount   `json:"rejects"`
 }
 
 func cmdReport(ctx context.Context, args []string) int {
@@ -62,8 +65,14 @@ func buildReport(ctx context.Context, store *ledger.Store, ref string) (*Report,
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Runs: runs}
-	if rep.Outcomes, err = store.Outcomes(ctx, ids(runs)); err != nil {
+	rep := &Report{}
+	if rep.Runs, err = viewRuns(ctx, store, runs); err != nil {
+		return nil, err
+	}
+	if rep.Outcomes, err = store.ReportedOutcomes(ctx, ids(runs), load.RequestNotSentNoUpdateAPI); err != nil {
+		return nil, err
+	}
+	if rep.Latencies, err = store.Latencies(ctx, ids(runs), load.RequestNotSentNoUpdateAPI); err != nil {
 		return nil, err
 	}
 	if rep.Errors, err = store.TopErrors(ctx, ids(runs), 20); err != nil {
@@ -89,13 +98,27 @@ func writeText(rep *Report) {
 			fin = r.Finished.Sub(r.Started).Round(1e6).String()
 		}
 		fmt.Printf("run %d (group %s, shard %d/%d): %s, %s, source %s\n", r.ID, r.Group, r.ShardIndex, r.ShardCount, r.Status, fin, r.Source)
-		var c runCounts
-		if json.Unmarshal(r.Counts, &c) == nil && c.Partners != nil {
-			for _, n := range sortedKeys(c.Partners) {
-				p := c.Partners[n]
-				fmt.Printf("  %-13s created %d, updated %d, unchanged %d, deactivated %d, partner-rejected %d, map-rejected %d, failed %d, uncertain %d, not sent %d\n",
-					n, p.Create, p.Update, p.Unchanged, p.Deactivate, p.Rejected, p.MapRejected, p.Failed, p.Uncertain, p.NotSent)
+		if r.DryRun {
+			fmt.Printf("  DRY RUN: nothing was sent; the counts are what a real run would have done, the rejects are the dry run's\n")
+		}
+		if r.CountsFrom == "ledger" {
+			fmt.Printf("  no final counts (the run did not finish): counted from its ledger rows\n")
+		}
+		c := r.Counts
+		for _, n := range sortedKeys(c.Partners) {
+			p := c.Partners[n]
+			// A resolve settles a create an earlier run left uncertain or
+			// pending: the ledger records it as a create.
+			created := fmt.Sprint(p.Create + p.Resolve)
+			if p.Resolve > 0 {
+				created += fmt.Sprintf(" (%d resolved from an earlier run)", p.Resolve)
 			}
+			fmt.Printf("  %-13s created %s, updated %d, unchanged %d, deactivated %d, partner-rejected %d, map-rejected %d, failed %d, uncertain %d, not sent %d, not sent: no update API %d\n",
+				n, created, p.Update, p.Unchanged, p.Deactivate, p.Rejected, p.MapRejected, p.Failed, p.Uncertain, p.NotSent, p.NoUpdateAPI)
+		}
+		if total := c.allRejects(); total > 0 {
+			fmt.Printf("  rejects %d: %d input rows refused by validation + %d records refused by a partner's mapping (etl rejects %d)\n",
+				total, c.Rejects, total-int64(c.Rejects), r.ID)
 		}
 	}
 	fmt.Println("\nledger rows by partner, operation and outcome:")
@@ -105,6 +128,15 @@ func writeText(rep *Report) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%.1f\t%.1f\n", o.Provider, o.Operation, o.Outcome, o.Count, o.Attempts, o.AvgMS, o.P95MS)
 	}
 	tw.Flush()
+	if len(rep.Latencies) > 0 {
+		fmt.Println("\nlatency by partner and operation (calls made):")
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  PARTNER\tOPERATION\tROWS\tAVG ms\tP95 ms")
+		for _, l := range rep.Latencies {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%.1f\t%.1f\n", l.Provider, l.Operation, l.Count, l.AvgMS, l.P95MS)
+		}
+		tw.Flush()
+	}
 	if len(rep.Errors) > 0 {
 		fmt.Println("\ntop error reasons:")
 		for _, e := range rep.Errors {

@@ -109,6 +109,13 @@ func cmdRun(ctx context.Context, args []string) int {
 			return fail(exitUsage, "--dry-run-out: %v", err)
 		}
 	}
+	if f.metricsFile != "" {
+		// Checked before the run: a textfile that cannot be written at the
+		// end would lose the run's metrics after all the work was done.
+		if err := checkTextfileDir(f.metricsFile); err != nil {
+			return fail(exitUsage, "--metrics-textfile %s: %v", f.metricsFile, err)
+		}
+	}
 	sh, err := shard.Parse(f.shard, os.Getenv("JOB_COMPLETION_INDEX"))
 	if err != nil {
 		return fail(exitUsage, "--shard: %v", err)
@@ -205,6 +212,20 @@ func cmdRun(ctx context.Context, args []string) int {
 		ctx, stop = lock.Context(ctx)
 		defer stop()
 	}
+	var dryRej *dryRejects
+	if f.dryRun {
+		// A dry run records a runs row of status dry-run and its rejects
+		// (so `etl rejects` and `etl report` work on it) and nothing else.
+		ri := ledger.RunInfo{Group: group, ShardIndex: sh.Index, ShardCount: sh.Count, Source: sourceID,
+			Providers: names, Version: buildinfo.Read().String(), Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": true}}
+		runID, err = store.StartDryRun(ctx, ri)
+		if err != nil {
+			return fail(exitFatal, "%v", err)
+		}
+		if dryRej, err = newDryRejects(store, runID, f.dryRunOut); err != nil {
+			return fail(exitFatal, "--dry-run-out: %v", err)
+		}
+	}
 	log.Info("run started", zap.Int64("run_id", runID), zap.String("run_group", group), zap.String("source", sourceID),
 		zap.Strings("partners", names), zap.String("shard", sh.String()), zap.Bool("dry_run", f.dryRun))
 
@@ -226,6 +247,9 @@ func cmdRun(ctx context.Context, args []string) int {
 	}
 	if f.dryRun && f.dryRunOut != "" {
 		eng.DryRunOps = dry.write
+	}
+	if dryRej != nil {
+		eng.DryRunRejects = dryRej.add
 	}
 	start := time.Now()
 	var stats extract.Stats
@@ -258,8 +282,24 @@ func cmdRun(ctx context.Context, args []string) int {
 	if len(operator) > 0 && code == exitPartial {
 		code = exitNeedsOperator
 	}
-	counts := runCounts{Files: stats.Files, Customers: stats.Customers, Compared: sum.Compared, Rejects: sum.Rejects, Partners: sum.Providers,
+	counts := runCounts{Files: filesOf(stats.Files), Customers: stats.Customers, Compared: sum.Compared, Rejects: sum.Rejects, Partners: sum.Providers,
 		Stopped: sum.Stopped, DeactivationRefused: sum.DeactGuard, Seconds: elapsed.Seconds(), Calls: sum.Calls()}
+	for _, p := range sum.Providers {
+		counts.MapRejects += p.MapRejected
+	}
+	if dryRej != nil {
+		if err := dryRej.close(context.WithoutCancel(ctx)); err != nil {
+			log.Error("could not record the dry run's rejects", zap.Error(err))
+			if code == exitOK {
+				code, status = exitFatal, "failed"
+			}
+		}
+		if err := store.FinishRun(context.WithoutCancel(ctx), runID, ledger.StatusDryRun, counts); err != nil {
+			log.Error("could not record the dry run's end", zap.Error(err))
+		}
+		log.Info("dry run rejects", zap.Int64("run_id", runID), zap.Int("validation", counts.Rejects), zap.Int64("partner_mapping", counts.MapRejects),
+			zap.Any("by_reason", dryRej.reasons()))
+	}
 	if !f.dryRun {
 		// The run row must be closed even when ctx was cancelled.
 		if err := store.FinishRun(context.WithoutCancel(ctx), runID, status, counts); errors.Is(err, ledger.ErrFenced) {
@@ -277,10 +317,16 @@ func cmdRun(ctx context.Context, args []string) int {
 	mets.Done(elapsed, code)
 	if f.metricsFile != "" {
 		if err := mets.WriteTextfile(f.metricsFile); err != nil {
+			// The error names the collector's temporary file: say which
+			// textfile is missing, and fail the run so cron notices.
 			log.Error("could not write the metrics textfile", zap.String("path", f.metricsFile), zap.Error(err))
+			fmt.Fprintf(os.Stderr, "etl: --metrics-textfile %s: not written: %v\n", f.metricsFile, err)
+			if code == exitOK {
+				code = exitFatal
+			}
 		}
 	}
-	printSummary(os.Stdout, runID, status, code, f.dryRun, counts, dry)
+	printSummary(os.Stdout, runID, status, code, f.dryRun, counts, dry, dryRej)
 	if runErr != nil {
 		fmt.Fprintf(os.Stderr, "etl: run %d failed: %v\n", runID, runErr)
 	}
@@ -296,19 +342,6 @@ func cmdRun(ctx context.Context, args []string) int {
 	log.Info("run finished", zap.Int64("run_id", runID), zap.String("status", status), zap.Int("exit_code", code),
 		zap.Int64("calls", sum.Calls()), zap.Duration("elapsed", elapsed))
 	return code
-}
-
-// runCounts is stored in runs.counts and printed.
-type runCounts struct {
-	Files               []extract.FileStats     `json:"files"`
-	Customers           int                     `json:"customers"`
-	Compared            int64                   `json:"compared"` // customers compared in full; the rest were skipped by fingerprint
-	Rejects             int                     `json:"rejects"`
-	Partners            map[string]*load.Counts `json:"partners"`
-	Stopped             map[string]string       `json:"stopped,omitempty"`
-	DeactivationRefused map[string]string       `json:"deactivation_refused,omitempty"`
-	Seconds             float64                 `json:"seconds"`
-	Calls               int64                   `json:"calls"`
 }
 
 type readSource interface {
@@ -402,9 +435,9 @@ func newGroupID() string {
 	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
 
-func printSummary(w io.Writer, runID int64, status string, code int, dry bool, c runCounts, d *dryRun) {
+func printSummary(w io.Writer, runID int64, status string, code int, dry bool, c runCounts, d *dryRun, dr *dryRejects) {
 	if dry {
-		fmt.Fprintf(w, "\nDRY RUN: nothing was sent and the ledger is unchanged.\n")
+		fmt.Fprintf(w, "\nDRY RUN %d: nothing was sent; the ledger and checkpoint are unchanged (only the run and its rejects are recorded).\n", runID)
 	} else {
 		fmt.Fprintf(w, "\nrun %d: %s (exit %d) in %.1fs, %d partner calls\n", runID, status, code, c.Seconds, c.Calls)
 	}
@@ -415,13 +448,18 @@ func printSummary(w io.Writer, runID int64, status string, code int, dry bool, c
 		fmt.Fprintf(w, "  %d customers unchanged since every partner had them (skipped by fingerprint), %d compared in full\n", skipped, c.Compared)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "partner\tcreate\tupdate\tunchanged\tdeactivate\tresolve\tmap-reject\tok\trejected\tfailed\tuncertain\tnot-sent\tcalls\t")
+	fmt.Fprintln(tw, "partner\tcreate\tupdate\tunchanged\tdeactivate\tresolve\tmap-reject\tok\trejected\tfailed\tuncertain\tnot-sent\tno-update-api\tcalls\t")
 	for _, n := range sortedKeys(c.Partners) {
 		p := c.Partners[n]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n, p.Create, p.Update, p.Unchanged, p.Deactivate, p.Resolve,
-			p.MapRejected, p.OK, p.Rejected, p.Failed, p.Uncertain, p.NotSent, p.Calls)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", n, p.Create, p.Update, p.Unchanged, p.Deactivate, p.Resolve,
+			p.MapRejected, p.OK, p.Rejected, p.Failed, p.Uncertain, p.NotSent, p.NoUpdateAPI, p.Calls)
 	}
 	tw.Flush()
+	for _, n := range sortedKeys(c.Partners) {
+		if k := c.Partners[n].NoUpdateAPI; k > 0 {
+			fmt.Fprintf(w, "  %s: %d changed records not sent: no update API (recorded as known; see docs/operations.md)\n", n, k)
+		}
+	}
 	for _, n := range sortedKeys(c.Partners) {
 		if codes := c.Partners[n].ErrorCodes; len(codes) > 0 {
 			b, _ := json.Marshal(codes)
@@ -436,20 +474,26 @@ func printSummary(w io.Writer, runID int64, status string, code int, dry bool, c
 				n, k, exitNeedsOperator, n, n, n, n)
 		}
 	}
-	for n, why := range c.Stopped {
-		fmt.Fprintf(w, "  %s STOPPED: %s\n", n, why)
+	for _, n := range sortedKeys(c.Stopped) {
+		fmt.Fprintf(w, "  %s STOPPED: %s\n", n, c.Stopped[n])
 	}
-	for n, why := range c.DeactivationRefused {
-		fmt.Fprintf(w, "  %s deactivation refused: %s\n", n, why)
+	for _, n := range sortedKeys(c.DeactivationRefused) {
+		fmt.Fprintf(w, "  %s deactivation refused: %s\n", n, c.DeactivationRefused[n])
 	}
-	if c.Calls == 0 && !dry {
+	// Only a run that had nothing to do may say so: not one that refused
+	// a deactivation, stopped a partner, or planned work it did not send.
+	if !dry && status == "ok" && c.Calls == 0 && c.planned() == 0 && len(c.DeactivationRefused) == 0 && len(c.Stopped) == 0 {
 		fmt.Fprintf(w, "  no partner calls were needed: nothing changed since the last run\n")
 	}
 	if d != nil && d.dir != "" {
 		fmt.Fprintf(w, "  request bodies written under %s (%d files, card data masked)\n", d.dir, d.n.Load())
 	}
-	if !dry && c.Rejects > 0 {
-		fmt.Fprintf(w, "  %d rejected rows: etl rejects %d > rejects.csv\n", c.Rejects, runID)
+	if total := c.allRejects(); total > 0 {
+		fmt.Fprintf(w, "  %d rejects: %d input rows refused by validation + %d records refused by a partner's mapping: etl rejects %d > rejects.csv\n",
+			total, c.Rejects, total-int64(c.Rejects), runID)
+		if dr != nil && dr.path != "" {
+			fmt.Fprintf(w, "  the same rejects are in %s (no card data)\n", dr.path)
+		}
 	}
 }
 

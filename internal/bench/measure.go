@@ -236,13 +236,15 @@ func etlRun(ctx context.Context, bin, cfgPath string, env []string, dbURL, provi
 			Customers int   `json:"customers"`
 			Calls     int64 `json:"calls"`
 			Partners  map[string]struct {
-				OK, Rejected, Failed, Uncertain, NotSent int64
+				OK, Rejected, Failed, Uncertain int64
+				NotSent                         int64 `json:"not_sent"`
+				NoUpdateAPI                     int64 `json:"not_sent_no_update_api"`
 			} `json:"partners"`
 		}
 		if json.Unmarshal(counts, &c) == nil {
 			rm.Read, rm.Calls = c.Customers, c.Calls
 			pc := c.Partners[provider]
-			rm.Ops = int(pc.OK + pc.Rejected + pc.Failed + pc.Uncertain + pc.NotSent)
+			rm.Ops = int(pc.OK + pc.NoUpdateAPI + pc.Rejected + pc.Failed + pc.Uncertain + pc.NotSent)
 			rm.Failed = int(pc.Rejected + pc.Failed + pc.Uncertain + pc.NotSent)
 		}
 	}

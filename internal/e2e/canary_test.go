@@ -100,6 +100,22 @@ func TestCanaryCardDataLeavesNoTrace(t *testing.T) {
 	if e.scalar(`SELECT count(*) FROM rejects`) == 0 {
 		t.Fatal("the canary input must produce rejects")
 	}
+	// A dry run at debug level too: its bodies and rejects.csv are under
+	// tmp, which the scan reads.
+	dry := filepath.Join(tmp, "dry")
+	if r := e.runETL("-v", "--dry-run", "--dry-run-out", dry); r.code != 0 {
+		t.Fatalf("canary dry run: exit %d\n%s", r.code, r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dry, "rejects.csv")); err != nil {
+		t.Fatalf("the dry run wrote no rejects.csv to scan: %v", err)
+	}
+	// The scan below covers every kind of debug line: each must be there.
+	logs := e.logs.String()
+	for _, msg := range []string{"batch flushed", "checkpoint committed", "partner call retried"} {
+		if !strings.Contains(logs, `"msg":"`+msg+`"`) {
+			t.Errorf("no %q debug line in the -v logs: the scan does not cover it", msg)
+		}
+	}
 
 	var out bytes.Buffer
 	out.WriteString(e.logs.String())

@@ -204,15 +204,22 @@ func (c *Client) Partner() string { return c.cfg.Partner }
 func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	op := req.Method + " " + req.Path
 	c.budget.deposit()
+	sent := 0 // attempts that went out (the ledger records it)
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
-			return nil, c.fail(op, Retryable, 0, "cancelled", err)
+			e := c.fail(op, Retryable, 0, "cancelled", err)
+			e.Attempts = sent
+			return nil, e
 		}
 		resp, e := c.try(ctx, req, op, attempt)
 		if e == nil {
 			resp.Attempts = attempt
 			return resp, nil
 		}
+		if e.Code != "breaker_open" && !(e.Code == "cancelled" && e.Status == 0 && e.Kind == Retryable) {
+			sent++
+		}
+		e.Attempts = sent
 		switch e.Kind {
 		case Retryable:
 		case Uncertain:
@@ -231,8 +238,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		if ra, ok := retryAfter(e); ok {
 			if ra > c.cfg.RetryAfterMax {
 				return nil, &Error{Partner: c.cfg.Partner, Op: op, Kind: Retryable, Status: e.Status, Code: "retry_after_too_long",
-					Message: "the partner asked to wait " + ra.String() + ", beyond retry_after_max " + c.cfg.RetryAfterMax.String() + ": left for the rerun",
-					Err:     e}
+					Message:  "the partner asked to wait " + ra.String() + ", beyond retry_after_max " + c.cfg.RetryAfterMax.String() + ": left for the rerun",
+					Err:      e,
+					Attempts: sent}
 			}
 			wait = max(wait, ra) // never sooner than the partner asked
 		}

@@ -58,6 +58,10 @@ func TestStatusesBecomeKinds(t *testing.T) {
 			if !errors.As(err, &he) || he.Kind != tc.kind || he.Status != tc.status || he.Message != "partner says no" {
 				t.Errorf("%d: err %v, want kind %v", tc.status, err, tc.kind)
 			}
+			// The ledger records how many attempts went out.
+			if got := httpx.AttemptsOf(err); got != int(tc.calls) {
+				t.Errorf("%d: AttemptsOf = %d, want the %d calls made", tc.status, got, tc.calls)
+			}
 			if calls.Load() != tc.calls {
 				t.Errorf("%d: %d calls, want %d", tc.status, calls.Load(), tc.calls)
 			}

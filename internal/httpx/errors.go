@@ -60,6 +60,10 @@ type Error struct {
 	Code    string // partner error code, or a short code of ours
 	Message string
 	Err     error // underlying transport error, if any
+	// Attempts is how many times Client.Do sent the request before it
+	// gave up (0 when none left: breaker open, cancelled before sending).
+	// The ledger records it; it is not part of Error().
+	Attempts int
 }
 
 func (e *Error) Error() string {
@@ -86,6 +90,15 @@ func KindOf(err error) Kind {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Kind
+	}
+	return 0
+}
+
+// AttemptsOf returns how many attempts the *Error in err records, or 0.
+func AttemptsOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Attempts
 	}
 	return 0
 }

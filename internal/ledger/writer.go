@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
 
 	"github.com/northwind-data/etl/internal/redact"
 )
@@ -74,12 +75,23 @@ type Writer struct {
 	onErr   func(error)
 	maxRows int
 	maxWait time.Duration
+	log     *zap.Logger
 }
 
 // NewWriter starts the flusher. onErr is called once if a write fails (the
 // engine stops the run: outcomes it cannot record must not pile up).
 func (s *Store) NewWriter(runID int64, onErr func(error)) *Writer {
-	w := &Writer{s: s, runID: runID, ch: make(chan item, 8192), done: make(chan struct{}), onErr: onErr, maxRows: 2000, maxWait: 50 * time.Millisecond}
+	return s.NewLoggedWriter(runID, onErr, nil)
+}
+
+// NewLoggedWriter is NewWriter that logs each committed batch at debug
+// (what was checkpointed, and how long the transaction took). log may be
+// nil.
+func (s *Store) NewLoggedWriter(runID int64, onErr func(error), log *zap.Logger) *Writer {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	w := &Writer{s: s, runID: runID, ch: make(chan item, 8192), done: make(chan struct{}), onErr: onErr, maxRows: 2000, maxWait: 50 * time.Millisecond, log: log}
 	go w.loop()
 	return w
 }
@@ -207,7 +219,8 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 			seenRows = append(seenRows, []any{w.runID, it.seen})
 		}
 	}
-	return pgx.BeginFunc(ctx, w.s.pool, func(tx pgx.Tx) error {
+	start := time.Now()
+	err := pgx.BeginFunc(ctx, w.s.pool, func(tx pgx.Tx) error {
 		if err := CheckFence(ctx, tx, w.runID); err != nil {
 			return err
 		}
@@ -280,6 +293,12 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 		}
 		return nil
 	})
+	if err == nil {
+		w.log.Debug("checkpoint committed", zap.Int64("run_id", w.runID), zap.Int("rows", len(batch)), zap.Int("ledger_rows", len(ledgerRows)),
+			zap.Int("sync_state_rows", len(st.provider)), zap.Int("rejects", len(rejectRows)), zap.Int("seen", len(seenRows)),
+			zap.Int("settled", len(settleP)), zap.Duration("took", time.Since(start)))
+	}
+	return err
 }
 
 type stateArrays struct {

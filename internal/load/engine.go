@@ -50,6 +50,11 @@ type Engine struct {
 	DryRun      bool           // plan only: no partner call, no ledger change
 	// DryRunOps, if set, sees every op a dry run would send.
 	DryRunOps func(provider string, op Op)
+	// DryRunRejects, if set, sees every reject of a dry run (validation
+	// rejects from the source and partner mapping rejects), which a real
+	// run writes to the ledger's rejects table. Called from the source's
+	// goroutine and from planners concurrently.
+	DryRunRejects func(ledger.RejectRow)
 
 	// Deactivation of entities gone from the source, for partners that
 	// support it. Refused when it would switch off more than
@@ -96,14 +101,43 @@ type Summary struct {
 	DeactGuard map[string]string // partner -> why deactivation was refused
 }
 
-// Counts per partner. Mapped rejects are records this partner could not take.
+// Counts per partner. Mapped rejects are records this partner could not
+// take. The JSON keys are what runs.counts stores and `etl report --format
+// json` prints (docs/operations.md, "Report JSON").
 type Counts struct {
-	Create, Update, Deactivate, Unchanged, Resolve int64
-	MapRejected                                    int64
-	OK, Rejected, Failed, Uncertain, NotSent       int64
-	Calls, Attempts                                int64
-	ErrorCodes                                     map[string]int64 `json:",omitempty"`
-	mu                                             sync.Mutex
+	Create      int64 `json:"create"`
+	Update      int64 `json:"update"`
+	Deactivate  int64 `json:"deactivate"`
+	Unchanged   int64 `json:"unchanged"`
+	Resolve     int64 `json:"resolve"`
+	MapRejected int64 `json:"map_rejected"`
+	OK          int64 `json:"ok"`
+	Rejected    int64 `json:"rejected"`
+	Failed      int64 `json:"failed"`
+	Uncertain   int64 `json:"uncertain"`
+	// NotSent: planned but never sent (the partner stopped, the run was
+	// cancelled); the rerun sends them.
+	NotSent int64 `json:"not_sent"`
+	// NoUpdateAPI: changes the partner has no call for (ClubReady payment
+	// profiles, Q2 client meta). Nothing was sent for them; the checkpoint
+	// records the new content so the next run does not try again (the
+	// ledger row is outcome ok, request_id RequestNotSentNoUpdateAPI). Not
+	// an ok delivery, and not a call.
+	NoUpdateAPI int64            `json:"not_sent_no_update_api"`
+	Calls       int64            `json:"calls"`
+	Attempts    int64            `json:"attempts"`
+	ErrorCodes  map[string]int64 `json:"error_codes,omitempty"`
+	mu          sync.Mutex
+}
+
+// RequestNotSentNoUpdateAPI is the Result.RequestID (and ledger
+// request_id) of an OK outcome for an update the partner has no API for:
+// nothing was sent, and the engine counts it as NoUpdateAPI, not OK.
+const RequestNotSentNoUpdateAPI = "not-sent-no-update-api"
+
+// notSentNoAPI reports whether r is an update the partner has no API for.
+func notSentNoAPI(r Result) bool {
+	return r.Outcome == OK && r.RequestID == RequestNotSentNoUpdateAPI
 }
 
 func (c *Counts) addErr(code string) {
@@ -191,10 +225,10 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 	defer cancelRun(nil)
 	var w *ledger.Writer
 	if !e.DryRun {
-		w = e.Store.NewWriter(runID, func(err error) {
+		w = e.Store.NewLoggedWriter(runID, func(err error) {
 			e.Log.Error("ledger write failed: stopping the run", zap.Error(err))
 			cancelRun(err)
-		})
+		}, e.Log)
 	}
 
 	lanes := map[string]*lane{}
@@ -297,6 +331,9 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 		},
 		func(r model.Reject) error {
 			rejects.Add(1)
+			if e.DryRun && e.DryRunRejects != nil {
+				e.DryRunRejects(rejectRow(r))
+			}
 			if w != nil {
 				w.Reject(rejectRow(r))
 				if id := customerOf(r.EntityKey); id != "" && rs.deactivates {
@@ -404,6 +441,8 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 				}
 				if w != nil {
 					w.Reject(rejectRow(r))
+				} else if e.DryRun && e.DryRunRejects != nil {
+					e.DryRunRejects(rejectRow(r))
 				}
 			}
 			for _, op := range ops {
@@ -487,9 +526,16 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 func (e *Engine) batch(ctx context.Context, l *lane, jobs chan<- job) {
 	defer close(jobs)
 	max := l.p.MaxBatch()
+	name := l.p.Name()
+	debug := e.Log.Core().Enabled(zap.DebugLevel)
 	var cur []Op
-	send := func() {
+	// reason: full (MaxBatch ops), idle (the queue went quiet), resolve
+	// (an open intent goes alone), drain (the plan is done).
+	send := func(reason string) {
 		if len(cur) > 0 {
+			if debug {
+				e.Log.Debug("batch flushed", zap.String("partner", name), zap.Int("size", len(cur)), zap.String("reason", reason))
+			}
 			jobs <- job{ops: cur}
 			cur = nil
 		}
@@ -500,7 +546,7 @@ func (e *Engine) batch(ctx context.Context, l *lane, jobs chan<- job) {
 		select {
 		case op, ok := <-l.in:
 			if !ok {
-				send()
+				send("drain")
 				return
 			}
 			if ctx.Err() != nil || l.stopped.Load() {
@@ -509,20 +555,20 @@ func (e *Engine) batch(ctx context.Context, l *lane, jobs chan<- job) {
 				continue // drain: the rerun sends these
 			}
 			if op.Intent != "" {
-				send()
+				send("resolve")
 				jobs <- job{ops: []Op{op}, resolve: true}
 				continue
 			}
 			cur = append(cur, op)
 			if len(cur) >= max {
-				send()
+				send("full")
 			} else {
 				// Flush a partial batch only once the queue has been quiet
 				// for a moment, not a moment after its first op.
 				idle.Reset(20 * time.Millisecond)
 			}
 		case <-idle.C:
-			send()
+			send("idle")
 		}
 	}
 }
@@ -549,7 +595,9 @@ func (e *Engine) work(ctx context.Context, runID int64, l *lane, jobs <-chan job
 			results = l.p.Send(ctx, j.ops, jr)
 		}
 		lat := time.Since(start)
-		atomic.AddInt64(&l.counts.Calls, 1)
+		if madeCall(results, len(j.ops)) {
+			atomic.AddInt64(&l.counts.Calls, 1)
+		}
 		for i, op := range j.ops {
 			var r Result
 			if i < len(results) {
@@ -564,16 +612,51 @@ func (e *Engine) work(ctx context.Context, runID int64, l *lane, jobs <-chan job
 
 func (c *Counts) addNotSent(n int) { atomic.AddInt64(&c.NotSent, int64(n)) }
 
+// madeCall reports whether a job reached the partner: not when every op
+// was an update the partner has no API for and no call was made for it
+// (ClubReady; a Q2 update still reconciles the client's cards).
+func madeCall(results []Result, ops int) bool {
+	if len(results) < ops {
+		return true
+	}
+	for _, r := range results {
+		if !notSentNoAPI(r) || r.Attempts > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// attemptsOf is what a ledger row records as attempts: a sent op was
+// attempted at least once, even when its client lost count (a failure
+// built before the first answer); an update with no API, or a call the
+// breaker or retry budget never let out, records what it says.
+func attemptsOf(r Result) int {
+	if r.Attempts > 0 || notSentNoAPI(r) {
+		return r.Attempts
+	}
+	if n := httpx.AttemptsOf(r.Err); n > 0 {
+		return n
+	}
+	if httpx.KindOf(r.Err) == httpx.Unavailable {
+		return 0
+	}
+	return 1
+}
+
 func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.Writer) {
 	name := l.p.Name()
 	c := l.counts
-	atomic.AddInt64(&c.Attempts, int64(max(r.Attempts, 1)))
-	switch r.Outcome {
-	case OK:
+	r.Attempts = attemptsOf(r)
+	atomic.AddInt64(&c.Attempts, int64(r.Attempts))
+	switch {
+	case notSentNoAPI(r):
+		atomic.AddInt64(&c.NoUpdateAPI, 1)
+	case r.Outcome == OK:
 		atomic.AddInt64(&c.OK, 1)
-	case Rejected:
+	case r.Outcome == Rejected:
 		atomic.AddInt64(&c.Rejected, 1)
-	case Uncertain:
+	case r.Outcome == Uncertain:
 		atomic.AddInt64(&c.Uncertain, 1)
 	default:
 		r.Outcome = Failed

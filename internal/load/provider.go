@@ -137,9 +137,10 @@ type Hashable interface {
 // FailureResult is the Result for an op whose call ended in err: the
 // *httpx.Error's kind decides the outcome (rejected, uncertain, or failed:
 // retryable and unavailable calls did not happen, and a fatal one also
-// stops the partner).
+// stops the partner). Attempts is the larger of attempts and what the
+// error counted (httpx.AttemptsOf).
 func FailureResult(op Op, err error, attempts int) Result {
-	r := Result{EntityKey: op.EntityKey, Err: err, HTTPStatus: httpx.StatusOf(err), Attempts: attempts}
+	r := Result{EntityKey: op.EntityKey, Err: err, HTTPStatus: httpx.StatusOf(err), Attempts: max(attempts, httpx.AttemptsOf(err))}
 	switch httpx.KindOf(err) {
 	case httpx.Rejected:
 		r.Outcome = Rejected

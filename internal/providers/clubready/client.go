@@ -32,7 +32,7 @@ const (
 	RequestImportedNoID = "imported-without-profile-id"
 	// RequestNoUpdateAPI: an Update op was not sent, because ClubReady
 	// documents no way to change an imported payment profile (docs/partners/clubready.md).
-	RequestNoUpdateAPI = "not-sent-no-update-api"
+	RequestNoUpdateAPI = load.RequestNotSentNoUpdateAPI
 )
 
 // maxTokens caps the ProfileTokens one op may fetch: the first, one to

@@ -46,7 +46,7 @@ const (
 	// Q2 has no call that updates a client (a repeat sync is not documented
 	// to change meta, and there is no update call). Its cards were brought
 	// in step; the children carry those calls' request-ids.
-	RequestNoUpdateAPI = "not-sent-no-update-api"
+	RequestNoUpdateAPI = load.RequestNotSentNoUpdateAPI
 )
 
 // intentSyncWithCards is the journal detail written, durably, before the
