@@ -162,6 +162,8 @@ func cmdRun(ctx context.Context, args []string) int {
 			return fail(exitFatal, "%v", err)
 		}
 		defer lock.Release()
+		log.Debug("run lock taken", zap.Strings("partners", lock.Partners()), zap.String("shard", sh.String()),
+			zap.Int64("epoch", lock.Epoch()), zap.Uint32("lock_backend_pid", lock.BackendPID()))
 	}
 
 	now := time.Now()
