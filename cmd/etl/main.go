@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/northwind-data/etl/internal/crashpoint"
 	"github.com/northwind-data/etl/internal/ledger"
 )
 
@@ -92,6 +93,11 @@ func mainCode(args []string) int {
 	if args[0] == "version" || args[0] == "--version" {
 		fmt.Println("etl", version)
 		return exitOK
+	}
+	// Crash points are for the fault-schedule suite (docs/testing.md); a
+	// name that is not one must not let a test silently crash nowhere.
+	if err := crashpoint.FromEnv(); err != nil {
+		return fail(exitUsage, "%v", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

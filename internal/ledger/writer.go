@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/northwind-data/etl/internal/crashpoint"
 	"github.com/northwind-data/etl/internal/redact"
 )
 
@@ -136,6 +137,7 @@ func (w *Writer) loop() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			err := w.write(ctx, batch)
 			cancel()
+			crashpoint.HitUnless(crashpoint.AfterLedgerCommit, err)
 			if err != nil {
 				w.mu.Lock()
 				w.err = err

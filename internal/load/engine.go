@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/northwind-data/etl/internal/crashpoint"
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/ledger"
 	"github.com/northwind-data/etl/internal/model"
@@ -466,6 +467,7 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 		}
 	}
 	for _, q := range out {
+		crashpoint.Hit(crashpoint.MidPlan)
 		select {
 		case q.l.in <- q.op:
 		case <-ctx.Done():
@@ -544,6 +546,7 @@ func (e *Engine) work(ctx context.Context, runID int64, l *lane, jobs <-chan job
 			results = l.p.Send(ctx, j.ops, jr)
 		}
 		lat := time.Since(start)
+		crashpoint.Hit(crashpoint.AfterSend)
 		atomic.AddInt64(&l.counts.Calls, 1)
 		for i, op := range j.ops {
 			var r Result
@@ -616,6 +619,7 @@ func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.W
 	}
 	// Queued after the customer's ledger rows, so it commits with or after them.
 	if fp, ok := e.fps.done(op.CustomerID, r.Outcome == OK); ok {
+		crashpoint.HitAfter(crashpoint.BeforeFingerprint, func() { _ = w.Sync(context.Background()) })
 		w.Fingerprint(e.Scope, fp)
 	}
 }
