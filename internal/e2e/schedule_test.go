@@ -46,7 +46,7 @@ const (
 	envSkip      = "ETL_CHAOS_SKIP"      // kinds whose schedules are not run (default ciSkip; "none": run every kind)
 	envRepeat    = "ETL_CHAOS_REPEAT"    // with ETL_CHAOS_SEED: play each seed this many times
 	envList      = "ETL_CHAOS_LIST"      // print the schedules that would be played, play none
-	ciSchedules  = 12
+	ciSchedules  = 24
 )
 
 // ciSkip lists the step kinds today's code is known to fail (see
@@ -736,7 +736,7 @@ func (pl *player) invariants() []string {
 			v = append(v, fmt.Sprintf("extra %s: %d records beyond the reference (twice, stale content, or a deleted customer left active): %s", sp.Name, len(extra), clip(extra)))
 		}
 		if sp.List != nil {
-			r := e.run("verify", "--config", e.cfgPath, "--provider", sp.Name)
+			r := e.run("verify", "--config", e.cfgPath, "--provider", sp.Name, "--out", filepath.Join(t.TempDir(), "verify-"+sp.Name+".csv"))
 			if r.code != 0 {
 				v = append(v, fmt.Sprintf("verify %s: exit %d: %s", sp.Name, r.code, strings.TrimSpace(tail(r.stdout+r.stderr, 600))))
 			}
@@ -851,5 +851,38 @@ func TestChaosUnknownCrashPointIsAStartupError(t *testing.T) {
 	}
 	if n := e.scalar(`SELECT count(*) FROM runs`); n != 0 {
 		t.Fatalf("%d runs recorded", n)
+	}
+}
+
+// Every crash point is reached by a run of a few customers, kills it as
+// kill -9 would, and the rerun still delivers everything once.
+func TestChaosEveryCrashPointFires(t *testing.T) {
+	for _, p := range crashpoint.Points() {
+		t.Run(p, func(t *testing.T) {
+			e := newEnv(t, 20, nil)
+			c := e.startProc([]string{crashpoint.EnvVar + "=" + p + ":1"}).wait()
+			if c.sig != syscall.SIGKILL.String() || !strings.Contains(c.out.String(), "crashpoint: killed at "+p+":1") {
+				t.Fatalf("%s: %s\n%s", p, c.summary(), tail(c.out.String(), 1500))
+			}
+			e.rerunUntilDone(3)
+			e.settled()
+		})
+	}
+}
+
+// The invariants see a record missing at a partner: the suite can fail.
+func TestChaosInvariantsCatchARecordGoneAtThePartner(t *testing.T) {
+	s := schedule{Seed: 9, Customers: 12, Steps: []step{{Kind: kRun}}}
+	sb := newChaosSandboxes(s.Seed)
+	pl := &player{t: t, s: s, e: newEnvWith(t, s.Customers, s.Seed, sb.Sandboxes), sb: sb}
+	pl.play(s.Steps[0])
+	if v := pl.invariants(); len(v) != 0 {
+		t.Fatalf("a clean run violates: %v", v)
+	}
+	tok := sb.Partners[tokenization.Name].(*tokenization.Sandbox)
+	tok.Delete(tok.State().Clients[2].ID)
+	v := strings.Join(pl.invariants(), "\n")
+	if !strings.Contains(v, "missing tokenization: 1 records") || !strings.Contains(v, "verify tokenization: exit 3") {
+		t.Fatalf("a client deleted at the partner is not caught:\n%s", v)
 	}
 }
