@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/northwind-data/etl/internal/buildinfo"
+	"github.com/northwind-data/etl/internal/crashpoint"
 	"github.com/northwind-data/etl/internal/ledger"
 	"github.com/northwind-data/etl/internal/runlock"
 )
@@ -99,6 +100,11 @@ func mainCode(args []string) int {
 	}
 	if args[0] == "--version" {
 		args[0] = "version"
+	}
+	// Crash points are for the fault-schedule suite (docs/testing.md); a
+	// name that is not one must not let a test silently crash nowhere.
+	if err := crashpoint.FromEnv(); err != nil {
+		return fail(exitUsage, "%v", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -81,7 +81,14 @@ func (l *lockedBuffer) String() string {
 // customers and a config pointing at them.
 func newEnv(t *testing.T, n int, fc map[string]faults.Config) *env {
 	t.Helper()
-	e := &env{t: t, db: pgtest.NewDB(t), sb: partners.NewSandboxes(fc), logs: &lockedBuffer{}}
+	return newEnvWith(t, n, 42, partners.NewSandboxes(fc))
+}
+
+// newEnvWith is newEnv with the given sandboxes, the customers generated
+// from seed.
+func newEnvWith(t *testing.T, n int, seed uint64, sb *partners.Sandboxes) *env {
+	t.Helper()
+	e := &env{t: t, db: pgtest.NewDB(t), sb: sb, logs: &lockedBuffer{}}
 	e.srv = httptest.NewServer(e.sb)
 	t.Cleanup(e.srv.Close)
 	pool, err := pgxpool.New(context.Background(), e.db)
@@ -92,7 +99,7 @@ func newEnv(t *testing.T, n int, fc map[string]faults.Config) *env {
 	t.Cleanup(pool.Close)
 	e.input = t.TempDir()
 	if n > 0 {
-		if _, err := gen.Write(e.input, gen.Options{Customers: n, CardsPerCustomer: 1.5, Seed: 42, Sorted: true, Now: time.Now()}); err != nil {
+		if _, err := gen.Write(e.input, gen.Options{Customers: n, CardsPerCustomer: 1.5, Seed: seed, Sorted: true, Now: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}

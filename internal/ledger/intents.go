@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/northwind-data/etl/internal/crashpoint"
 )
 
 // maxNoteBatch bounds one group commit of intents.
@@ -60,6 +62,7 @@ func (s *Store) Note(ctx context.Context, runID int64, provider, entityKey, cust
 		if err != nil {
 			return fmt.Errorf("ledger: write intent for %s %s: %w", provider, entityKey, err)
 		}
+		crashpoint.Hit(crashpoint.AfterIntent)
 		return nil
 	case <-s.notes.done:
 		// Closed before or while committing: the intent may be written,

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/northwind-data/etl/internal/crashpoint"
 	"github.com/northwind-data/etl/internal/redact"
 )
 
@@ -152,6 +153,7 @@ func (w *Writer) loop() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			err := w.write(ctx, batch)
 			cancel()
+			crashpoint.HitUnless(crashpoint.AfterLedgerCommit, err)
 			if err != nil {
 				w.mu.Lock()
 				w.err = err

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/northwind-data/etl/internal/crashpoint"
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/ledger"
 	"github.com/northwind-data/etl/internal/model"
@@ -510,6 +511,7 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 		}
 	}
 	for _, q := range out {
+		crashpoint.Hit(crashpoint.MidPlan)
 		select {
 		case q.l.in <- q.op:
 		case <-ctx.Done():
@@ -595,6 +597,7 @@ func (e *Engine) work(ctx context.Context, runID int64, l *lane, jobs <-chan job
 			results = l.p.Send(ctx, j.ops, jr)
 		}
 		lat := time.Since(start)
+		crashpoint.Hit(crashpoint.AfterSend)
 		if madeCall(results, len(j.ops)) {
 			atomic.AddInt64(&l.counts.Calls, 1)
 		}
@@ -709,6 +712,7 @@ func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.W
 	}
 	// Queued after the customer's ledger rows, so it commits with or after them.
 	if fp, ok := e.fps.done(op.CustomerID, r.Outcome == OK); ok {
+		crashpoint.HitAfter(crashpoint.BeforeFingerprint, func() { _ = w.Sync(context.Background()) })
 		w.Fingerprint(e.Scope, fp)
 	}
 }
