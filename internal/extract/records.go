@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/northwind-data/etl/internal/model"
 )
 
 // splitFile is one input file read with the splitter: its header is
@@ -24,7 +21,6 @@ type splitFile struct {
 	spec   *fileSpec
 	fields int // columns in the header
 	keyIdx int
-	cvvIdx int // -1 when the file has no cvv column
 }
 
 // openSplit opens the file for the splitter, after openFile (cf) checked
@@ -57,7 +53,7 @@ func openSplit(dir string, cf *csvFile) (*splitFile, error) {
 			return nil, errIrregular
 		}
 	}
-	return &splitFile{f: f, sp: sp, spec: cf.spec, fields: len(cf.header), keyIdx: cf.keyIdx, cvvIdx: indexOf(cf.header, "cvv")}, nil
+	return &splitFile{f: f, sp: sp, spec: cf.spec, fields: len(cf.header), keyIdx: cf.keyIdx}, nil
 }
 
 func indexOf(xs []string, x string) int {
@@ -71,11 +67,11 @@ func indexOf(xs []string, x string) int {
 
 // srec is one record as the splitter found it.
 type srec struct {
-	raw   []byte // the record's bytes, line end excluded
+	raw   []byte  // the record's bytes, line end excluded
+	spans []int32 // field i is raw[spans[2i]:spans[2i+1]], quotes included (set by readRecords)
 	line  int
 	key   string // the customer id, as fill would read it
 	clean bool   // the right number of fields, all valid UTF-8 and within the field bound
-	cut   [2]int // the CVV field's span in raw, left out of fingerprints
 }
 
 // next reads the next record; io.EOF at the end.
@@ -95,67 +91,46 @@ func (sf *splitFile) next(maxField int) (srec, error) {
 	for i := 0; r.clean && i < n; i++ {
 		r.clean = sf.sp.spans[2*i+1]-sf.sp.spans[2*i] <= maxField
 	}
-	if sf.cvvIdx >= 0 && sf.cvvIdx < n {
-		r.cut = [2]int{sf.sp.spans[2*sf.cvvIdx], sf.sp.spans[2*sf.cvvIdx+1]}
-	}
 	r.raw = rec
 	return r, nil
 }
 
-// recordDecoder turns a record the splitter found into the row the
-// encoding/csv path would have read, for the few records the fast path
-// does decode. One csv.Reader is fed one record at a time.
-type recordDecoder struct {
-	cf   *csvFile
-	feed feeder
-	r    *csv.Reader
-	buf  []byte
-}
+func (r *srec) numFields() int { return len(r.spans) / 2 }
 
-type feeder struct{ b []byte }
-
-func (f *feeder) Read(p []byte) (int, error) {
-	if len(f.b) == 0 {
-		return 0, io.EOF
+// appendField appends field i unquoted, as encoding/csv reads it.
+func (r *srec) appendField(b []byte, i int) []byte {
+	f := r.raw[r.spans[2*i]:r.spans[2*i+1]]
+	if len(f) < 2 || f[0] != '"' {
+		return append(b, f...)
 	}
-	n := copy(p, f.b)
-	f.b = f.b[n:]
-	return n, nil
-}
-
-func newRecordDecoder(cf *csvFile) *recordDecoder {
-	d := &recordDecoder{cf: cf}
-	d.reset()
-	return d
-}
-
-func (d *recordDecoder) reset() {
-	d.feed.b = nil
-	d.r = csv.NewReader(&d.feed)
-	d.r.FieldsPerRecord = -1
-}
-
-func (d *recordDecoder) decode(r *srec, maxField int) rawRow {
-	// The record plus a line end: the reader stops at it, before asking
-	// for more, so the next record can be fed to the same reader.
-	// The reader copies what it returns, so one buffer serves all records.
-	d.buf = append(append(d.buf[:0], r.raw...), '\n')
-	d.feed.b = d.buf
-	rec, err := d.r.Read()
-	row := rawRow{line: r.line}
-	if err != nil || len(d.feed.b) > 0 {
-		// Cannot happen for a record the splitter accepted; reported
-		// rather than trusted if it does.
-		d.reset()
-		row.problem = &rowProblem{model.ReasonBadRow, "", fmt.Sprintf("not valid CSV: %v", err)}
-		d.cf.fill(&row, nil, maxField)
-		return row
+	f = f[1 : len(f)-1]
+	for {
+		q := bytes.IndexByte(f, '"')
+		if q < 0 {
+			return append(b, f...)
+		}
+		b = append(b, f[:q+1]...) // a doubled quote: keep one
+		f = f[q+2:]
 	}
-	if len(rec) != len(d.cf.header) {
-		row.problem = &rowProblem{model.ReasonBadRow, "", fmt.Sprintf("row has %d fields; the header has %d", len(rec), len(d.cf.header))}
+}
+
+// fields returns the record's fields unquoted, as encoding/csv reads
+// them: substrings of one copy of the record, so a record costs one
+// string allocation unless a field has doubled quotes.
+func (r *srec) fields() []string {
+	s := string(r.raw)
+	out := make([]string, r.numFields())
+	for i := range out {
+		f := s[r.spans[2*i]:r.spans[2*i+1]]
+		if len(f) >= 2 && f[0] == '"' {
+			f = f[1 : len(f)-1]
+			if strings.IndexByte(f, '"') >= 0 {
+				f = strings.ReplaceAll(f, `""`, `"`)
+			}
+		}
+		out[i] = f
 	}
-	d.cf.fill(&row, rec, maxField)
-	return row
+	return out
 }
 
 // srecBatch carries records read ahead by a file's reader goroutine.
@@ -174,11 +149,13 @@ func readRecords(ctx context.Context, sf *splitFile, maxField int, keep func(str
 		const n = 512
 		recs := make([]srec, 0, n)
 		arena := make([]byte, 0, 64<<10)
+		spans := make([]int32, 0, 48*n)
 		send := func(err error) bool {
 			select {
 			case ch <- srecBatch{recs, err}:
 				recs = make([]srec, 0, n)
 				arena = make([]byte, 0, 64<<10)
+				spans = make([]int32, 0, 48*n)
 				return true
 			case <-ctx.Done():
 				return false
@@ -207,6 +184,14 @@ func readRecords(ctx context.Context, sf *splitFile, maxField int, keep func(str
 			at := len(arena)
 			arena = append(arena, r.raw...)
 			r.raw = arena[at:len(arena):len(arena)]
+			if len(spans)+len(sf.sp.spans) > cap(spans) {
+				spans = make([]int32, 0, max(48*n, len(sf.sp.spans)))
+			}
+			at = len(spans)
+			for _, x := range sf.sp.spans {
+				spans = append(spans, int32(x))
+			}
+			r.spans = spans[at:len(spans):len(spans)]
 			recs = append(recs, r)
 			if len(recs) == n && !send(nil) {
 				return
