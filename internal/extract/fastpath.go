@@ -8,17 +8,19 @@ import (
 	"sync"
 )
 
-// FastPath turns on the nightly fast path of a sorted CSV input. Each
-// customer's raw rows (its customers.csv row and every cards.csv row with
-// its id, in file order, CVV left out) are hashed with a keyed HMAC, and
-// Unchanged is asked, a batch at a time, which customers may be skipped.
+// FastPath turns on the nightly fast path of a sorted CSV input or of the
+// Postgres source. Each customer's rows (its customer row and every card
+// row with its id, in source order, CVV left out) are fingerprinted (see
+// fingerprinter), and Unchanged is asked, a batch at a time, which
+// customers may be skipped.
 // A skipped customer is not decoded, validated or emitted; its rows count
 // as accepted. Every other customer is read as usual and, when it had no
 // rejects, carries its fingerprint (model.Customer.Fingerprint).
 //
 // Customers with more than one row, a row-level problem or no customer
 // row are never fingerprinted. Unsorted CSV input does not use the fast
-// path; the Postgres source has its own (pgfast.go).
+// path; the Postgres source groups its rows in pgfast.go, with the same
+// fingerprint function.
 type FastPath struct {
 	Key []byte
 	// Unchanged reports, for each (id, fingerprint) pair, whether the
@@ -81,6 +83,7 @@ func (c *rawCursor) pop() {
 
 // producer groups the two files' rows by customer, asks which groups are
 // unchanged, and passes the others on: the group to the joiner, its rows
+// (fields cut at the splitter's spans, checked as encoding/csv rows are)
 // to the two gocsv decoders.
 type producer struct {
 	maxField         int
