@@ -3,7 +3,8 @@ package extract
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
+	"crypto/hmac"
+	"crypto/sha256"
 	"reflect"
 	"slices"
 	"sync"
@@ -16,27 +17,19 @@ import (
 	"github.com/northwind-data/etl/internal/transform"
 )
 
-// colsOf is a row struct's values in field order, as the Postgres cursor
-// selects them.
-func colsOf(row any) []string {
-	v := reflect.ValueOf(row)
-	out := make([]string, v.NumField())
-	for i := range out {
-		out[i] = v.Field(i).String()
-	}
-	return out
-}
+// The fingerprint's layout, spelt out once: a change to it is a
+// decision (every customer compared in full once), not an accident.
+func TestFingerprintLayout(t *testing.T) {
+	f := newFingerprinter([]byte("golden-key"), fpSourcePostgres, []string{"customer_id", "first_name"}, []string{"card_id", "cvv", "pan"})
+	got := f.sum(&rowMeta{cols: []string{"C1", "Ada"}}, []fpRow{&rowMeta{cols: []string{"K1", "123", "4111111111111111"}}})
 
-// The Postgres fingerprint is the one it was before CSV and Postgres
-// shared the function: an upgrade does not compare every table-sourced
-// customer in full. The golden value was computed by the former pgfast.go.
-func TestPostgresFingerprintUnchangedByTheUpgrade(t *testing.T) {
-	f := newPGFast(&FastPath{Key: []byte("golden-key")}, nil, nil)
-	c := &customerRec{rowMeta: rowMeta{cols: colsOf(CustomerRow{CustomerID: "C1", FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", PostalCode: "78753", Country: "US", CreatedAt: "2020-01-01T00:00:00Z"})}}
-	k := &cardRec{rowMeta: rowMeta{cols: colsOf(CardRow{CardID: "K1", CustomerID: "C1", AccountID: "A1", PAN: "4111111111111111", CVV: "123", ExpMonth: "12", ExpYear: "2030", CardType: "debit"})}}
-	got := hex.EncodeToString(f.sum(&pgGroup{key: "C1", cust: []*customerRec{c}, cards: []*cardRec{k, k}}))
-	if want := "d6a6ae8cd36f614004223aee77368ca59783fe4fd865d83a712641f686411fd0"; got != want {
-		t.Errorf("Postgres fingerprint %s, want %s (the pre-upgrade value)", got, want)
+	k := hmac.New(sha256.New, []byte("golden-key"))
+	k.Write([]byte("etl customer fingerprint v2 postgres\x00customer_id\x1ffirst_name\x1f\x1ecard_id\x1fcvv\x1fpan\x1f\x1e"))
+	m := hmac.New(sha256.New, k.Sum(nil))
+	m.Write([]byte("\x02\x02\x03C1Ada"))                  // customer row: 2 fields of 2 and 3 bytes
+	m.Write([]byte("\x03\x02\x00\x10K14111111111111111")) // card row: the CVV empty
+	if want := m.Sum(nil); !bytes.Equal(got, want) {
+		t.Errorf("fingerprint %x, want %x", got, want)
 	}
 }
 

@@ -139,6 +139,10 @@ type srecBatch struct {
 	err  error
 }
 
+// spanChunk is the size of one allocation of record spans: at most
+// 32 KiB, the largest the allocator serves from its per-size caches.
+const spanChunk = 8 << 10
+
 // readRecords reads the file's records that keep accepts on a goroutine,
 // in batches (each record's bytes copied), until the end, an error or
 // ctx.
@@ -149,13 +153,13 @@ func readRecords(ctx context.Context, sf *splitFile, maxField int, keep func(str
 		const n = 512
 		recs := make([]srec, 0, n)
 		arena := make([]byte, 0, 64<<10)
-		spans := make([]int32, 0, 48*n)
+		spans := make([]int32, 0, spanChunk)
 		send := func(err error) bool {
 			select {
 			case ch <- srecBatch{recs, err}:
 				recs = make([]srec, 0, n)
 				arena = make([]byte, 0, 64<<10)
-				spans = make([]int32, 0, 48*n)
+				spans = make([]int32, 0, spanChunk)
 				return true
 			case <-ctx.Done():
 				return false
@@ -185,7 +189,7 @@ func readRecords(ctx context.Context, sf *splitFile, maxField int, keep func(str
 			arena = append(arena, r.raw...)
 			r.raw = arena[at:len(arena):len(arena)]
 			if len(spans)+len(sf.sp.spans) > cap(spans) {
-				spans = make([]int32, 0, max(48*n, len(sf.sp.spans)))
+				spans = make([]int32, 0, max(spanChunk, len(sf.sp.spans)))
 			}
 			at = len(spans)
 			for _, x := range sf.sp.spans {
