@@ -89,7 +89,7 @@ func (sf *splitFile) next(maxField int) (srec, error) {
 	}
 	r.clean = n == sf.fields && utf8.Valid(rec)
 	for i := 0; r.clean && i < n; i++ {
-		r.clean = sf.sp.spans[2*i+1]-sf.sp.spans[2*i] <= maxField
+		r.clean = int(sf.sp.spans[2*i+1]-sf.sp.spans[2*i]) <= maxField
 	}
 	r.raw = rec
 	return r, nil
@@ -97,9 +97,24 @@ func (sf *splitFile) next(maxField int) (srec, error) {
 
 func (r *srec) numFields() int { return len(r.spans) / 2 }
 
-// appendField appends field i unquoted, as encoding/csv reads it.
-func (r *srec) appendField(b []byte, i int) []byte {
-	f := r.raw[r.spans[2*i]:r.spans[2*i+1]]
+func (r *srec) appendValues(lens, vals []byte, skip int) ([]byte, []byte) {
+	for i := 0; i < len(r.spans); i += 2 {
+		at := len(vals)
+		switch f := r.raw[r.spans[i]:r.spans[i+1]]; {
+		case i == 2*skip:
+		case len(f) == 0 || f[0] != '"':
+			vals = append(vals, f...) // the common case, inline
+		default:
+			vals = appendUnquoted(vals, f)
+		}
+		lens = appendLen(lens, len(vals)-at)
+	}
+	return lens, vals
+}
+
+// appendUnquoted appends field f (as the splitter cut it) unquoted, as
+// encoding/csv reads it.
+func appendUnquoted(b, f []byte) []byte {
 	if len(f) < 2 || f[0] != '"' {
 		return append(b, f...)
 	}
@@ -192,9 +207,7 @@ func readRecords(ctx context.Context, sf *splitFile, maxField int, keep func(str
 				spans = make([]int32, 0, max(spanChunk, len(sf.sp.spans)))
 			}
 			at = len(spans)
-			for _, x := range sf.sp.spans {
-				spans = append(spans, int32(x))
-			}
+			spans = append(spans, sf.sp.spans...)
 			r.spans = spans[at:len(spans):len(spans)]
 			recs = append(recs, r)
 			if len(recs) == n && !send(nil) {
