@@ -3,28 +3,39 @@ package extract
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/binary"
 	"hash"
+	"strings"
 )
 
-// fpRow is one source row as the fingerprint reads it: its values in
-// column order. The CSV fast path's split records and the Postgres
-// cursor's rows both implement it, so both sources hash the same
-// inputs the same way.
+// fpRow is one source row as the fingerprint reads it. The CSV fast
+// path's split records and the Postgres cursor's rows both implement it,
+// so both sources hash the same inputs the same way.
 type fpRow interface {
-	numFields() int
-	// appendValues appends every value but skip's to vals, unquoted, and
-	// each one's length (appendLen; 0 for skip) to lens. One call per row,
-	// not per value: the loop is the fast path's hot spot.
-	appendValues(lens, vals []byte, skip int) ([]byte, []byte)
+	// appendCanonical appends the row's values in canonical form (see
+	// appendCanonical), value skip blank (-1: none).
+	appendCanonical(b []byte, skip int) []byte
 }
 
-// appendLen appends a value's length as a uvarint.
-func appendLen(b []byte, n int) []byte {
-	if n < 0x80 {
-		return append(b, byte(n))
+// appendCanonical appends vals as one canonical CSV record: joined by
+// commas, a value quoted (its quotes doubled) exactly when it holds a
+// comma, a quote, a CR or an LF. Each record has one such form, so equal
+// forms mean equal values; and a CSV record without quoted fields is
+// already in it (the splitter refuses a bare quote or CR), which lets the
+// CSV fast path hash its bytes as read.
+func appendCanonical(b []byte, vals []string) []byte {
+	for i, v := range vals {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if !strings.ContainsAny(v, ",\"\r\n") {
+			b = append(b, v...)
+			continue
+		}
+		b = append(b, '"')
+		b = append(b, strings.ReplaceAll(v, `"`, `""`)...)
+		b = append(b, '"')
 	}
-	return binary.AppendUvarint(b, uint64(n))
+	return b
 }
 
 // Fingerprint sources. The label goes into the key, so the same customer
@@ -32,8 +43,8 @@ func appendLen(b []byte, n int) []byte {
 // purpose: switching sources compares every customer in full once, and
 // never lets the same values under another column layout pass as
 // unchanged. Both labels are v2 since the two sources share this
-// function (CSV hashed the raw record bytes, Postgres fixed-width value
-// lengths): the first run after the upgrade compares every customer in
+// function (CSV hashed the raw record bytes, Postgres length-prefixed
+// values): the first run after the upgrade compares every customer in
 // full once, as any new binary does anyway (the fingerprint scope names
 // the binary).
 const (
@@ -43,16 +54,15 @@ const (
 
 // fingerprinter is the one fingerprint of a customer, for every source:
 // a keyed HMAC over its customer row and then each of its card rows, in
-// source order; each row is its field count, every value's length (all
-// uvarints) and the values. The CVV is hashed as empty: it is stored in
-// no form, not even inside a keyed hash (the content hashes leave it out
-// too, so a CVV-only change resends nothing either way). Not safe for
-// concurrent use.
+// source order, each row in canonical form and ended by an LF. The CVV is
+// hashed as empty: it is stored in no form, not even inside a keyed hash
+// (the content hashes leave it out too, so a CVV-only change resends
+// nothing either way). Not safe for concurrent use.
 type fingerprinter struct {
-	mac        hash.Hash
-	lens, vals []byte // one row's encoding: field count and lengths, values
-	cvv        int    // the CVV's index among the card columns; -1 if none
-	source     string
+	mac    hash.Hash
+	buf    []byte
+	cvv    int // the CVV's index among the card columns; -1 if none
+	source string
 }
 
 // newFingerprinter keys the HMAC with key, the source label and the
@@ -73,62 +83,32 @@ func newFingerprinter(key []byte, source string, custCols, cardCols []string) *f
 }
 
 // fingerprintTrace, when set (by tests), sees every fingerprint's
-// inputs, the CVV already blanked.
-var fingerprintTrace func(source string, rows [][]string)
+// input, the CVV already blanked.
+var fingerprintTrace func(source string, input []byte)
 
-// sum is the fingerprint of one customer row and its card rows.
+// sum is the fingerprint of one customer row and its card rows. The rows
+// are laid out in one buffer and hashed in one write.
 func (f *fingerprinter) sum(cust fpRow, cards []fpRow) []byte {
+	f.buf = append(cust.appendCanonical(f.buf[:0], -1), '\n')
+	for _, c := range cards {
+		f.buf = append(c.appendCanonical(f.buf, f.cvv), '\n')
+	}
 	if fingerprintTrace != nil {
-		fingerprintTrace(f.source, traceRows(cust, cards, f.cvv))
+		fingerprintTrace(f.source, f.buf)
 	}
 	f.mac.Reset()
-	f.row(cust, -1)
-	for _, c := range cards {
-		f.row(c, f.cvv)
-	}
+	f.mac.Write(f.buf)
 	return f.mac.Sum(nil)
 }
 
-// row hashes one row: its field count and every value's length (all
-// uvarints), then the values. Lengths in a byte or two, not a fixed
-// eight: the hash is most of the fast path's cost, and fixed-width
-// lengths more than doubled its input.
-func (f *fingerprinter) row(r fpRow, skip int) {
-	f.lens = appendLen(f.lens[:0], r.numFields())
-	f.lens, f.vals = r.appendValues(f.lens, f.vals[:0], skip)
-	f.mac.Write(f.lens)
-	f.mac.Write(f.vals)
-}
-
 // A table row is fingerprinted from the values the cursor read (cols).
-func (m *rowMeta) numFields() int { return len(m.cols) }
-
-func (m *rowMeta) appendValues(lens, vals []byte, skip int) ([]byte, []byte) {
-	for i, v := range m.cols {
-		if i == skip {
-			v = ""
-		}
-		lens = appendLen(lens, len(v))
-		vals = append(vals, v...)
+func (m *rowMeta) appendCanonical(b []byte, skip int) []byte {
+	if skip < 0 || skip >= len(m.cols) {
+		return appendCanonical(b, m.cols)
 	}
-	return lens, vals
-}
-
-// traceRows returns the values sum hashes, for fingerprintTrace.
-func traceRows(cust fpRow, cards []fpRow, cvv int) [][]string {
-	row := func(r fpRow, skip int) []string {
-		lens, vals := r.appendValues(nil, nil, skip)
-		out := make([]string, r.numFields())
-		for i := range out {
-			n, k := binary.Uvarint(lens)
-			lens = lens[k:]
-			out[i], vals = string(vals[:n]), vals[n:]
-		}
-		return out
-	}
-	rows := [][]string{row(cust, -1)}
-	for _, c := range cards {
-		rows = append(rows, row(c, cvv))
-	}
-	return rows
+	cvv := m.cols[skip]
+	m.cols[skip] = ""
+	b = appendCanonical(b, m.cols)
+	m.cols[skip] = cvv
+	return b
 }

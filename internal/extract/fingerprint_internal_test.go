@@ -21,13 +21,13 @@ import (
 // decision (every customer compared in full once), not an accident.
 func TestFingerprintLayout(t *testing.T) {
 	f := newFingerprinter([]byte("golden-key"), fpSourcePostgres, []string{"customer_id", "first_name"}, []string{"card_id", "cvv", "pan"})
-	got := f.sum(&rowMeta{cols: []string{"C1", "Ada"}}, []fpRow{&rowMeta{cols: []string{"K1", "123", "4111111111111111"}}})
+	got := f.sum(&rowMeta{cols: []string{"C1", `Ada, "the" first`}}, []fpRow{&rowMeta{cols: []string{"K1", "123", "4111111111111111"}}})
 
 	k := hmac.New(sha256.New, []byte("golden-key"))
 	k.Write([]byte("etl customer fingerprint v2 postgres\x00customer_id\x1ffirst_name\x1f\x1ecard_id\x1fcvv\x1fpan\x1f\x1e"))
 	m := hmac.New(sha256.New, k.Sum(nil))
-	m.Write([]byte("\x02\x02\x03C1Ada"))                  // customer row: 2 fields of 2 and 3 bytes
-	m.Write([]byte("\x03\x02\x00\x10K14111111111111111")) // card row: the CVV empty
+	m.Write([]byte(`C1,"Ada, ""the"" first"` + "\n")) // quoted: it holds a comma and quotes
+	m.Write([]byte("K1,,4111111111111111\n"))         // the CVV empty
 	if want := m.Sum(nil); !bytes.Equal(got, want) {
 		t.Errorf("fingerprint %x, want %x", got, want)
 	}
@@ -44,7 +44,8 @@ type fpCall struct {
 func traceFingerprints(t *testing.T) func() map[string][]fpCall {
 	var mu sync.Mutex
 	calls := map[string][]fpCall{}
-	fingerprintTrace = func(source string, rows [][]string) {
+	fingerprintTrace = func(source string, input []byte) {
+		rows := readCanonical(t, input)
 		mu.Lock()
 		defer mu.Unlock()
 		calls[rows[0][0]] = append(calls[rows[0][0]], fpCall{source, rows})
@@ -158,11 +159,11 @@ func TestCSVAndPostgresShareTheFingerprint(t *testing.T) {
 			continue
 		}
 		// The sums asked about are this function's of these inputs.
-		rows := make([]fpRow, len(cc[0].rows)-1)
-		for i, r := range cc[0].rows[1:] {
-			rows[i] = &rowMeta{cols: r}
-		}
 		cust := &rowMeta{cols: cc[0].rows[0]}
+		var rows []fpRow
+		for _, r := range cc[0].rows[1:] {
+			rows = append(rows, &rowMeta{cols: r})
+		}
 		if !bytes.Equal(csvF.sum(cust, rows), csvSums[id]) || !bytes.Equal(pgF.sum(cust, rows), pgSums[id]) {
 			t.Errorf("%s: the fingerprint asked about is not the shared function's", id)
 		}

@@ -21,6 +21,7 @@ type splitFile struct {
 	spec   *fileSpec
 	fields int // columns in the header
 	keyIdx int
+	cvvIdx int // -1 when the file has no cvv column
 }
 
 // openSplit opens the file for the splitter, after openFile (cf) checked
@@ -53,7 +54,7 @@ func openSplit(dir string, cf *csvFile) (*splitFile, error) {
 			return nil, errIrregular
 		}
 	}
-	return &splitFile{f: f, sp: sp, spec: cf.spec, fields: len(cf.header), keyIdx: cf.keyIdx}, nil
+	return &splitFile{f: f, sp: sp, spec: cf.spec, fields: len(cf.header), keyIdx: cf.keyIdx, cvvIdx: indexOf(cf.header, "cvv")}, nil
 }
 
 func indexOf(xs []string, x string) int {
@@ -67,11 +68,12 @@ func indexOf(xs []string, x string) int {
 
 // srec is one record as the splitter found it.
 type srec struct {
-	raw   []byte  // the record's bytes, line end excluded
-	spans []int32 // field i is raw[spans[2i]:spans[2i+1]], quotes included (set by readRecords)
-	line  int
-	key   string // the customer id, as fill would read it
-	clean bool   // the right number of fields, all valid UTF-8 and within the field bound
+	raw    []byte // the record's bytes, line end excluded
+	line   int
+	key    string // the customer id, as fill would read it
+	clean  bool   // the right number of fields, all valid UTF-8 and within the field bound
+	quoted bool   // a field is quoted: raw is not the record's canonical form
+	cut    [2]int // the CVV field's span in raw (cards.csv), left out of fingerprints
 }
 
 // next reads the next record; io.EOF at the end.
@@ -80,7 +82,7 @@ func (sf *splitFile) next(maxField int) (srec, error) {
 	if err != nil {
 		return srec{}, err
 	}
-	r := srec{line: line}
+	r := srec{line: line, raw: rec}
 	n := sf.sp.fields()
 	if sf.keyIdx < n {
 		if v := sf.sp.field(rec, sf.keyIdx); len(v) <= maxField && utf8.Valid(v) {
@@ -88,55 +90,50 @@ func (sf *splitFile) next(maxField int) (srec, error) {
 		}
 	}
 	r.clean = n == sf.fields && utf8.Valid(rec)
-	for i := 0; r.clean && i < n; i++ {
-		r.clean = int(sf.sp.spans[2*i+1]-sf.sp.spans[2*i]) <= maxField
+	spans := sf.sp.spans
+	for i := 0; i < n; i++ {
+		r.clean = r.clean && int(spans[2*i+1]-spans[2*i]) <= maxField
+		r.quoted = r.quoted || (spans[2*i+1] > spans[2*i] && rec[spans[2*i]] == '"')
 	}
-	r.raw = rec
+	if sf.cvvIdx >= 0 && sf.cvvIdx < n {
+		r.cut = [2]int{int(spans[2*sf.cvvIdx]), int(spans[2*sf.cvvIdx+1])}
+	}
 	return r, nil
 }
 
-func (r *srec) numFields() int { return len(r.spans) / 2 }
-
-func (r *srec) appendValues(lens, vals []byte, skip int) ([]byte, []byte) {
-	for i := 0; i < len(r.spans); i += 2 {
-		at := len(vals)
-		switch f := r.raw[r.spans[i]:r.spans[i+1]]; {
-		case i == 2*skip:
-		case len(f) == 0 || f[0] != '"':
-			vals = append(vals, f...) // the common case, inline
-		default:
-			vals = appendUnquoted(vals, f)
+// appendCanonical appends the record in canonical form (see
+// appendCanonical), the CVV blank when skip is not -1: skip is the
+// cards.csv CVV column, whose span next kept in cut. A record without
+// quoted fields is its own canonical form: the nightly fast path hashes
+// its bytes as they are.
+func (r *srec) appendCanonical(b []byte, skip int) []byte {
+	if !r.quoted {
+		if skip < 0 {
+			return append(b, r.raw...)
 		}
-		lens = appendLen(lens, len(vals)-at)
+		return append(append(b, r.raw[:r.cut[0]]...), r.raw[r.cut[1]:]...)
 	}
-	return lens, vals
-}
-
-// appendUnquoted appends field f (as the splitter cut it) unquoted, as
-// encoding/csv reads it.
-func appendUnquoted(b, f []byte) []byte {
-	if len(f) < 2 || f[0] != '"' {
-		return append(b, f...)
+	vals := r.fields()
+	if skip >= 0 && skip < len(vals) {
+		vals[skip] = ""
 	}
-	f = f[1 : len(f)-1]
-	for {
-		q := bytes.IndexByte(f, '"')
-		if q < 0 {
-			return append(b, f...)
-		}
-		b = append(b, f[:q+1]...) // a doubled quote: keep one
-		f = f[q+2:]
-	}
+	return appendCanonical(b, vals)
 }
 
 // fields returns the record's fields unquoted, as encoding/csv reads
 // them: substrings of one copy of the record, so a record costs one
-// string allocation unless a field has doubled quotes.
+// string allocation unless a field has doubled quotes. The record is
+// split again: keeping every record's field spans from the first split
+// cost the nightly fast path more than splitting the few it decodes.
 func (r *srec) fields() []string {
+	sp := splitter{eof: true}
+	if _, _, _, err := sp.parse(r.raw); err != nil {
+		return nil // cannot happen: the splitter accepted these bytes; the row becomes a reject
+	}
 	s := string(r.raw)
-	out := make([]string, r.numFields())
+	out := make([]string, sp.fields())
 	for i := range out {
-		f := s[r.spans[2*i]:r.spans[2*i+1]]
+		f := s[sp.spans[2*i]:sp.spans[2*i+1]]
 		if len(f) >= 2 && f[0] == '"' {
 			f = f[1 : len(f)-1]
 			if strings.IndexByte(f, '"') >= 0 {
@@ -154,10 +151,6 @@ type srecBatch struct {
 	err  error
 }
 
-// spanChunk is the size of one allocation of record spans: at most
-// 32 KiB, the largest the allocator serves from its per-size caches.
-const spanChunk = 8 << 10
-
 // readRecords reads the file's records that keep accepts on a goroutine,
 // in batches (each record's bytes copied), until the end, an error or
 // ctx.
@@ -168,13 +161,11 @@ func readRecords(ctx context.Context, sf *splitFile, maxField int, keep func(str
 		const n = 512
 		recs := make([]srec, 0, n)
 		arena := make([]byte, 0, 64<<10)
-		spans := make([]int32, 0, spanChunk)
 		send := func(err error) bool {
 			select {
 			case ch <- srecBatch{recs, err}:
 				recs = make([]srec, 0, n)
 				arena = make([]byte, 0, 64<<10)
-				spans = make([]int32, 0, spanChunk)
 				return true
 			case <-ctx.Done():
 				return false
@@ -203,12 +194,6 @@ func readRecords(ctx context.Context, sf *splitFile, maxField int, keep func(str
 			at := len(arena)
 			arena = append(arena, r.raw...)
 			r.raw = arena[at:len(arena):len(arena)]
-			if len(spans)+len(sf.sp.spans) > cap(spans) {
-				spans = make([]int32, 0, max(spanChunk, len(sf.sp.spans)))
-			}
-			at = len(spans)
-			spans = append(spans, sf.sp.spans...)
-			r.spans = spans[at:len(spans):len(spans)]
 			recs = append(recs, r)
 			if len(recs) == n && !send(nil) {
 				return
