@@ -14,9 +14,9 @@ import (
 type pgFast struct {
 	fp     *FastPath
 	hash   *fingerprinter
-	cards  []fpRow // scratch for hash.sum
+	rows   []fpRow // scratch for hash.sum
 	custs  func(context.Context) (*customerRec, error)
-	cardsF func(context.Context) (*cardRec, error)
+	cards  func(context.Context) (*cardRec, error)
 	headC  *customerRec
 	headK  *cardRec
 	eofC   bool
@@ -45,7 +45,7 @@ func newPGFast(fp *FastPath, custs func(context.Context) (*customerRec, error), 
 			cols[i] = append(cols[i], c.name)
 		}
 	}
-	return &pgFast{fp: fp, hash: newFingerprinter(fp.Key, fpSourcePostgres, cols[0], cols[1]), custs: custs, cardsF: cards}
+	return &pgFast{fp: fp, hash: newFingerprinter(fp.Key, fpSourcePostgres, cols[0], cols[1]), custs: custs, cards: cards}
 }
 
 // nextCustomer and nextCard feed the merge join. A customer's cards are
@@ -93,7 +93,7 @@ func (f *pgFast) peekC(ctx context.Context) (*customerRec, error) {
 
 func (f *pgFast) peekK(ctx context.Context) (*cardRec, error) {
 	if f.headK == nil && !f.eofK {
-		r, err := f.cardsF(ctx)
+		r, err := f.cards(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -215,9 +215,9 @@ func (f *pgFast) group(ctx context.Context) (*pgGroup, error) {
 // sum is the group's fingerprint: its rows' values as the cursors read
 // them.
 func (f *pgFast) sum(g *pgGroup) []byte {
-	f.cards = f.cards[:0]
+	f.rows = f.rows[:0]
 	for _, d := range g.cards {
-		f.cards = append(f.cards, &d.rowMeta)
+		f.rows = append(f.rows, &d.rowMeta)
 	}
-	return f.hash.sum(&g.cust[0].rowMeta, f.cards)
+	return f.hash.sum(&g.cust[0].rowMeta, f.rows)
 }
