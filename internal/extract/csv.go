@@ -7,7 +7,6 @@ package extract
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -299,7 +298,7 @@ func (j *joiner) mergeJoin(ctx context.Context, nextCustomer func(context.Contex
 			}
 			k := strings.TrimSpace(r.CustomerID)
 			if k != "" && k < lastCard {
-				return nil, fmt.Errorf("extract: %s: customer_id %q comes after %q: the source changed while it was read", j.where(j.cards.File, r.Line), k, lastCard)
+				return nil, fmt.Errorf("extract: %s: customer_id %q comes after %q: the source changed while it was read", j.where(j.cards.File, r.line), k, lastCard)
 			}
 			if k != "" {
 				lastCard = k
@@ -338,7 +337,7 @@ func (j *joiner) mergeJoin(ctx context.Context, nextCustomer func(context.Contex
 		}
 		key := strings.TrimSpace(rec.CustomerID)
 		if key != "" && key < last {
-			return fmt.Errorf("extract: %s: customer_id %q comes after %q: the source changed while it was read", j.where(j.cust.File, rec.Line), key, last)
+			return fmt.Errorf("extract: %s: customer_id %q comes after %q: the source changed while it was read", j.where(j.cust.File, rec.line), key, last)
 		}
 		dup := key != "" && key == last
 		p, err := j.customerRow(rec, dup)
@@ -502,7 +501,7 @@ func cardKey(customerID, cardID string) string {
 // customer (possibly rejected) unless the row was a duplicate.
 func (j *joiner) customerRow(rec *customerRec, dup bool) (*pending, error) {
 	key := strings.TrimSpace(rec.CustomerID)
-	o := j.origin(j.cust.File, rec.Line, key)
+	o := j.origin(j.cust.File, rec.line, key)
 	j.cust.Rows++
 	rejected := func(rs ...model.Reject) (*pending, error) {
 		j.cust.Rejected++
@@ -513,25 +512,21 @@ func (j *joiner) customerRow(rec *customerRec, dup bool) (*pending, error) {
 		j.cust.Rejected++
 		return nil, j.reject(model.Reject{Origin: o, EntityKey: customerKey(key), Field: "customer_id", Reason: model.ReasonDuplicateKey,
 			Message: fmt.Sprintf("customer_id %s appears more than once; the first row wins", transform.Quote(key))})
-	case rec.Bad != "":
-		p := decodeProblem(rec.Bad)
+	case rec.problem != nil:
+		p := rec.problem
 		return rejected(model.Reject{Origin: o, EntityKey: customerKey(key), Field: p.field, Reason: p.reason, Message: p.message})
 	}
 	c, rs := ParseCustomer(&rec.CustomerRow, o)
 	if len(rs) > 0 {
 		return rejected(rs...)
 	}
-	p := &pending{c: c, origin: o, cardIDs: map[string]bool{}}
-	if rec.FP != "" {
-		p.fp, _ = hex.DecodeString(rec.FP)
-	}
-	return p, nil
+	return &pending{c: c, origin: o, cardIDs: map[string]bool{}, fp: rec.fp}, nil
 }
 
 // cardRow handles one cards.csv row for owner (nil: no such customer).
 func (j *joiner) cardRow(rec *cardRec, owner *pending) error {
 	custID, cardID := strings.TrimSpace(rec.CustomerID), strings.TrimSpace(rec.CardID)
-	o := j.origin(j.cards.File, rec.Line, custID+"/"+transform.SafeCardID(cardID))
+	o := j.origin(j.cards.File, rec.line, custID+"/"+transform.SafeCardID(cardID))
 	key := cardKey(custID, cardID)
 	j.cards.Rows++
 	if owner != nil {
@@ -549,8 +544,8 @@ func (j *joiner) cardRow(rec *cardRec, owner *pending) error {
 		return j.reject(model.Reject{Origin: o, EntityKey: key, Field: field, Reason: reason, Message: msg})
 	}
 	switch {
-	case rec.Bad != "":
-		p := decodeProblem(rec.Bad)
+	case rec.problem != nil:
+		p := rec.problem
 		return one(p.field, p.reason, p.message)
 	case owner == nil && custID != "":
 		return one("customer_id", model.ReasonUnknownCustomer, fmt.Sprintf("customer_id %s is not in %s", transform.Quote(custID), j.cust.File))

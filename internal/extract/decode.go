@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,46 +20,32 @@ import (
 	"github.com/northwind-data/etl/internal/model"
 )
 
-// Synthetic columns the decoder appends to the header and to every row,
-// so that a record's line and its row-level problem travel with it
-// through gocsv's channel instead of through shared state.
-const (
-	lineColumn = "__line"
-	badColumn  = "__bad"
-	fpColumn   = "__fp" // customers only: the fast path's fingerprint, hex
-)
-
-// customerRec and cardRec are what gocsv fills: the row plus the
-// synthetic columns. (The extra fields cannot live in an embedded
-// unexported struct: reflection, and so gocsv, skips those.)
+// customerRec and cardRec are a decoded row and what the reader learnt
+// below gocsv. gocsv fills the row; the rowMeta travels beside it (an
+// embedded unexported struct, which gocsv's reflection skips).
 type customerRec struct {
 	CustomerRow
-	Line int    `csv:"__line"`
-	Bad  string `csv:"__bad"` // encoded rowProblem; empty when the row read cleanly
-	FP   string `csv:"__fp"`  // hex fingerprint of the customer's rows (fast path), else empty
+	rowMeta
 }
 
 type cardRec struct {
 	CardRow
-	Line int    `csv:"__line"`
-	Bad  string `csv:"__bad"`
+	rowMeta
 }
+
+// rowMeta is a row's origin and state as the reader found it.
+type rowMeta struct {
+	line    int         // the line the row starts on; 0 for a table row
+	problem *rowProblem // nil when the row read cleanly
+	fp      []byte      // customers only: the fast path's fingerprint, else nil
+	cols    []string    // a table row's values in column order (the Postgres fast path hashes them)
+}
+
+func (m *rowMeta) meta() *rowMeta { return m }
 
 // rowProblem is a problem found below gocsv: the row could not be parsed
 // as CSV, had the wrong number of fields, bad bytes or a field too long.
 type rowProblem struct{ reason, field, message string }
-
-const sep = "\x1f"
-
-func (p rowProblem) encode() string { return p.reason + sep + p.field + sep + p.message }
-
-func decodeProblem(s string) rowProblem {
-	parts := strings.SplitN(s, sep, 3)
-	for len(parts) < 3 {
-		parts = append(parts, "")
-	}
-	return rowProblem{parts[0], parts[1], parts[2]}
-}
 
 // csvFile is one open input file with its header checked.
 type csvFile struct {
@@ -182,18 +167,17 @@ func checkHeader(header []string, spec *fileSpec) error {
 }
 
 // rawRow is one row below gocsv: its fields (as many as the header), the
-// line it starts on, the customer id (key; "" when unknown) and any
-// problem.
+// customer id (key; "" when unknown) and what travels beside the decoded
+// row (line, problem, fingerprint).
 type rawRow struct {
-	fields  []string
-	line    int
-	key     string
-	problem *rowProblem
-	fp      []byte // the fast path's fingerprint of the customer, on its customers.csv row
+	fields []string
+	key    string
+	rowMeta
 }
 
-// next reads one row and checks it at the CSV level. A row-level problem
-// is returned in the row; only I/O errors and io.EOF are errors.
+// next reads one row with encoding/csv and checks it at the CSV level. A
+// row-level problem is returned in the row; only I/O errors and io.EOF
+// are errors.
 func (cf *csvFile) next(maxField int) (rawRow, error) {
 	rec, err := cf.r.Read()
 	cf.guard.recordStart(cf.r.InputOffset())
@@ -206,8 +190,8 @@ func (cf *csvFile) next(maxField int) (rawRow, error) {
 			return rawRow{}, err
 		}
 		cf.lastLine = pe.Line
-		row := rawRow{line: pe.StartLine, problem: &rowProblem{model.ReasonBadRow, "",
-			fmt.Sprintf("not valid CSV: %v (column %d, line %d)", pe.Err, pe.Column, pe.Line)}}
+		row := rawRow{rowMeta: rowMeta{line: pe.StartLine, problem: &rowProblem{model.ReasonBadRow, "",
+			fmt.Sprintf("not valid CSV: %v (column %d, line %d)", pe.Err, pe.Column, pe.Line)}}}
 		// A partial record holds the fields read completely before the
 		// error; if the ids are among them, the reject can name the
 		// record.
@@ -216,12 +200,18 @@ func (cf *csvFile) next(maxField int) (rawRow, error) {
 	}
 	line, _ := cf.r.FieldPos(0)
 	cf.lastLine = line
-	row := rawRow{line: line}
+	return cf.row(line, rec, maxField), nil
+}
+
+// row is a complete record's row, from encoding/csv or the splitter
+// alike: the field count checked, then fill.
+func (cf *csvFile) row(line int, rec []string, maxField int) rawRow {
+	row := rawRow{rowMeta: rowMeta{line: line}}
 	if len(rec) != len(cf.header) {
 		row.problem = &rowProblem{model.ReasonBadRow, "", fmt.Sprintf("row has %d fields; the header has %d", len(rec), len(cf.header))}
 	}
 	cf.fill(&row, rec, maxField)
-	return row, nil
+	return row
 }
 
 // fill sets row.fields to rec cut or padded to the header's length, with
@@ -257,15 +247,15 @@ func (cf *csvFile) fill(row *rawRow, rec []string, maxField int) {
 	}
 }
 
-// decoder adapts a stream of raw rows to gocsv.SimpleDecoder. It hands
-// gocsv the header plus the synthetic columns, then every row plus its
-// line, problem (and, for customers, fingerprint). A row with a problem
-// keeps what is usable, so the consumer can still key the reject. It
-// stops with errStopped once done is closed.
+// decoder adapts a stream of raw rows to gocsv.SimpleDecoder: the
+// header, then every row's fields, nothing else. Each row's rowMeta goes
+// into metas as the row goes to gocsv; gocsv turns every row into exactly
+// one record, in order, so the reader pairs the nth record with the nth
+// rowMeta. It stops with errStopped once done is closed.
 type decoder struct {
 	header  []string
-	withFP  bool
 	pull    func() (rawRow, error) // the next row; io.EOF at the end
+	metas   chan<- rowMeta
 	done    <-chan struct{}
 	sentHdr bool
 	buf     []string
@@ -276,11 +266,7 @@ var errStopped = errors.New("extract: reading stopped")
 func (d *decoder) GetCSVRow() ([]string, error) {
 	if !d.sentHdr {
 		d.sentHdr = true
-		h := append(append([]string(nil), d.header...), lineColumn, badColumn)
-		if d.withFP {
-			h = append(h, fpColumn)
-		}
-		return h, nil
+		return append([]string(nil), d.header...), nil
 	}
 	select {
 	case <-d.done:
@@ -291,17 +277,14 @@ func (d *decoder) GetCSVRow() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	select {
+	case d.metas <- row.rowMeta:
+	case <-d.done:
+		return nil, errStopped
+	}
 	// gocsv copies every value into the record before asking for the
 	// next row, so one buffer serves all rows.
 	d.buf = append(d.buf[:0], row.fields...)
-	bad := ""
-	if row.problem != nil {
-		bad = row.problem.encode()
-	}
-	d.buf = append(d.buf, strconv.Itoa(row.line), bad)
-	if d.withFP {
-		d.buf = append(d.buf, hex.EncodeToString(row.fp))
-	}
 	return d.buf, nil
 }
 
@@ -309,13 +292,22 @@ func (d *decoder) GetCSVRows() ([][]string, error) {
 	return nil, errors.New("extract: the decoder streams rows one at a time")
 }
 
-// stream is a running gocsv decode of one file into a channel.
-type stream[T any] struct {
-	ch   chan *T
-	errc chan error
-	done chan struct{}
-	once sync.Once
-	cf   *csvFile
+// rec is what a stream decodes into: customerRec or cardRec.
+type rec[T any] interface {
+	*T
+	meta() *rowMeta
+}
+
+// stream is a running gocsv decode of one file into a channel: the one
+// decode path of CSV rows, whichever reader (encoding/csv or the
+// splitter) found them.
+type stream[T any, P rec[T]] struct {
+	ch    chan *T
+	metas chan rowMeta
+	errc  chan error
+	done  chan struct{}
+	once  sync.Once
+	cf    *csvFile
 }
 
 const streamBuffer = 256
@@ -323,7 +315,7 @@ const streamBuffer = 256
 // startStream opens the file and decodes it on a goroutine. keep filters
 // rows below gocsv (shard and partition), so skipped rows cost no
 // reflection. The caller must call stop.
-func startStream[T any](dir string, spec *fileSpec, maxField int, keep func(rawRow) bool) (*stream[T], error) {
+func startStream[T any, P rec[T]](dir string, spec *fileSpec, maxField int, keep func(rawRow) bool) (*stream[T, P], error) {
 	cf, err := openFile(dir, spec)
 	if err != nil {
 		return nil, err
@@ -336,14 +328,17 @@ func startStream[T any](dir string, spec *fileSpec, maxField int, keep func(rawR
 			}
 		}
 	}
-	return decodeStream[T](cf, pull), nil
+	return decodeStream[T, P](cf, pull), nil
 }
 
 // decodeStream decodes the rows pull returns with gocsv on a goroutine.
 // cf names the file and is closed by stop.
-func decodeStream[T any](cf *csvFile, pull func() (rawRow, error)) *stream[T] {
-	s := &stream[T]{ch: make(chan *T, streamBuffer), errc: make(chan error, 1), done: make(chan struct{}), cf: cf}
-	dec := &decoder{header: cf.header, withFP: cf.spec == customerSpec, pull: pull, done: s.done}
+func decodeStream[T any, P rec[T]](cf *csvFile, pull func() (rawRow, error)) *stream[T, P] {
+	// gocsv holds at most streamBuffer records in ch, one it is filling
+	// and one it is sending: metas never holds more rowMetas.
+	s := &stream[T, P]{ch: make(chan *T, streamBuffer), metas: make(chan rowMeta, streamBuffer+2),
+		errc: make(chan error, 1), done: make(chan struct{}), cf: cf}
+	dec := &decoder{header: cf.header, pull: pull, metas: s.metas, done: s.done}
 	go func() {
 		err := gocsv.UnmarshalDecoderToChan(dec, s.ch)
 		if errors.Is(err, io.EOF) {
@@ -355,7 +350,7 @@ func decodeStream[T any](cf *csvFile, pull func() (rawRow, error)) *stream[T] {
 }
 
 // next returns the next record, or nil at the end; err is a read error.
-func (s *stream[T]) next(ctx context.Context) (*T, error) {
+func (s *stream[T, P]) next(ctx context.Context) (*T, error) {
 	// Checked first: select picks at random among ready cases, and the
 	// channel is nearly always ready.
 	if err := ctx.Err(); err != nil {
@@ -366,6 +361,7 @@ func (s *stream[T]) next(ctx context.Context) (*T, error) {
 		return nil, ctx.Err()
 	case r, ok := <-s.ch:
 		if ok {
+			*P(r).meta() = <-s.metas // sent before gocsv saw the row
 			return r, nil
 		}
 	}
@@ -379,7 +375,7 @@ func (s *stream[T]) next(ctx context.Context) (*T, error) {
 
 // stop ends the decode goroutine and closes the file. The decoder sees
 // done before its next row; draining unblocks a pending send.
-func (s *stream[T]) stop() {
+func (s *stream[T, P]) stop() {
 	s.once.Do(func() {
 		close(s.done)
 		for range s.ch {

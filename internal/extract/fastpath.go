@@ -2,27 +2,25 @@ package extract
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sync"
 )
 
-// FastPath turns on the nightly fast path of a sorted CSV input. Each
-// customer's raw rows (its customers.csv row and every cards.csv row with
-// its id, in file order, CVV left out) are hashed with a keyed HMAC, and
-// Unchanged is asked, a batch at a time, which customers may be skipped.
+// FastPath turns on the nightly fast path of a sorted CSV input or of the
+// Postgres source. Each customer's rows (its customer row and every card
+// row with its id, in source order, CVV left out) are fingerprinted (see
+// fingerprinter), and Unchanged is asked, a batch at a time, which
+// customers may be skipped.
 // A skipped customer is not decoded, validated or emitted; its rows count
 // as accepted. Every other customer is read as usual and, when it had no
 // rejects, carries its fingerprint (model.Customer.Fingerprint).
 //
 // Customers with more than one row, a row-level problem or no customer
 // row are never fingerprinted. Unsorted CSV input does not use the fast
-// path; the Postgres source has its own (pgfast.go).
+// path; the Postgres source groups its rows in pgfast.go, with the same
+// fingerprint function.
 type FastPath struct {
 	Key []byte
 	// Unchanged reports, for each (id, fingerprint) pair, whether the
@@ -83,58 +81,18 @@ func (c *rawCursor) pop() {
 	c.i++
 }
 
-// fingerprinter hashes a group's records.
-type fingerprinter struct {
-	m   hash.Hash
-	len [8]byte
-}
-
-func newFingerprinter(key []byte, custHeader, cardHeader []string) *fingerprinter {
-	// The headers go into the key, so a reordered or renamed column
-	// makes every fingerprint differ (one full comparison) rather than
-	// the same bytes mean other fields.
-	k := hmac.New(sha256.New, key)
-	k.Write([]byte("etl customer fingerprint v1\x00"))
-	for _, h := range [][]string{custHeader, cardHeader} {
-		for _, c := range h {
-			k.Write([]byte(c))
-			k.Write([]byte{0x1f})
-		}
-		k.Write([]byte{0x1e})
-	}
-	return &fingerprinter{m: hmac.New(sha256.New, k.Sum(nil))}
-}
-
-// sum is the fingerprint of a clean one-customer group: the records'
-// bytes, each part length-prefixed. The CVV is left out: it is not
-// stored in any form, not even inside a keyed hash (the content hashes
-// leave it out too, so a CVV-only change resends nothing either way).
-func (f *fingerprinter) sum(g *group) []byte {
-	f.m.Reset()
-	f.part(g.cust[0].raw)
-	for i := range g.cards {
-		r := &g.cards[i]
-		f.part(r.raw[:r.cut[0]])
-		f.part(r.raw[r.cut[1]:])
-	}
-	return f.m.Sum(nil)
-}
-
-func (f *fingerprinter) part(b []byte) {
-	binary.LittleEndian.PutUint64(f.len[:], uint64(len(b)))
-	f.m.Write(f.len[:])
-	f.m.Write(b)
-}
-
 // producer groups the two files' rows by customer, asks which groups are
 // unchanged, and passes the others on: the group to the joiner, its rows
+// (fields cut at the splitter's spans, checked as encoding/csv rows are)
 // to the two gocsv decoders.
 type producer struct {
 	maxField         int
-	custDec, cardDec *recordDecoder
+	custFile         *csvFile // the headers the rows are checked against
+	cardFile         *csvFile
 	fp               *FastPath
 	cust, cards      *rawCursor
 	hash             *fingerprinter
+	cardRows         []fpRow // scratch for hash.sum
 	groups           chan *group
 	custOut, cardOut chan rawRow
 	skippedCustomers int
@@ -290,7 +248,11 @@ func (p *producer) next(ctx context.Context) (*group, error) {
 		}
 	}
 	if len(g.cust) == 1 && clean(g.cust) && clean(g.cards) {
-		g.sum = p.hash.sum(g)
+		p.cardRows = p.cardRows[:0]
+		for i := range g.cards {
+			p.cardRows = append(p.cardRows, &g.cards[i])
+		}
+		g.sum = p.hash.sum(&g.cust[0], p.cardRows)
 	}
 	return g, nil
 }
@@ -319,7 +281,8 @@ func (p *producer) pass(ctx context.Context, batch []*group, skip []bool) error 
 			return err
 		}
 		for i := range g.cust {
-			row := p.custDec.decode(&g.cust[i], p.maxField)
+			r := &g.cust[i]
+			row := p.custFile.row(r.line, r.fields(), p.maxField)
 			if i == 0 {
 				row.fp = g.sum
 			}
@@ -328,7 +291,8 @@ func (p *producer) pass(ctx context.Context, batch []*group, skip []bool) error 
 			}
 		}
 		for i := range g.cards {
-			if err := send(ctx, p.cardOut, p.cardDec.decode(&g.cards[i], p.maxField)); err != nil {
+			r := &g.cards[i]
+			if err := send(ctx, p.cardOut, p.cardFile.row(r.line, r.fields(), p.maxField)); err != nil {
 				return err
 			}
 		}
@@ -373,11 +337,11 @@ func (s *CSV) mergeFast(ctx context.Context, j *joiner) error {
 	p := &producer{
 		fp:       s.opt.FastPath,
 		maxField: s.opt.MaxFieldBytes,
-		custDec:  newRecordDecoder(ccf),
-		cardDec:  newRecordDecoder(kcf),
+		custFile: ccf,
+		cardFile: kcf,
 		cust:     &rawCursor{ch: readRecords(ctx, csf, s.opt.MaxFieldBytes, s.opt.Keep), file: customerSpec.name},
 		cards:    &rawCursor{ch: readRecords(ctx, ksf, s.opt.MaxFieldBytes, s.opt.Keep), file: cardSpec.name},
-		hash:     newFingerprinter(s.opt.FastPath.Key, ccf.header, kcf.header),
+		hash:     newFingerprinter(s.opt.FastPath.Key, fpSourceCSV, ccf.header, kcf.header),
 		groups:   make(chan *group, 64),
 		custOut:  make(chan rawRow, 256),
 		cardOut:  make(chan rawRow, 256),

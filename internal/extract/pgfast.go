@@ -2,12 +2,6 @@ package extract
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-	"hash"
-	"reflect"
 	"strings"
 )
 
@@ -19,8 +13,8 @@ import (
 // both tables in customer_id byte order.
 type pgFast struct {
 	fp     *FastPath
-	mac    hash.Hash
-	buf    []byte
+	hash   *fingerprinter
+	rows   []fpRow // scratch for hash.sum
 	custs  func(context.Context) (*customerRec, error)
 	cards  func(context.Context) (*cardRec, error)
 	headC  *customerRec
@@ -31,7 +25,6 @@ type pgFast struct {
 	outK   []*cardRec
 	done   bool
 	last   string // the last id asked about: Unchanged needs ascending ids
-	cvvAt  int    // CardRow's CVV field, left out of the fingerprint
 	nCust  int    // customers skipped
 	nCards int    // their cards
 }
@@ -44,27 +37,15 @@ type pgGroup struct {
 }
 
 func newPGFast(fp *FastPath, custs func(context.Context) (*customerRec, error), cards func(context.Context) (*cardRec, error)) *pgFast {
-	// The column lists go into the key, as the CSV headers do, and the
-	// source kind too: the same customer read from a CSV export and from
-	// a table has different fingerprints (one full comparison on a
-	// switch), never the same bytes meaning other fields.
-	k := hmac.New(sha256.New, fp.Key)
-	k.Write([]byte("etl customer fingerprint postgres v1\x00"))
-	for _, spec := range []*fileSpec{customerSpec, cardSpec} {
+	// The same fingerprint as the CSV fast path's, over the columns the
+	// cursors select (every known one, in the row structs' order).
+	var cols [2][]string
+	for i, spec := range []*fileSpec{customerSpec, cardSpec} {
 		for _, c := range spec.columns {
-			k.Write([]byte(c.name))
-			k.Write([]byte{0x1f})
-		}
-		k.Write([]byte{0x1e})
-	}
-	cvvAt := -1
-	t := reflect.TypeFor[CardRow]()
-	for i := 0; i < t.NumField(); i++ {
-		if t.Field(i).Tag.Get("csv") == "cvv" {
-			cvvAt = i
+			cols[i] = append(cols[i], c.name)
 		}
 	}
-	return &pgFast{fp: fp, mac: hmac.New(sha256.New, k.Sum(nil)), custs: custs, cards: cards, cvvAt: cvvAt}
+	return &pgFast{fp: fp, hash: newFingerprinter(fp.Key, fpSourcePostgres, cols[0], cols[1]), custs: custs, cards: cards}
 }
 
 // nextCustomer and nextCard feed the merge join. A customer's cards are
@@ -168,7 +149,7 @@ func (f *pgFast) fill(ctx context.Context) error {
 			continue
 		}
 		if g.sum != nil {
-			g.cust[0].FP = hex.EncodeToString(g.sum)
+			g.cust[0].fp = g.sum
 		}
 		f.outC = append(f.outC, g.cust...)
 		f.outK = append(f.outK, g.cards...)
@@ -231,29 +212,12 @@ func (f *pgFast) group(ctx context.Context) (*pgGroup, error) {
 	return g, nil
 }
 
-// sum is the keyed HMAC of the group's column values, each one
-// length-prefixed, the CVV left out (it is stored in no form). The
-// values are laid out in one buffer and hashed in one write: a write per
-// value cost more than the hashing.
+// sum is the group's fingerprint: its rows' values as the cursors read
+// them.
 func (f *pgFast) sum(g *pgGroup) []byte {
-	f.buf = f.fields(f.buf[:0], reflect.ValueOf(&g.cust[0].CustomerRow).Elem(), -1)
+	f.rows = f.rows[:0]
 	for _, d := range g.cards {
-		f.buf = f.fields(f.buf, reflect.ValueOf(&d.CardRow).Elem(), f.cvvAt)
+		f.rows = append(f.rows, &d.rowMeta)
 	}
-	f.mac.Reset()
-	f.mac.Write(f.buf)
-	return f.mac.Sum(nil)
-}
-
-func (f *pgFast) fields(b []byte, row reflect.Value, skip int) []byte {
-	b = binary.LittleEndian.AppendUint64(b, uint64(row.NumField()))
-	for i := 0; i < row.NumField(); i++ {
-		s := ""
-		if i != skip {
-			s = row.Field(i).String()
-		}
-		b = binary.LittleEndian.AppendUint64(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	return b
+	return f.hash.sum(&g.cust[0].rowMeta, f.rows)
 }

@@ -182,9 +182,10 @@ func (p *Postgres) Read(ctx context.Context, emit func(*model.Customer) error, r
 	}
 	f := startFetcher()
 	defer f.stop() // before the deferred rollback: a FETCH may be in flight
-	custs := &cursor[customerRec]{tx: tx, name: "etl_customers", page: p.opt.PageSize, keep: p.opt.Keep, src: p.custName, fetcher: f}
-	cards := &cursor[cardRec]{tx: tx, name: "etl_cards", page: p.opt.PageSize, keep: p.opt.Keep, src: p.cardName, fetcher: f}
-	if fp := p.opt.FastPath; fp != nil && fp.Unchanged != nil {
+	fast := p.opt.FastPath != nil && p.opt.FastPath.Unchanged != nil
+	custs := &cursor[customerRec, *customerRec]{tx: tx, name: "etl_customers", page: p.opt.PageSize, keep: p.opt.Keep, src: p.custName, fetcher: f, keepCols: fast}
+	cards := &cursor[cardRec, *cardRec]{tx: tx, name: "etl_cards", page: p.opt.PageSize, keep: p.opt.Keep, src: p.cardName, fetcher: f, keepCols: fast}
+	if fp := p.opt.FastPath; fast {
 		pf := newPGFast(fp, custs.next, cards.next)
 		err = j.mergeJoin(ctx, pf.nextCustomer, pf.nextCard)
 		j.cust.Rows += pf.nCust
@@ -201,17 +202,18 @@ func (p *Postgres) Read(ctx context.Context, emit func(*model.Customer) error, r
 // cursor pages through a server-side cursor. The next page is fetched
 // while the current one is joined: without it the run and the source
 // database took turns, each idle while the other worked.
-type cursor[T customerRec | cardRec] struct {
-	tx      pgx.Tx
-	name    string
-	page    int
-	keep    func(string) bool
-	src     string
-	fetcher *fetcher
-	buf     []*T
-	done    bool
-	ahead   chan fetched[T] // the page being fetched, if pending
-	pending bool
+type cursor[T any, P rec[T]] struct {
+	tx       pgx.Tx
+	name     string
+	page     int
+	keep     func(string) bool
+	src      string
+	fetcher  *fetcher
+	keepCols bool // keep each row's values for the fingerprint
+	buf      []*T
+	done     bool
+	ahead    chan fetched[T] // the page being fetched, if pending
+	pending  bool
 }
 
 type fetched[T any] struct {
@@ -245,7 +247,7 @@ func (f *fetcher) stop() {
 	<-f.done
 }
 
-func (c *cursor[T]) next(ctx context.Context) (*T, error) {
+func (c *cursor[T, P]) next(ctx context.Context) (*T, error) {
 	for len(c.buf) == 0 {
 		if c.done {
 			return nil, nil
@@ -273,7 +275,7 @@ func (c *cursor[T]) next(ctx context.Context) (*T, error) {
 	return r, nil
 }
 
-func (c *cursor[T]) fetchAhead(ctx context.Context) {
+func (c *cursor[T, P]) fetchAhead(ctx context.Context) {
 	if c.ahead == nil {
 		c.ahead = make(chan fetched[T], 1)
 	}
@@ -286,7 +288,7 @@ func (c *cursor[T]) fetchAhead(ctx context.Context) {
 
 // fetch reads one page. It runs on the fetcher's goroutine and touches
 // nothing the reader uses.
-func (c *cursor[T]) fetch(ctx context.Context) ([]*T, bool, error) {
+func (c *cursor[T, P]) fetch(ctx context.Context) ([]*T, bool, error) {
 	rows, err := c.tx.Query(ctx, fmt.Sprintf("FETCH %d FROM %s", c.page, c.name))
 	if err != nil {
 		return nil, false, fmt.Errorf("source postgres: %s: %v", c.src, pgErr(err))
@@ -300,8 +302,18 @@ func (c *cursor[T]) fetch(ctx context.Context) ([]*T, bool, error) {
 		// the raw bytes are the value: no decoding, no boxing.
 		rec := new(T)
 		row := reflect.ValueOf(rec).Elem().Field(0) // the embedded CustomerRow or CardRow
-		for i, v := range rows.RawValues() {
-			row.Field(i).SetString(string(v))
+		raw := rows.RawValues()
+		var cols []string
+		if c.keepCols {
+			cols = make([]string, len(raw))
+			P(rec).meta().cols = cols
+		}
+		for i, v := range raw {
+			s := string(v)
+			row.Field(i).SetString(s)
+			if cols != nil {
+				cols[i] = s
+			}
 		}
 		if !c.keep(strings.TrimSpace(row.Field(keyField(row)).String())) {
 			continue

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/northwind-data/etl/internal/model"
 )
 
 // splitFile is one input file read with the splitter: its header is
@@ -71,11 +68,12 @@ func indexOf(xs []string, x string) int {
 
 // srec is one record as the splitter found it.
 type srec struct {
-	raw   []byte // the record's bytes, line end excluded
-	line  int
-	key   string // the customer id, as fill would read it
-	clean bool   // the right number of fields, all valid UTF-8 and within the field bound
-	cut   [2]int // the CVV field's span in raw, left out of fingerprints
+	raw    []byte // the record's bytes, line end excluded
+	line   int
+	key    string // the customer id, as fill would read it
+	clean  bool   // the right number of fields, all valid UTF-8 and within the field bound
+	quoted bool   // a field is quoted: raw is not the record's canonical form
+	cut    [2]int // the CVV field's span in raw (cards.csv), left out of fingerprints
 }
 
 // next reads the next record; io.EOF at the end.
@@ -84,7 +82,7 @@ func (sf *splitFile) next(maxField int) (srec, error) {
 	if err != nil {
 		return srec{}, err
 	}
-	r := srec{line: line}
+	r := srec{line: line, raw: rec}
 	n := sf.sp.fields()
 	if sf.keyIdx < n {
 		if v := sf.sp.field(rec, sf.keyIdx); len(v) <= maxField && utf8.Valid(v) {
@@ -92,70 +90,59 @@ func (sf *splitFile) next(maxField int) (srec, error) {
 		}
 	}
 	r.clean = n == sf.fields && utf8.Valid(rec)
-	for i := 0; r.clean && i < n; i++ {
-		r.clean = sf.sp.spans[2*i+1]-sf.sp.spans[2*i] <= maxField
+	spans := sf.sp.spans
+	for i := 0; i < n; i++ {
+		r.clean = r.clean && int(spans[2*i+1]-spans[2*i]) <= maxField
+		r.quoted = r.quoted || (spans[2*i+1] > spans[2*i] && rec[spans[2*i]] == '"')
 	}
 	if sf.cvvIdx >= 0 && sf.cvvIdx < n {
-		r.cut = [2]int{sf.sp.spans[2*sf.cvvIdx], sf.sp.spans[2*sf.cvvIdx+1]}
+		r.cut = [2]int{int(spans[2*sf.cvvIdx]), int(spans[2*sf.cvvIdx+1])}
 	}
-	r.raw = rec
 	return r, nil
 }
 
-// recordDecoder turns a record the splitter found into the row the
-// encoding/csv path would have read, for the few records the fast path
-// does decode. One csv.Reader is fed one record at a time.
-type recordDecoder struct {
-	cf   *csvFile
-	feed feeder
-	r    *csv.Reader
-	buf  []byte
-}
-
-type feeder struct{ b []byte }
-
-func (f *feeder) Read(p []byte) (int, error) {
-	if len(f.b) == 0 {
-		return 0, io.EOF
+// appendCanonical appends the record in canonical form (see
+// appendCanonical), the CVV blank when skip is not -1: skip is the
+// cards.csv CVV column, whose span next kept in cut. A record without
+// quoted fields is its own canonical form: the nightly fast path hashes
+// its bytes as they are.
+func (r *srec) appendCanonical(b []byte, skip int) []byte {
+	if !r.quoted {
+		if skip < 0 {
+			return append(b, r.raw...)
+		}
+		return append(append(b, r.raw[:r.cut[0]]...), r.raw[r.cut[1]:]...)
 	}
-	n := copy(p, f.b)
-	f.b = f.b[n:]
-	return n, nil
-}
-
-func newRecordDecoder(cf *csvFile) *recordDecoder {
-	d := &recordDecoder{cf: cf}
-	d.reset()
-	return d
-}
-
-func (d *recordDecoder) reset() {
-	d.feed.b = nil
-	d.r = csv.NewReader(&d.feed)
-	d.r.FieldsPerRecord = -1
-}
-
-func (d *recordDecoder) decode(r *srec, maxField int) rawRow {
-	// The record plus a line end: the reader stops at it, before asking
-	// for more, so the next record can be fed to the same reader.
-	// The reader copies what it returns, so one buffer serves all records.
-	d.buf = append(append(d.buf[:0], r.raw...), '\n')
-	d.feed.b = d.buf
-	rec, err := d.r.Read()
-	row := rawRow{line: r.line}
-	if err != nil || len(d.feed.b) > 0 {
-		// Cannot happen for a record the splitter accepted; reported
-		// rather than trusted if it does.
-		d.reset()
-		row.problem = &rowProblem{model.ReasonBadRow, "", fmt.Sprintf("not valid CSV: %v", err)}
-		d.cf.fill(&row, nil, maxField)
-		return row
+	vals := r.fields()
+	if skip >= 0 && skip < len(vals) {
+		vals[skip] = ""
 	}
-	if len(rec) != len(d.cf.header) {
-		row.problem = &rowProblem{model.ReasonBadRow, "", fmt.Sprintf("row has %d fields; the header has %d", len(rec), len(d.cf.header))}
+	return appendCanonical(b, vals)
+}
+
+// fields returns the record's fields unquoted, as encoding/csv reads
+// them: substrings of one copy of the record, so a record costs one
+// string allocation unless a field has doubled quotes. The record is
+// split again: keeping every record's field spans from the first split
+// cost the nightly fast path more than splitting the few it decodes.
+func (r *srec) fields() []string {
+	sp := splitter{eof: true}
+	if _, _, _, err := sp.parse(r.raw); err != nil {
+		return nil // cannot happen: the splitter accepted these bytes; the row becomes a reject
 	}
-	d.cf.fill(&row, rec, maxField)
-	return row
+	s := string(r.raw)
+	out := make([]string, sp.fields())
+	for i := range out {
+		f := s[sp.spans[2*i]:sp.spans[2*i+1]]
+		if len(f) >= 2 && f[0] == '"' {
+			f = f[1 : len(f)-1]
+			if strings.IndexByte(f, '"') >= 0 {
+				f = strings.ReplaceAll(f, `""`, `"`)
+			}
+		}
+		out[i] = f
+	}
+	return out
 }
 
 // srecBatch carries records read ahead by a file's reader goroutine.

@@ -26,8 +26,8 @@ type splitter struct {
 	eof  bool
 	line int // the line buf[pos] starts on
 
-	spans []int // field i of the last record is rec[spans[2i]:spans[2i+1]], quotes included
-	max   int   // record size bound
+	spans []int32 // field i of the last record is rec[spans[2i]:spans[2i+1]], quotes included (records are bounded well below 2 GiB)
+	max   int     // record size bound
 }
 
 // newSplitter reads r, whose first byte is on line; buf is the initial
@@ -133,7 +133,7 @@ func (s *splitter) parse(data []byte) (rec []byte, line, used int, err error) {
 					if !s.eof {
 						return nil, 0, 0, errShort
 					}
-					s.spans = append(s.spans, i-start, q+1-start)
+					s.spans = append(s.spans, int32(i-start), int32(q+1-start))
 					s.line = line + 1 + inner
 					return data[start : q+1], line, q + 1, nil
 				}
@@ -142,10 +142,10 @@ func (s *splitter) parse(data []byte) (rec []byte, line, used int, err error) {
 					j = q + 2
 					continue
 				case ',':
-					s.spans = append(s.spans, i-start, q+1-start)
+					s.spans = append(s.spans, int32(i-start), int32(q+1-start))
 					i = q + 2
 				case '\n':
-					s.spans = append(s.spans, i-start, q+1-start)
+					s.spans = append(s.spans, int32(i-start), int32(q+1-start))
 					s.line = line + 1 + inner
 					return data[start : q+1], line, q + 2, nil
 				case '\r':
@@ -153,7 +153,7 @@ func (s *splitter) parse(data []byte) (rec []byte, line, used int, err error) {
 						return nil, 0, 0, errShort
 					}
 					if q+2 < len(data) && data[q+2] == '\n' {
-						s.spans = append(s.spans, i-start, q+1-start)
+						s.spans = append(s.spans, int32(i-start), int32(q+1-start))
 						s.line = line + 1 + inner
 						return data[start : q+1], line, q + 3, nil
 					}
@@ -169,7 +169,7 @@ func (s *splitter) parse(data []byte) (rec []byte, line, used int, err error) {
 				if !s.eof {
 					return nil, 0, 0, errShort
 				}
-				s.spans = append(s.spans, i-start, i-start)
+				s.spans = append(s.spans, int32(i-start), int32(i-start))
 				s.line = line + 1 + inner
 				return data[start:i], line, i, nil
 			}
@@ -199,7 +199,7 @@ func (s *splitter) parse(data []byte) (rec []byte, line, used int, err error) {
 			if bytes.IndexByte(f, '"') >= 0 || bytes.IndexByte(f, '\r') >= 0 {
 				return nil, 0, 0, errIrregular
 			}
-			s.spans = append(s.spans, i-start, fe-start)
+			s.spans = append(s.spans, int32(i-start), int32(fe-start))
 			if c < 0 {
 				used := lineEnd + 1
 				if lineEnd == len(data) {
@@ -214,7 +214,7 @@ func (s *splitter) parse(data []byte) (rec []byte, line, used int, err error) {
 			}
 			if i == lineEnd {
 				// A trailing comma: one more, empty field.
-				s.spans = append(s.spans, i-start, i-start)
+				s.spans = append(s.spans, int32(i-start), int32(i-start))
 				used := lineEnd + 1
 				if lineEnd == len(data) {
 					used = lineEnd
