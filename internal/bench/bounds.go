@@ -225,7 +225,9 @@ func (r *Report) mixedTargets(add func(name, want string, got float64, met bool)
 			add("mixed wall/slowest bound", fmt.Sprintf("<= %.2fx (%s)", TargetMixedWallOverBound, m.Slowest), m.WallOverSlow, m.WallOverSlow <= TargetMixedWallOverBound)
 		}
 	}
-	for _, s := range r.Shards {
+	for i := range r.Shards {
+		s := &r.Shards[i]
+		s.CustomersPerRequest = ratio(float64(s.Customers), float64(s.Calls))
 		add(s.targetName(), fmt.Sprintf(">= %.0f", TargetMixedCustomersPerRequest),
 			s.CustomersPerRequest, s.CustomersPerRequest >= TargetMixedCustomersPerRequest)
 	}
