@@ -218,8 +218,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	// The mixed run and the shards are bounded by their partners, not
 	// by the budget; the memory runs that follow are cut at it.
-	if o.Mode == "all" && o.MixedCustomers > 0 {
-		if err := r.mixed(ctx, specs); err != nil {
+	if o.Mode == "all" {
+		if err := r.mixedRuns(ctx, specs); err != nil {
 			return r.rep, err
 		}
 	}
@@ -239,17 +239,25 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // mixedAll is -mode mixed: the mixed run, the shards and the mixed
 // memory check, nothing else.
 func (r *runner) mixedAll(ctx context.Context, specs []partners.Spec) error {
+	if err := r.mixedRuns(ctx, specs); err != nil {
+		return err
+	}
+	if len(r.o.MixedRSSSizes) > 0 {
+		return r.mixedMemory(ctx)
+	}
+	return nil
+}
+
+// mixedRuns is the mixed run (when MixedCustomers > 0), then the
+// 4-shard runs (when ShardCustomers > 0).
+func (r *runner) mixedRuns(ctx context.Context, specs []partners.Spec) error {
 	if r.o.MixedCustomers > 0 {
 		if err := r.mixed(ctx, specs); err != nil {
 			return err
 		}
-	} else if r.o.ShardCustomers > 0 {
-		if err := r.shardRuns(ctx, specs); err != nil {
-			return err
-		}
 	}
-	if len(r.o.MixedRSSSizes) > 0 {
-		return r.mixedMemory(ctx)
+	if r.o.ShardCustomers > 0 {
+		return r.shardRuns(ctx, specs)
 	}
 	return nil
 }

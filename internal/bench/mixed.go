@@ -62,7 +62,7 @@ func (m mixedPlan) sandboxArgs() []string {
 	return out
 }
 
-// mixed runs the mixed mode, then the 4-shard data feed run.
+// mixed runs the mixed mode.
 func (r *runner) mixed(ctx context.Context, specs []partners.Spec) error {
 	dir, err := dataset(r.work, r.o.MixedCustomers)
 	if err != nil {
@@ -82,9 +82,6 @@ func (r *runner) mixed(ctx context.Context, specs []partners.Spec) error {
 		r.logf("mixed: %s: %.1f passed/s of bound %.1f (%.0f%%), %d calls, %d 429, %d breaker trips", p.Partner, p.PassedPerS, p.Bound, 100*p.OfBound, p.Calls, p.Answered429, p.BreakerTrips)
 	}
 	r.logf("mixed: wall %.1fs, slowest bound %s %.1fs", res.Seconds, res.Slowest, res.SlowestBound)
-	if r.o.ShardCustomers > 0 {
-		return r.shardRuns(ctx, specs)
-	}
 	return nil
 }
 

@@ -54,9 +54,9 @@ func run() int {
 	flag.IntVar(&o.MixedCustomers, "mixed-customers", 2000, "mixed mode: customers of the one etl run delivering to every partner (0 skips)")
 	flag.Var(&mixedFaults, "mixed-faults", "mixed mode: PARTNER=SPEC sandbox faults (PARTNER may be all), repeatable, merged key by key in order over the defaults "+strings.Join(bench.DefaultMixedFaults, " "))
 	flag.StringVar(&mixedConc, "mixed-concurrency", "", "mixed mode: workers, N for every partner or PARTNER=N,... over the sample config's (datafeed=4,q2open=8,synctera=8,clubready=4,tokenization=4)")
-	flag.IntVar(&o.ShardCustomers, "shard-customers", 5000, "4-shard data feed run: customers (0 skips)")
-	flag.StringVar(&mixedSizes, "mixed-rss-sizes", "20000,200000", "mixed memory check: customers of each run, comma-separated (empty skips)")
-	flag.StringVar(&mixedRSSPartners, "mixed-rss-partners", "datafeed,synctera,q2open,tokenization", "mixed memory check: the partners of its runs")
+	flag.IntVar(&o.ShardCustomers, "shard-customers", 2000, "4-shard data feed run: customers (0 skips)")
+	flag.StringVar(&mixedSizes, "mixed-rss-sizes", "10000,100000", "mixed memory check: customers of each run, comma-separated (empty skips)")
+	flag.StringVar(&mixedRSSPartners, "mixed-rss-partners", "datafeed,synctera", "mixed memory check: the partners of its runs")
 	flag.Var(&mixedRSSFaults, "mixed-rss-faults", "mixed memory check: PARTNER=SPEC sandbox faults, repeatable (default none)")
 	flag.Parse()
 
