@@ -8,8 +8,8 @@
 #
 # Flags go to the bench driver, e.g.
 #   ./scripts/bench.sh -customers 50000 -rss-sizes 100000 -profile /tmp/prof
-#   ./scripts/bench.sh -mode mixed            # the mixed mode alone (about 2.5 minutes), no Go benchmarks
-#   ./scripts/bench.sh -mode mixed -mixed-rss-sizes 100000,1000000 -budget 30m
+#   ./scripts/bench.sh -mode mixed            # the mixed mode alone (about 3.5 minutes), no Go benchmarks
+#   ./scripts/bench.sh -mode mixed -mixed-rss-sizes 100000,1000000 -budget 60m
 #   BENCHTIME=1s ./scripts/bench.sh
 # Needs PostgreSQL server binaries (make deps) or DATABASE_URL.
 set -euo pipefail

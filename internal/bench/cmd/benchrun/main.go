@@ -55,7 +55,7 @@ func run() int {
 	flag.Var(&mixedFaults, "mixed-faults", "mixed mode: PARTNER=SPEC sandbox faults (PARTNER may be all), repeatable, merged key by key in order over the defaults "+strings.Join(bench.DefaultMixedFaults, " "))
 	flag.StringVar(&mixedConc, "mixed-concurrency", "", "mixed mode: workers, N for every partner or PARTNER=N,... over the sample config's (datafeed=4,q2open=8,synctera=8,clubready=4,tokenization=4)")
 	flag.IntVar(&o.ShardCustomers, "shard-customers", 2000, "4-shard data feed run: customers (0 skips)")
-	flag.StringVar(&mixedSizes, "mixed-rss-sizes", "10000,100000", "mixed memory check: customers of each run, comma-separated (empty skips)")
+	flag.StringVar(&mixedSizes, "mixed-rss-sizes", "5000,50000", "mixed memory check: customers of each run, comma-separated (empty skips)")
 	flag.StringVar(&mixedRSSPartners, "mixed-rss-partners", "datafeed,synctera", "mixed memory check: the partners of its runs")
 	flag.Var(&mixedRSSFaults, "mixed-rss-faults", "mixed memory check: PARTNER=SPEC sandbox faults, repeatable (default none)")
 	flag.Parse()
