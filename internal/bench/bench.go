@@ -6,8 +6,11 @@
 // itself end to end; then the peak RSS of `etl run` at two sizes, the
 // nightly no-change rerun rate, the achieved rate against a
 // rate-limited, slow sandbox, and naive against etl run when every call
-// waits on the partner. The machine is shared, so the ratios, not
-// the absolute numbers, are the result.
+// waits on the partner. The mixed mode (bounds.go, mixed.go) runs every
+// partner in one etl run, each sandbox with its own faults, and judges
+// each partner against its own bound; the 4-shard runs judge the data
+// feed's batches. The machine is shared, so the ratios, not the absolute
+// numbers, are the result.
 package bench
 
 import (
@@ -136,6 +139,9 @@ func (o *Options) defaults() {
 	}
 	if o.MixedConcurrency == nil {
 		o.MixedConcurrency = DefaultMixedConcurrency
+	}
+	if len(o.MixedRSSPartners) == 0 {
+		o.MixedRSSPartners = []string{"datafeed", "synctera"}
 	}
 }
 
