@@ -6,8 +6,11 @@
 // itself end to end; then the peak RSS of `etl run` at two sizes, the
 // nightly no-change rerun rate, the achieved rate against a
 // rate-limited, slow sandbox, and naive against etl run when every call
-// waits on the partner. The machine is shared, so the ratios, not
-// the absolute numbers, are the result.
+// waits on the partner. The mixed mode (bounds.go, mixed.go) runs every
+// partner in one etl run, each sandbox with its own faults, and judges
+// each partner against its own bound; the 4-shard runs judge the data
+// feed's batches. The machine is shared, so the ratios, not the absolute
+// numbers, are the result.
 package bench
 
 import (
@@ -64,6 +67,29 @@ type Options struct {
 	LatencyNaive     int
 	LatencyCustomers int
 
+	// Mode: "all" (default) measures everything; "mixed" only the
+	// mixed mode, the 4-shard run and the mixed memory check; "single"
+	// everything but those.
+	Mode string
+
+	// The mixed mode: every partner of Partners in one etl run on
+	// MixedCustomers, each sandbox with the faults MixedFaults give
+	// (PARTNER=SPEC items merged key by key in order over none; see
+	// DefaultMixedFaults) and the workers MixedConcurrency gives
+	// (default DefaultMixedConcurrency, else Concurrency). A partner with
+	// a rate limit gets rate_per_sec = that limit. MixedCustomers 0
+	// skips it. ShardCustomers: the 4-shard data feed run's size (0
+	// skips it).
+	MixedCustomers   int
+	MixedFaults      []string
+	MixedConcurrency map[string]int
+	ShardCustomers   int
+	// The mixed memory check: MixedRSSPartners in one run at each of
+	// MixedRSSSizes with MixedRSSFaults (default: none).
+	MixedRSSSizes    []int
+	MixedRSSPartners []string
+	MixedRSSFaults   []string
+
 	DatabaseURL string // a server to create databases on; empty: start a throwaway cluster
 	// NoSync starts the throwaway cluster without fsync and synchronous
 	// commits, as the tests do. By default it commits as production does:
@@ -105,6 +131,18 @@ func (o *Options) defaults() {
 	if o.LatencyCustomers <= 0 {
 		o.LatencyCustomers = 4000
 	}
+	if o.Mode == "" {
+		o.Mode = "all"
+	}
+	if o.MixedFaults == nil {
+		o.MixedFaults = DefaultMixedFaults
+	}
+	if o.MixedConcurrency == nil {
+		o.MixedConcurrency = DefaultMixedConcurrency
+	}
+	if len(o.MixedRSSPartners) == 0 {
+		o.MixedRSSPartners = []string{"datafeed", "synctera"}
+	}
 }
 
 // Run measures everything Options ask for and returns the report; an
@@ -115,12 +153,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Bin == "" {
 		return nil, fmt.Errorf("bench: Options.Bin (the etl binary) is required")
 	}
+	switch o.Mode {
+	case "all", "mixed", "single":
+	default:
+		return nil, fmt.Errorf("bench: mode %q: want all, mixed or single", o.Mode)
+	}
 	specs, err := selectPartners(o.Partners)
 	if err != nil {
 		return nil, err
 	}
 	r := &runner{o: o, rep: &Report{Started: time.Now().UTC(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Customers: o.Customers, NaiveCustomers: o.NaiveCustomers, Concurrency: o.Concurrency, Database: databaseKind(o)}}
+		Customers: o.Customers, NaiveCustomers: o.NaiveCustomers, Concurrency: o.Concurrency, Database: databaseKind(o),
+		Mode: o.Mode, Load: loadAvg()}}
 	if r.work = o.WorkDir; r.work == "" {
 		if r.work, err = os.MkdirTemp("", "etl-bench-"); err != nil {
 			return nil, err
@@ -149,6 +193,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		r.rep.evaluate()
 	}()
 
+	if o.Mode == "mixed" {
+		return r.rep, r.mixedAll(ctx, specs)
+	}
 	dir, err := dataset(r.work, o.Customers)
 	if err != nil {
 		return nil, err
@@ -175,12 +222,50 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return r.rep, err
 		}
 	}
+	// The mixed run and the shards are bounded by their partners, not
+	// by the budget; the memory runs that follow are cut at it.
+	if o.Mode == "all" {
+		if err := r.mixedRuns(ctx, specs); err != nil {
+			return r.rep, err
+		}
+	}
 	if len(o.RSSSizes) > 0 {
 		if err := r.memory(ctx, specs); err != nil {
 			return r.rep, err
 		}
 	}
+	if o.Mode == "all" && len(o.MixedRSSSizes) > 0 {
+		if err := r.mixedMemory(ctx); err != nil {
+			return r.rep, err
+		}
+	}
 	return r.rep, nil
+}
+
+// mixedAll is -mode mixed: the mixed run, the shards and the mixed
+// memory check, nothing else.
+func (r *runner) mixedAll(ctx context.Context, specs []partners.Spec) error {
+	if err := r.mixedRuns(ctx, specs); err != nil {
+		return err
+	}
+	if len(r.o.MixedRSSSizes) > 0 {
+		return r.mixedMemory(ctx)
+	}
+	return nil
+}
+
+// mixedRuns is the mixed run (when MixedCustomers > 0), then the
+// 4-shard runs (when ShardCustomers > 0).
+func (r *runner) mixedRuns(ctx context.Context, specs []partners.Spec) error {
+	if r.o.MixedCustomers > 0 {
+		if err := r.mixed(ctx, specs); err != nil {
+			return err
+		}
+	}
+	if r.o.ShardCustomers > 0 {
+		return r.shardRuns(ctx, specs)
+	}
+	return nil
 }
 
 func databaseKind(o Options) string {

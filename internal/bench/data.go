@@ -57,6 +57,14 @@ type runConfig struct {
 	// RatePerSec and Timeout apply to every partner when set.
 	RatePerSec float64
 	Timeout    time.Duration
+	// PerPartner overrides Concurrency and RatePerSec for the partners
+	// it names (the mixed mode gives each partner its own).
+	PerPartner map[string]partnerRC
+}
+
+type partnerRC struct {
+	Concurrency int
+	RatePerSec  float64
 }
 
 func writeConfig(path, sandboxURL string, rc runConfig) ([]string, error) {
@@ -65,9 +73,18 @@ func writeConfig(path, sandboxURL string, rc runConfig) ([]string, error) {
 	fmt.Fprintf(&b, "source: {type: csv, dir: %q}\nledger: {url: {env: BENCH_DATABASE_URL}}\nhmac_key: {env: BENCH_HMAC_KEY}\nrun: {grace_period: 5s}\nallow_insecure_loopback: true\npartners:\n", rc.Source)
 	for _, sp := range partners.All() {
 		base := sandboxURL + "/" + sp.Name + sp.BasePath
-		fmt.Fprintf(&b, "  %s:\n    base_url: %q\n    concurrency: %d\n", sp.Name, base, rc.Concurrency)
-		if rc.RatePerSec > 0 {
-			fmt.Fprintf(&b, "    rate_per_sec: %g\n", rc.RatePerSec)
+		conc, rate := rc.Concurrency, rc.RatePerSec
+		if pp, ok := rc.PerPartner[sp.Name]; ok {
+			if pp.Concurrency > 0 {
+				conc = pp.Concurrency
+			}
+			if pp.RatePerSec > 0 {
+				rate = pp.RatePerSec
+			}
+		}
+		fmt.Fprintf(&b, "  %s:\n    base_url: %q\n    concurrency: %d\n", sp.Name, base, conc)
+		if rate > 0 {
+			fmt.Fprintf(&b, "    rate_per_sec: %g\n", rate)
 		}
 		if rc.Timeout > 0 {
 			fmt.Fprintf(&b, "    timeout: %s\n", rc.Timeout)

@@ -31,7 +31,7 @@ type sandboxProc struct {
 
 // startSandbox starts bin sandbox on a free loopback port and waits until
 // it answers.
-func startSandbox(ctx context.Context, bin, probePartner string) (*sandboxProc, error) {
+func startSandbox(ctx context.Context, bin, probePartner string, extra ...string) (*sandboxProc, error) {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
@@ -40,7 +40,7 @@ func startSandbox(ctx context.Context, bin, probePartner string) (*sandboxProc, 
 		}
 		s := &sandboxProc{URL: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{}),
 			client: &http.Client{Timeout: 10 * time.Second}}
-		s.cmd = exec.Command(bin, "sandbox", "--listen", "127.0.0.1:"+strconv.Itoa(port))
+		s.cmd = exec.Command(bin, append([]string{"sandbox", "--listen", "127.0.0.1:" + strconv.Itoa(port)}, extra...)...)
 		s.cmd.Stderr = &s.stderr
 		if err := s.cmd.Start(); err != nil {
 			return nil, fmt.Errorf("bench: start sandbox: %w", err)

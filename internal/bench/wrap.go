@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -137,13 +138,21 @@ func runChild(ctx context.Context, argv, env []string, stderr *limitedBuffer) (c
 	return u, nil
 }
 
-// limitedBuffer keeps the last n bytes written (a child's stderr).
+// limitedBuffer keeps the last n bytes written (a child's stderr), and
+// copies everything to all when set (the mixed mode reads the run's
+// debug log).
 type limitedBuffer struct {
 	n   int
 	buf []byte
+	all io.Writer
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.all != nil {
+		if _, err := b.all.Write(p); err != nil {
+			return 0, err
+		}
+	}
 	b.buf = append(b.buf, p...)
 	if len(b.buf) > 2*b.n {
 		b.buf = append(b.buf[:0], b.buf[len(b.buf)-b.n:]...)

@@ -25,7 +25,8 @@ func main() {
 
 func run() int {
 	var o bench.Options
-	var partners, sizes, jsonPath string
+	var partners, sizes, jsonPath, mixedConc, mixedSizes, mixedRSSPartners string
+	var mixedFaults, mixedRSSFaults multiFlag
 	var strict bool
 	flag.StringVar(&o.Bin, "bin", "bin/etl", "the etl binary to measure (make bench builds it)")
 	flag.StringVar(&partners, "partners", "", "comma-separated partners (default: every registered partner)")
@@ -49,7 +50,38 @@ func run() int {
 	flag.StringVar(&jsonPath, "json", "bench-results.json", "write the results as JSON here (empty: do not)")
 	flag.BoolVar(&strict, "strict", false, "exit 3 when a target is missed")
 	flag.DurationVar(&o.Budget, "budget", 7*time.Minute, "time budget of the whole measurement: the peak-RSS runs are cut or skipped at it (0: none)")
+	flag.StringVar(&o.Mode, "mode", "all", "all; mixed (only the mixed mode, the 4-shard run and the mixed memory check); single (all but those)")
+	flag.IntVar(&o.MixedCustomers, "mixed-customers", 2000, "mixed mode: customers of the one etl run delivering to every partner (0 skips)")
+	flag.Var(&mixedFaults, "mixed-faults", "mixed mode: PARTNER=SPEC sandbox faults (PARTNER may be all), repeatable, merged key by key in order over the defaults "+strings.Join(bench.DefaultMixedFaults, " "))
+	flag.StringVar(&mixedConc, "mixed-concurrency", "", "mixed mode: workers, N for every partner or PARTNER=N,... over the sample config's (datafeed=4,q2open=8,synctera=8,clubready=4,tokenization=4)")
+	flag.IntVar(&o.ShardCustomers, "shard-customers", 2000, "4-shard data feed run: customers (0 skips)")
+	flag.StringVar(&mixedSizes, "mixed-rss-sizes", "5000,50000", "mixed memory check: customers of each run, comma-separated (empty skips)")
+	flag.StringVar(&mixedRSSPartners, "mixed-rss-partners", "datafeed,synctera", "mixed memory check: the partners of its runs")
+	flag.Var(&mixedRSSFaults, "mixed-rss-faults", "mixed memory check: PARTNER=SPEC sandbox faults, repeatable (default none)")
 	flag.Parse()
+
+	o.MixedFaults = append(append([]string{}, bench.DefaultMixedFaults...), mixedFaults...)
+	o.MixedRSSFaults = mixedRSSFaults
+	o.MixedRSSPartners = strings.Split(mixedRSSPartners, ",")
+	if mixedConc != "" {
+		m, err := parseConcurrency(mixedConc)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "benchrun: -mixed-concurrency: %v\n", err)
+			return 2
+		}
+		o.MixedConcurrency = m
+	}
+	for _, s := range strings.Split(mixedSizes, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "benchrun: -mixed-rss-sizes: %q is not a positive number\n", s)
+			return 2
+		}
+		o.MixedRSSSizes = append(o.MixedRSSSizes, n)
+	}
 
 	if partners != "" {
 		o.Partners = strings.Split(partners, ",")
@@ -99,4 +131,37 @@ func run() int {
 		return 3
 	}
 	return 0
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// parseConcurrency reads "16" (every partner) or "q2open=32,synctera=16"
+// (those over the sample config's).
+func parseConcurrency(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for k, v := range bench.DefaultMixedConcurrency {
+		out[k] = v
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 {
+			return nil, fmt.Errorf("%d: want a positive number", n)
+		}
+		for k := range out {
+			out[k] = n
+		}
+		return out, nil
+	}
+	for _, item := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(item), "=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q: want PARTNER=N with N > 0", item)
+		}
+		out[k] = n
+	}
+	return out, nil
 }
