@@ -1,0 +1,44 @@
+package synctera_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/providers/synctera"
+)
+
+// TestReview_ResolveAfterKeyExpiryAndRenameCreatesTwice: a create lands,
+// its answer is lost (intent open). Before the rerun the customer marries:
+// new last name and new e-mail (no phone on file). Resolve looks the
+// customer up only with the current body's e-mail, phone and name, so it
+// finds nothing; within Synctera's 7 days the noted key is refused as a
+// reuse (uncertain, fine), but once Synctera forgot the key the create
+// goes through: a second Synctera customer for the same entity.
+func TestReview_ResolveAfterKeyExpiryAndRenameCreatesTwice(t *testing.T) {
+	sb, srv := newSandbox(t, nil)
+	c := newClient(t, srv.URL+synctera.BasePath, token, nil)
+	orig := customer("C1")
+	orig.Phone = ""
+	key, id := lostCreate(t, c, orig)
+
+	married := customer("C1")
+	married.Phone = ""
+	married.LastName, married.Email = "King", "ada.king@example.com"
+
+	// Within the key's life the rerun is (rightly) uncertain ...
+	op := createOp(t, married)
+	op.Intent = key
+	if r := c.Resolve(context.Background(), op, nil); r.Outcome == load.OK && r.RemoteID != id {
+		t.Fatalf("within 7 days Resolve made another customer %s (first %s)", r.RemoteID, id)
+	}
+	// ... and the nightly reruns stay uncertain until Synctera forgets
+	// the key.
+	sb.AdvanceClock(8 * 24 * time.Hour)
+	r := c.Resolve(context.Background(), op, nil)
+	if n := len(sb.State().Customers); n != 1 {
+		t.Errorf("Synctera holds %d customers for entity %s after Resolve (outcome %s, remote id %s, first %s): created twice",
+			n, op.EntityKey, r.Outcome, r.RemoteID, id)
+	}
+}
