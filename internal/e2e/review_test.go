@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/northwind-data/etl/internal/partners"
 	"path/filepath"
 	"testing"
 
@@ -78,4 +79,58 @@ func keys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// landedWithoutOutcome returns customer id -> Synctera customer id for
+// creates Synctera holds whose outcome the ledger lost.
+func landedWithoutOutcome(t *testing.T, e *env) map[string]string {
+	t.Helper()
+	sb := e.sb.Partners[synctera.Name].(*synctera.Sandbox)
+	rows := readCSV(t, filepath.Join(e.input, "customers.csv"))
+	k, em := col(t, rows[0], "customer_id"), col(t, rows[0], "email")
+	byEmail := map[string]string{}
+	for _, r := range rows[1:] {
+		byEmail[r[em]] = r[k]
+	}
+	out := map[string]string{}
+	for _, c := range sb.State().Customers {
+		id := byEmail[c.Email]
+		if id != "" && e.scalar(`SELECT count(*) FROM sync_state WHERE provider = 'synctera' AND entity_key = $1`, synctera.CustomerKey(id)) == 0 {
+			out[id] = c.ID
+		}
+	}
+	return out
+}
+
+// TestReview_SettledDeliveredWithoutRemoteIDCreatesTwice: an operator
+// finds a lost Synctera create at the partner and settles its intent as
+// delivered, without --remote-id (the flag is optional and documented for
+// ClubReady). sync_state then holds the entity active with no remote id;
+// the next run that sends it (--full-resync here, any content change
+// otherwise) plans an update with an empty RemoteID, and the Synctera
+// client, finding no id, POSTs a create under the update's key: a second
+// customer.
+func TestReview_SettledDeliveredWithoutRemoteIDCreatesTwice(t *testing.T) {
+	sp, _ := partners.Get(synctera.Name)
+	e := newEnv(t, 40, nil)
+	loseAnswers(t, e)
+	sb := e.sb.Partners[synctera.Name].(*synctera.Sandbox)
+	landed := landedWithoutOutcome(t, e)
+	if len(landed) == 0 {
+		t.Fatal("no create landed with its outcome lost: the test proves nothing")
+	}
+	for id, remote := range landed {
+		r := e.run("intents", "settle", "--provider", synctera.Name, "--entity", synctera.CustomerKey(id), "--as", "delivered",
+			"--by", "review", "--reason", "found customer "+remote+" at Synctera")
+		if r.code != 0 {
+			t.Fatalf("settle %s: exit %d\n%s%s", id, r.code, r.stdout, r.stderr)
+		}
+		break // one is enough
+	}
+	r := e.runETL("--providers", synctera.Name, "--full-resync")
+	t.Logf("full resync after one settle: exit %d", r.code)
+	got, dups := sp.Count(sb)
+	if dups != 0 {
+		t.Errorf("Synctera holds %d customers (%d duplicates) after a settle as delivered and a full resync", got, dups)
+	}
 }
