@@ -42,3 +42,18 @@ func TestReview_ResolveAfterKeyExpiryAndRenameCreatesTwice(t *testing.T) {
 			n, op.EntityKey, r.Outcome, r.RemoteID, id)
 	}
 }
+
+// TestReview_UpdateWithoutRemoteIDDoesNotCreate: an entity known to the
+// ledger without a Synctera id (settled as delivered without --remote-id)
+// is planned as an update with an empty RemoteID; it must be found, not
+// created again.
+func TestReview_UpdateWithoutRemoteIDDoesNotCreate(t *testing.T) {
+	sb, srv := newSandbox(t, nil)
+	c := newClient(t, srv.URL+synctera.BasePath, token, nil)
+	_, id := lostCreate(t, c, customer("C1"))
+	up := plan(t, createOp(t, moved("C1")), load.Update, "")
+	r := sendOne(t, c, up)
+	if n := len(sb.State().Customers); n != 1 || r.RemoteID != id {
+		t.Errorf("update without a remote id: Synctera holds %d customers, result %+v (first %s)", n, r, id)
+	}
+}
