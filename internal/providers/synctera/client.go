@@ -149,6 +149,16 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 	if op.RemoteID != "" {
 		return c.put(ctx, op, op.RemoteID, body, n)
 	}
+	if op.Kind == load.Update {
+		// The ledger knows the entity but not its Synctera id (an intent
+		// an operator settled as delivered without --remote-id): the
+		// customer exists, so it is found, never created a second time.
+		if r, found := c.adopt(ctx, op, body, n); found {
+			return r
+		}
+		return uncertain(op, 0, n, "no_remote_id", "the ledger holds "+op.EntityKey+" as delivered without a Synctera id, and no customer carrying it was found "+
+			"by e-mail, phone or name; settle it again with --remote-id", nil)
+	}
 	if j != nil {
 		if err := j.Note(ctx, op, op.IdemKey); err != nil {
 			return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal",
