@@ -648,8 +648,8 @@ func lostAnswer(ctx context.Context) bool {
 }
 
 // lossTracker marks the call's lost flag when an attempt fails after the
-// connection was made (a reset, a timeout, a body cut short): unlike a
-// refused dial, the partner may have run that request.
+// connection was made (a reset, a timeout, a body cut short, a 408 or 5xx
+// answer): unlike a refused dial, the partner may have run that request.
 type lossTracker struct{ base http.RoundTripper }
 
 func (t lossTracker) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -664,6 +664,11 @@ func (t lossTracker) RoundTrip(r *http.Request) (*http.Response, error) {
 			lost.Store(true)
 		}
 		return resp, err
+	}
+	if resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500 {
+		// A gateway that gave up (502, 504), a 408 or a 500 says nothing
+		// about whether Synctera ran the request before it.
+		lost.Store(true)
 	}
 	resp.Body = &trackedBody{ReadCloser: resp.Body, lost: lost}
 	return resp, nil
