@@ -222,6 +222,15 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		e.Attempts = sent
 		switch e.Kind {
 		case Retryable:
+			if _, later := retryAfter(e); !req.Idempotent && e.Status >= 500 && !later {
+				// The partner (or a gateway in front of it that gave up
+				// waiting) answered: the request may have run before the
+				// failure, and resending a non-idempotent one could repeat
+				// its effect. A 5xx with Retry-After is the service
+				// refusing the work for now, and is waited for and resent.
+				e.Kind = Uncertain
+				return nil, e
+			}
 		case Uncertain:
 			if !req.Idempotent {
 				return nil, e

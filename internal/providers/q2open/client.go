@@ -195,6 +195,12 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal, resolv
 		return d.recover("")
 	case op.RemoteID != "":
 		return d.update()
+	case op.Kind == load.Update:
+		// Known to the ledger without a clientId (an intent an operator
+		// settled as delivered without --remote-id): Q2 may hold the
+		// client and its cards, so it is found and its cards reconciled;
+		// a sync with cards would add them all again.
+		return d.recover("")
 	default:
 		return d.create(j)
 	}

@@ -163,7 +163,11 @@ func TestErrorsAreTyped(t *testing.T) {
 			load.Rejected, httpx.Rejected, "validation_error", "cards[0].expMonth: must be two digits", 2},
 		{"auth", 401, `{"message":"bad token"}`, load.Failed, httpx.Fatal, "", "bad token", 1},
 		{"conflict, no body", 409, ``, load.Rejected, httpx.Rejected, "", "Conflict", 2},
-		{"outage", 503, `<html>down</html>`, load.Failed, httpx.Retryable, "", "Service Unavailable", 3},
+		// A 5xx answer to a sync with cards may follow a commit (a
+		// gateway gave up): never resent; the client is looked up (the
+		// stub answers 503 to its three attempts too), and the intent
+		// stays open.
+		{"outage", 503, `<html>down</html>`, load.Uncertain, httpx.Retryable, "", "Service Unavailable", 4},
 		// A 2xx without a clientId: Q2 may hold the cards, so the outcome
 		// stays uncertain (the intent stays open for the rerun).
 		{"answer without clientId", 200, `{"ssoToken":"x.y.z","cards":[]}`, load.Uncertain, httpx.Uncertain, "bad_response", "answer carries no clientId", 2},

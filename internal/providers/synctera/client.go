@@ -149,6 +149,16 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 	if op.RemoteID != "" {
 		return c.put(ctx, op, op.RemoteID, body, n)
 	}
+	if op.Kind == load.Update {
+		// The ledger knows the entity but not its Synctera id (an intent
+		// an operator settled as delivered without --remote-id): the
+		// customer exists, so it is found, never created a second time.
+		if r, found := c.adopt(ctx, op, body, n); found {
+			return r
+		}
+		return uncertain(op, 0, n, "no_remote_id", "the ledger holds "+op.EntityKey+" as delivered without a Synctera id, and no customer carrying it was found "+
+			"by e-mail, phone or name; settle it again with --remote-id", nil)
+	}
 	if j != nil {
 		if err := j.Note(ctx, op, op.IdemKey); err != nil {
 			return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal",
@@ -638,8 +648,8 @@ func lostAnswer(ctx context.Context) bool {
 }
 
 // lossTracker marks the call's lost flag when an attempt fails after the
-// connection was made (a reset, a timeout, a body cut short): unlike a
-// refused dial, the partner may have run that request.
+// connection was made (a reset, a timeout, a body cut short, a 408 or 5xx
+// answer): unlike a refused dial, the partner may have run that request.
 type lossTracker struct{ base http.RoundTripper }
 
 func (t lossTracker) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -654,6 +664,11 @@ func (t lossTracker) RoundTrip(r *http.Request) (*http.Response, error) {
 			lost.Store(true)
 		}
 		return resp, err
+	}
+	if resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500 {
+		// A gateway that gave up (502, 504), a 408 or a 500 says nothing
+		// about whether Synctera ran the request before it.
+		lost.Store(true)
 	}
 	resp.Body = &trackedBody{ReadCloser: resp.Body, lost: lost}
 	return resp, nil
