@@ -30,6 +30,12 @@ type Config struct {
 	Token    string // Bearer API key
 	PageSize int    // ListAll page size; default and maximum MaxPageSize
 	HTTP     httpx.Config
+	// KeyLife is how long Synctera replays an Idempotency-Key (published:
+	// 7 days; default). Past it a lost create can no longer be proved
+	// absent by resending its key.
+	KeyLife time.Duration
+	// Now is the client's clock (default time.Now); tests move it.
+	Now func() time.Time
 }
 
 // Client delivers customers to Synctera. It implements load.Provider,
@@ -37,6 +43,8 @@ type Config struct {
 type Client struct {
 	http     *httpx.Client
 	pageSize int
+	keyLife  time.Duration
+	now      func() time.Time
 }
 
 var (
@@ -65,6 +73,15 @@ func New(cfg Config) (*Client, error) {
 	if size == 0 || size > MaxPageSize {
 		size = MaxPageSize
 	}
+	if cfg.KeyLife < 0 {
+		return nil, errors.New("synctera: key life must not be negative")
+	}
+	if cfg.KeyLife == 0 {
+		cfg.KeyLife = 7 * 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	h := cfg.HTTP
 	h.Partner, h.BaseURL = Name, cfg.BaseURL
 	auth := "Bearer " + cfg.Token
@@ -85,7 +102,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{http: hc, pageSize: size}, nil
+	return &Client{http: hc, pageSize: size, keyLife: cfg.KeyLife, now: cfg.Now}, nil
 }
 
 func (c *Client) Name() string { return Name }
@@ -160,7 +177,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 			"by e-mail, phone or name; settle it again with --remote-id", nil)
 	}
 	if j != nil {
-		if err := j.Note(ctx, op, op.IdemKey); err != nil {
+		if err := j.Note(ctx, op, noteIntent(op.IdemKey, c.now())); err != nil {
 			return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal",
 				Message: "could not record the intent before the create; nothing was sent", Err: err}, 0)
 		}
@@ -231,11 +248,47 @@ func (c *Client) Resolve(ctx context.Context, op load.Op, _ load.Journal) load.R
 	if r, found := c.adopt(ctx, op, body, n); found {
 		return r
 	}
-	key := op.IdemKey
-	if k := strings.TrimSpace(op.Intent); k != "" && len(k) <= 255 {
-		key = k // the key the lost call went out with
+	key, noted := readIntent(op.Intent)
+	if key == "" || len(key) > 255 {
+		key = op.IdemKey
+	}
+	// Resending the noted key is safe only while Synctera still replays
+	// it: past its life the POST would create a second customer if the
+	// first landed and the lookup missed it (the record's e-mail, phone
+	// and name all changed since). That case goes to an operator.
+	if noted.IsZero() || c.now().Sub(noted) >= c.keyLife-time.Hour {
+		return uncertain(op, 0, n, load.CodeNeedsOperator,
+			"a create of "+op.EntityKey+" may have landed, its Idempotency-Key is past Synctera's replay window, and no customer carrying it was found "+
+				"by e-mail, phone or name: look it up at Synctera, then etl intents settle --provider synctera --entity "+op.EntityKey, nil)
 	}
 	return c.post(ctx, op, body, key, n)
+}
+
+// intentNote is what a create journals before it goes out: the key it
+// sends and when, so a rerun knows whether Synctera still replays it.
+type intentNote struct {
+	Key   string    `json:"key"`
+	Noted time.Time `json:"noted"`
+}
+
+func noteIntent(key string, now time.Time) string { return IntentDetail(key, now) }
+
+// IntentDetail is the journal detail of a create sent with key at noted
+// (what Resolve reads back).
+func IntentDetail(key string, noted time.Time) string {
+	b, _ := json.Marshal(intentNote{Key: key, Noted: noted.UTC()})
+	return string(b)
+}
+
+// readIntent reads a note; a bare key (written before notes had a time)
+// has an unknown age.
+func readIntent(detail string) (key string, noted time.Time) {
+	detail = strings.TrimSpace(detail)
+	var n intentNote
+	if strings.HasPrefix(detail, "{") && json.Unmarshal([]byte(detail), &n) == nil {
+		return n.Key, n.Noted
+	}
+	return detail, time.Time{}
 }
 
 // adopt looks the entity's customer up. found is false only when no

@@ -260,7 +260,7 @@ func TestClientNotesAnIntentBeforeEachCreate(t *testing.T) {
 	j := &journal{sb: sb}
 	op := createOp(t, customer("C1"))
 	res := c.Send(context.Background(), []load.Op{op}, j)[0]
-	if res.Outcome != load.OK || len(j.notes) != 1 || j.notes[0] != "customer/C1 "+op.IdemKey || j.seen[0] != 0 {
+	if res.Outcome != load.OK || len(j.notes) != 1 || !strings.HasPrefix(j.notes[0], "customer/C1 ") || !strings.Contains(j.notes[0], op.IdemKey) || j.seen[0] != 0 {
 		t.Fatalf("result %+v, notes %v (creates before each %v)", res, j.notes, j.seen)
 	}
 	// Updates are not journaled: a PUT can be resent.
@@ -301,7 +301,7 @@ func TestClientResolve(t *testing.T) {
 		}, load.OK, 1},
 		{"never created: created now", func(t *testing.T, _ *synctera.Client, _ *synctera.Sandbox) (load.Op, string) {
 			op := createOp(t, customer("C1"))
-			op.Intent = op.IdemKey
+			op.Intent = synctera.IntentDetail(op.IdemKey, time.Now())
 			return op, ""
 		}, load.OK, 1},
 		{"a bare prospect cannot be looked up: the key answers", func(t *testing.T, c *synctera.Client, _ *synctera.Sandbox) (load.Op, string) {
@@ -309,7 +309,7 @@ func TestClientResolve(t *testing.T) {
 			cu.FirstName, cu.Email, cu.Phone, cu.Status = "", "", "", "PROSPECT"
 			key, id := lostCreate(t, c, cu)
 			op := createOp(t, cu)
-			op.Intent = key
+			op.Intent = synctera.IntentDetail(key, time.Now())
 			return op, id
 		}, load.OK, 1},
 		{"an update with an old intent is just an update", func(t *testing.T, c *synctera.Client, _ *synctera.Sandbox) (load.Op, string) {
@@ -334,6 +334,27 @@ func TestClientResolve(t *testing.T) {
 			}
 			if got, err := c.GetCustomer(context.Background(), res.RemoteID); err != nil || !strings.EqualFold(got.LegalAddress.City, op.Payload.(synctera.CustomerInBody).LegalAddress.City) {
 				t.Errorf("the customer does not hold the op's content: %+v %v", got, err)
+			}
+		})
+	}
+
+	// Past the key's life a POST could create a second customer when the
+	// lookup misses a landed create: an operator decides, nothing is sent.
+	for _, tc := range []struct {
+		name   string
+		detail func(key string) string
+	}{
+		{"noted past the key's life", func(k string) string { return synctera.IntentDetail(k, time.Now().Add(-8*24*time.Hour)) }},
+		{"noted with no time (an older binary)", func(k string) string { return k }},
+	} {
+		t.Run("not found, "+tc.name+": needs an operator", func(t *testing.T) {
+			sb, srv := newSandbox(t, nil)
+			c := newClient(t, srv.URL+synctera.BasePath, token, nil)
+			op := createOp(t, customer("C1"))
+			op.Intent = tc.detail(op.IdemKey)
+			res := c.Resolve(context.Background(), op, nil)
+			if res.Outcome != load.Uncertain || httpx.CodeOf(res.Err) != load.CodeNeedsOperator || sb.State().Totals.Creates != 0 {
+				t.Errorf("resolve: %+v, creates %d: want uncertain %s and nothing created", res, sb.State().Totals.Creates, load.CodeNeedsOperator)
 			}
 		})
 	}
