@@ -18,6 +18,7 @@ type opts struct {
 	Wait    time.Duration `option:"wait"`
 	Tags    []string      `option:"tags"`
 	Default *bool         `option:"default"`
+	//lint:ignore U1000 present so the test shows the decoder skips unexported fields
 	ignored string
 }
 

@@ -174,15 +174,6 @@ func readFile(t *testing.T, name string) []byte {
 	return b
 }
 
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func decode(t *testing.T, b []byte) any {
 	t.Helper()
 	var v any
