@@ -30,6 +30,7 @@ import (
 	"github.com/northwind-data/etl/internal/logx"
 	"github.com/northwind-data/etl/internal/metrics"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/partners"
 	"github.com/northwind-data/etl/internal/progress"
 	"github.com/northwind-data/etl/internal/shard"
@@ -385,7 +386,7 @@ func printSummary(w io.Writer, runID int64, status string, code int, dry bool, c
 		}
 	}
 	for _, n := range sortedKeys(c.Partners) {
-		if k := c.Partners[n].ErrorCodes[load.CodeNeedsOperator]; k > 0 {
+		if k := c.Partners[n].ErrorCodes[partner.CodeNeedsOperator]; k > 0 {
 			fmt.Fprintf(w, "  %s: %d record(s) NEED AN OPERATOR (exit %d): a rerun cannot tell whether %s has them.\n"+
 				"    etl intents list --provider %s    then, for each, after looking it up at %s:\n"+
 				"    etl intents settle --provider %s --entity KEY --as delivered|resend --by NAME --reason TEXT\n",

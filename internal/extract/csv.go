@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/transform"
 )
 
@@ -488,7 +489,7 @@ func customerKey(id string) string {
 	if id == "" {
 		return ""
 	}
-	return "customer/" + id
+	return partner.CustomerKey(id).String()
 }
 
 func cardKey(customerID, cardID string) string {

@@ -1,10 +1,12 @@
+// Package load delivers planned operations to partners: bounded concurrent
+// workers per partner, intents and outcomes written to the ledger, and
+// stop-on-fatal. Partners plug in through the contract in internal/partner.
 package load
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/ledger"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // Source streams validated customers and rejects (the CSV and Postgres
@@ -33,15 +36,15 @@ func (f SourceFunc) Read(ctx context.Context, emit func(*model.Customer) error, 
 
 // Observer sees progress (terminal bars, JSON progress lines, metrics).
 type Observer interface {
-	Planned(provider string, kind Kind)
+	Planned(provider string, kind partner.Kind)
 	Unchanged(provider string)
-	Finished(provider string, r Result, latency time.Duration)
+	Finished(provider string, r partner.Result, latency time.Duration)
 }
 
 // Engine runs one delivery: read, plan against sync_state, send, record.
 type Engine struct {
 	Store     *ledger.Store
-	Providers []Provider
+	Providers []partner.Provider
 	Key       []byte // HMAC key for content hashes and idempotency keys
 	Log       *zap.Logger
 
@@ -49,7 +52,7 @@ type Engine struct {
 	FullResync  bool           // ignore content hashes: send everything again
 	DryRun      bool           // plan only: no partner call, no ledger change
 	// DryRunOps, if set, sees every op a dry run would send.
-	DryRunOps func(provider string, op Op)
+	DryRunOps func(provider string, op partner.Op)
 
 	// Deactivation of entities gone from the source, for partners that
 	// support it. Refused when it would switch off more than
@@ -138,14 +141,14 @@ func (s *Summary) Calls() int64 {
 }
 
 type job struct {
-	ops     []Op
+	ops     []partner.Op
 	resolve bool
 }
 
 type lane struct {
-	p        Provider
+	p        partner.Provider
 	journals bool // the partner writes intents (it is a Resolver)
-	in       chan Op
+	in       chan partner.Op
 	counts   *Counts
 	stopped  atomic.Bool
 	stopMsg  atomic.Value
@@ -208,12 +211,12 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 		if n <= 0 {
 			n = 8
 		}
-		_, journals := p.(Resolver)
-		l := &lane{p: p, journals: journals, in: make(chan Op, n*p.MaxBatch()*4), counts: &Counts{}, workers: n}
+		_, journals := p.(partner.Resolver)
+		l := &lane{p: p, journals: journals, in: make(chan partner.Op, n*p.MaxBatch()*4), counts: &Counts{}, workers: n}
 		lanes[p.Name()] = l
 		order = append(order, p.Name())
 		sum.Providers[p.Name()] = l.counts
-		if _, ok := p.(Resolver); ok && !e.DryRun {
+		if _, ok := p.(partner.Resolver); ok && !e.DryRun {
 			has, err := e.Store.HasOpenIntents(ctx, p.Name())
 			if err != nil {
 				return nil, err
@@ -226,7 +229,7 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 		rs.runID = runID
 	}
 	for _, l := range lanes {
-		_, ok := l.p.(Deactivator)
+		_, ok := l.p.(partner.Deactivator)
 		rs.deactivates = rs.deactivates || (ok && e.Deactivate)
 	}
 	e.cur.Store(rs)
@@ -299,7 +302,7 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 			rejects.Add(1)
 			if w != nil {
 				w.Reject(rejectRow(r))
-				if id := customerOf(r.EntityKey); id != "" && rs.deactivates {
+				if id := partner.Key(r.EntityKey).Customer(); id != "" && rs.deactivates {
 					w.Seen(id) // a bad row is not a vanished customer
 				}
 			}
@@ -383,7 +386,7 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 	}
 	type queued struct {
 		l  *lane
-		op Op
+		op partner.Op
 	}
 	var out []queued
 	var changed []string // customers with something to send
@@ -392,8 +395,8 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 		sending := 0
 		for pi, name := range order {
 			l := lanes[name]
-			ops, rejects := l.p.Map(c)
-			fp.Entities[pi] = len(ops)
+			items, rejects := l.p.Map(c)
+			fp.Entities[pi] = len(items)
 			if len(rejects) > 0 {
 				fp.Sum = nil // a customer with rejects is compared in full every run
 			}
@@ -406,14 +409,15 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 					w.Reject(rejectRow(r))
 				}
 			}
-			for _, op := range ops {
+			for _, it := range items {
+				op := partner.NewOp(it)
 				h, body, err := hashContent(e.Key, op.Payload)
 				if err != nil {
 					return fmt.Errorf("%s: %s: %w", name, op.EntityKey, err)
 				}
 				op.Hash, op.Body = h, body
-				st, known := state[name][op.EntityKey]
-				intent, open := intents[name][op.EntityKey]
+				st, known := state[name][string(op.EntityKey)]
+				intent, open := intents[name][string(op.EntityKey)]
 				if known && st.Active && st.Hash == h && !e.FullResync && !open {
 					atomic.AddInt64(&l.counts.Unchanged, 1)
 					if e.Observer != nil {
@@ -421,19 +425,19 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 					}
 					continue
 				}
-				op.Kind = Create
+				op.Kind = partner.Create
 				if known {
-					op.Kind, op.RemoteID = Update, st.RemoteID
+					op.Kind, op.RemoteID = partner.Update, st.RemoteID
 				}
-				if op.Kind == Create {
-					op.IdemKey = CreateKey(e.Key, name, op.EntityKey, gens[name][op.EntityKey])
+				if op.Kind == partner.Create {
+					op.IdemKey = CreateKey(e.Key, name, op.EntityKey, gens[name][string(op.EntityKey)])
 				} else {
 					op.IdemKey = IdempotencyKey(e.Key, name, op.Kind, op.EntityKey, h)
 				}
 				if open {
 					op.Intent = intent
 					atomic.AddInt64(&l.counts.Resolve, 1)
-				} else if op.Kind == Create {
+				} else if op.Kind == partner.Create {
 					atomic.AddInt64(&l.counts.Create, 1)
 				} else {
 					atomic.AddInt64(&l.counts.Update, 1)
@@ -487,7 +491,7 @@ func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[st
 func (e *Engine) batch(ctx context.Context, l *lane, jobs chan<- job) {
 	defer close(jobs)
 	max := l.p.MaxBatch()
-	var cur []Op
+	var cur []partner.Op
 	send := func() {
 		if len(cur) > 0 {
 			jobs <- job{ops: cur}
@@ -510,7 +514,7 @@ func (e *Engine) batch(ctx context.Context, l *lane, jobs chan<- job) {
 			}
 			if op.Intent != "" {
 				send()
-				jobs <- job{ops: []Op{op}, resolve: true}
+				jobs <- job{ops: []partner.Op{op}, resolve: true}
 				continue
 			}
 			cur = append(cur, op)
@@ -538,24 +542,24 @@ func (e *Engine) work(ctx context.Context, runID int64, l *lane, jobs <-chan job
 			continue
 		}
 		start := time.Now()
-		var results []Result
+		var results []partner.Result
 		jr := journal{store: e.Store, runID: runID, provider: name}
 		switch {
 		case j.resolve:
-			results = []Result{l.p.(Resolver).Resolve(ctx, j.ops[0], jr)}
-		case j.ops[0].Kind == Deactivate:
-			results = []Result{l.p.(Deactivator).Deactivate(ctx, j.ops[0])}
+			results = []partner.Result{l.p.(partner.Resolver).Resolve(ctx, j.ops[0], jr)}
+		case j.ops[0].Kind == partner.Deactivate:
+			results = []partner.Result{l.p.(partner.Deactivator).Deactivate(ctx, j.ops[0])}
 		default:
 			results = l.p.Send(ctx, j.ops, jr)
 		}
 		lat := time.Since(start)
 		atomic.AddInt64(&l.counts.Calls, 1)
 		for i, op := range j.ops {
-			var r Result
+			var r partner.Result
 			if i < len(results) {
 				r = results[i]
 			} else {
-				r = Result{EntityKey: op.EntityKey, Outcome: Failed, Err: errors.New("partner returned fewer results than ops")}
+				r = partner.Result{EntityKey: op.EntityKey, Outcome: partner.Failed, Err: errors.New("partner returned fewer results than ops")}
 			}
 			e.record(l, op, r, lat, w)
 		}
@@ -564,19 +568,19 @@ func (e *Engine) work(ctx context.Context, runID int64, l *lane, jobs <-chan job
 
 func (c *Counts) addNotSent(n int) { atomic.AddInt64(&c.NotSent, int64(n)) }
 
-func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.Writer) {
+func (e *Engine) record(l *lane, op partner.Op, r partner.Result, lat time.Duration, w *ledger.Writer) {
 	name := l.p.Name()
 	c := l.counts
 	atomic.AddInt64(&c.Attempts, int64(max(r.Attempts, 1)))
 	switch r.Outcome {
-	case OK:
+	case partner.OK:
 		atomic.AddInt64(&c.OK, 1)
-	case Rejected:
+	case partner.Rejected:
 		atomic.AddInt64(&c.Rejected, 1)
-	case Uncertain:
+	case partner.Uncertain:
 		atomic.AddInt64(&c.Uncertain, 1)
 	default:
-		r.Outcome = Failed
+		r.Outcome = partner.Failed
 		atomic.AddInt64(&c.Failed, 1)
 	}
 	code, msg := "", ""
@@ -601,31 +605,31 @@ func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.W
 		return
 	}
 	w.Add(ledger.Entry{
-		Provider: name, EntityKey: op.EntityKey, CustomerID: op.CustomerID, Operation: string(op.Kind),
+		Provider: name, EntityKey: string(op.EntityKey), CustomerID: op.CustomerID, Operation: string(op.Kind),
 		IdemKey: op.IdemKey, Hash: op.Hash, RemoteID: firstNonEmpty(r.RemoteID, op.RemoteID), RequestID: r.RequestID,
 		HTTPStatus: r.HTTPStatus, Outcome: string(r.Outcome), Attempts: r.Attempts, Latency: lat,
 		ErrCode: code, ErrMsg: truncate(msg, 1000),
-		Deliver:     r.Outcome == OK && op.Kind != Deactivate,
-		Deactivated: r.Outcome == OK && op.Kind == Deactivate,
+		Deliver:     r.Outcome == partner.OK && op.Kind != partner.Deactivate,
+		Deactivated: r.Outcome == partner.OK && op.Kind == partner.Deactivate,
 		// Only partners that journal intents have any to settle; an
 		// uncertain outcome keeps its intent open for the rerun.
-		Settle: l.journals && r.Outcome != Uncertain,
+		Settle: l.journals && r.Outcome != partner.Uncertain,
 		// A create the partner refused (4xx) and that left nothing at the
 		// partner: its key may replay the refusal, so the next create
 		// gets a new one.
-		Refused: op.Kind == Create && r.Outcome == Rejected && r.RemoteID == "" && r.HTTPStatus >= 400 && r.HTTPStatus < 500,
+		Refused: op.Kind == partner.Create && r.Outcome == partner.Rejected && r.RemoteID == "" && r.HTTPStatus >= 400 && r.HTTPStatus < 500,
 	})
 	for _, ch := range r.Children {
 		kind := op.Kind
 		if ch.Removed {
-			kind = Deactivate
+			kind = partner.Deactivate
 		}
-		w.Add(ledger.Entry{Provider: name, EntityKey: ch.EntityKey, CustomerID: op.CustomerID, Operation: string(kind),
-			RemoteID: ch.RemoteID, RequestID: firstNonEmpty(ch.RequestID, r.RequestID), HTTPStatus: r.HTTPStatus, Outcome: string(OK),
+		w.Add(ledger.Entry{Provider: name, EntityKey: string(ch.EntityKey), CustomerID: op.CustomerID, Operation: string(kind),
+			RemoteID: ch.RemoteID, RequestID: firstNonEmpty(ch.RequestID, r.RequestID), HTTPStatus: r.HTTPStatus, Outcome: string(partner.OK),
 			Attempts: r.Attempts, Latency: lat, Hash: op.Hash, Deliver: !ch.Removed, Deactivated: ch.Removed})
 	}
 	// Queued after the customer's ledger rows, so it commits with or after them.
-	if fp, ok := e.fps.done(op.CustomerID, r.Outcome == OK); ok {
+	if fp, ok := e.fps.done(op.CustomerID, r.Outcome == partner.OK); ok {
 		w.Fingerprint(e.Scope, fp)
 	}
 }
@@ -636,7 +640,7 @@ func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*
 	}
 	for _, name := range order {
 		l := lanes[name]
-		if _, ok := l.p.(Deactivator); !ok {
+		if _, ok := l.p.(partner.Deactivator); !ok {
 			continue
 		}
 		gone, err := e.Store.Vanished(ctx, runID, name, e.Keep)
@@ -676,8 +680,8 @@ func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*
 			return err
 		}
 		for _, v := range gone {
-			op := Op{EntityKey: v.EntityKey, CustomerID: v.CustomerID, Kind: Deactivate, RemoteID: v.RemoteID, Hash: v.Hash}
-			op.IdemKey = IdempotencyKey(e.Key, name, Deactivate, v.EntityKey, fmt.Sprintf("%s@%d", v.Hash, v.LastRun))
+			op := partner.Op{EntityKey: partner.Key(v.EntityKey), CustomerID: v.CustomerID, Kind: partner.Deactivate, RemoteID: v.RemoteID, Hash: v.Hash}
+			op.IdemKey = IdempotencyKey(e.Key, name, partner.Deactivate, partner.Key(v.EntityKey), fmt.Sprintf("%s@%d", v.Hash, v.LastRun))
 			atomic.AddInt64(&l.counts.Deactivate, 1)
 			select {
 			case l.in <- op:
@@ -703,7 +707,7 @@ func deactivateLimit(active, total int, fraction float64) int {
 func customersOnly(vs []ledger.Vanish) []ledger.Vanish {
 	out := vs[:0]
 	for _, v := range vs {
-		if strings.HasPrefix(v.EntityKey, "customer/") {
+		if partner.Key(v.EntityKey).IsCustomer() {
 			out = append(out, v)
 		}
 	}
@@ -716,29 +720,16 @@ type journal struct {
 	provider string
 }
 
-func (j journal) Note(ctx context.Context, op Op, detail string) error {
+func (j journal) Note(ctx context.Context, op partner.Op, detail string) error {
 	if j.store == nil {
 		return nil
 	}
-	return j.store.Note(ctx, j.runID, j.provider, op.EntityKey, op.CustomerID, detail)
+	return j.store.Note(ctx, j.runID, j.provider, string(op.EntityKey), op.CustomerID, detail)
 }
 
 func rejectRow(r model.Reject) ledger.RejectRow {
 	return ledger.RejectRow{Provider: r.Provider, File: r.Origin.File, Line: r.Origin.Line, EntityKey: r.EntityKey,
 		Field: r.Field, Reason: r.Reason, Message: truncate(r.Message, 1000)}
-}
-
-// customerOf extracts the customer id from "customer/<id>" or
-// "card/<id>/<card>".
-func customerOf(key string) string {
-	if rest, ok := strings.CutPrefix(key, "customer/"); ok {
-		return rest
-	}
-	if rest, ok := strings.CutPrefix(key, "card/"); ok {
-		id, _, _ := strings.Cut(rest, "/")
-		return id
-	}
-	return ""
 }
 
 func firstNonEmpty(a, b string) string {

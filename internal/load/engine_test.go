@@ -18,6 +18,7 @@ import (
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/logx"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/pgtest"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 )
@@ -75,7 +76,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	logs := &bytes.Buffer{}
 	return &harness{store: store, sb: sb, logs: logs, eng: &load.Engine{
-		Store: store, Providers: []load.Provider{cl}, Key: []byte("test-key-0123456789"),
+		Store: store, Providers: []partner.Provider{cl}, Key: []byte("test-key-0123456789"),
 		Log: logx.NewTo(zapcore.AddSync(logs), false, zapcore.DebugLevel), Deactivate: true,
 	}}
 }
@@ -231,12 +232,12 @@ func assertNoCardData(t *testing.T, h *harness) {
 
 // capture wraps a provider and keeps the ops the engine sends it.
 type capture struct {
-	load.Provider
+	partner.Provider
 	mu  sync.Mutex
-	ops []load.Op
+	ops []partner.Op
 }
 
-func (c *capture) Send(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
+func (c *capture) Send(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result {
 	c.mu.Lock()
 	c.ops = append(c.ops, ops...)
 	c.mu.Unlock()
@@ -248,7 +249,7 @@ func (c *capture) Send(ctx context.Context, ops []load.Op, j load.Journal) []loa
 func TestOpsCarryTheJSONTheirHashCovers(t *testing.T) {
 	h := newHarness(t)
 	cp := &capture{Provider: h.eng.Providers[0]}
-	h.eng.Providers = []load.Provider{cp}
+	h.eng.Providers = []partner.Provider{cp}
 	if sum := h.run(t, makeCustomers(60)); !sum.Delivered() {
 		t.Fatalf("not delivered: %+v", sum.Providers["datafeed"])
 	}

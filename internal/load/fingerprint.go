@@ -55,7 +55,7 @@ func (e *Engine) Unchanged(ctx context.Context, ids []string, sums [][]byte) ([]
 }
 
 // fpTracker holds the fingerprints of customers whose calls are in
-// flight: one is recorded once every call of its customer came back OK,
+// flight: one is recorded once every call of its customer came back partner.OK,
 // and dropped as soon as one did not.
 type fpTracker struct {
 	mu sync.Mutex

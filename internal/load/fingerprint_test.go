@@ -10,6 +10,7 @@ import (
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 )
 
@@ -111,7 +112,7 @@ func TestFingerprintsSkipUnchangedAndAreForgottenBeforeACall(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := h.eng.Providers
-	h.eng.Providers = []load.Provider{cl}
+	h.eng.Providers = []partner.Provider{cl}
 	sum = h.runFast(t, cs)
 	if c := sum.Providers["datafeed"]; c.Update != 1 || c.Failed != 1 || sum.Compared != 1 {
 		t.Fatalf("changed customer, partner down: compared %d, %+v", sum.Compared, c)

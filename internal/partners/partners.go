@@ -14,7 +14,7 @@ import (
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/clubready"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 	"github.com/northwind-data/etl/internal/providers/q2open"
@@ -29,7 +29,7 @@ type Spec struct {
 	Credentials []string // required credential names in config
 	Optional    []string
 	// Build makes the client from its config section.
-	Build func(p config.Partner, h httpx.Config) (load.Provider, error)
+	Build func(p config.Partner, h httpx.Config) (partner.Provider, error)
 	// Sandbox makes the sandbox handler with the demo credentials.
 	Sandbox func(creds map[string]string) http.Handler
 	// DemoCredentials are what `etl sandbox` accepts by default.
@@ -46,7 +46,7 @@ type Spec struct {
 	Deactivates bool
 	// List walks the partner's records for `etl verify` (nil: the
 	// partner's documented API has no list).
-	List func(p load.Provider) verify.Lister
+	List func(p partner.Provider) verify.Lister
 	// Count reads the sandbox state: records held and duplicates (tests).
 	Count func(sandbox http.Handler) (records, duplicates int)
 	// Intent reads the detail the partner journals before a call whose
@@ -109,7 +109,7 @@ func HTTPConfig(p config.Partner) httpx.Config {
 
 // Build constructs the enabled partners from cfg, restricted to only when
 // non-empty. tune may adjust each partner's httpx.Config (metrics hooks).
-func Build(cfg *config.Config, only []string, tune func(name string, h *httpx.Config)) ([]load.Provider, error) {
+func Build(cfg *config.Config, only []string, tune func(name string, h *httpx.Config)) ([]partner.Provider, error) {
 	want := map[string]bool{}
 	for _, n := range only {
 		n = strings.TrimSpace(n)
@@ -124,7 +124,7 @@ func Build(cfg *config.Config, only []string, tune func(name string, h *httpx.Co
 		}
 		want[n] = true
 	}
-	var out []load.Provider
+	var out []partner.Provider
 	for _, s := range All() {
 		p, ok := cfg.Partners[s.Name]
 		if !ok || !p.On() || (len(want) > 0 && !want[s.Name]) {
@@ -154,7 +154,7 @@ func init() {
 		// The demo and the e2e tests start real sessions against the
 		// sandbox, so they give none.
 		Optional: []string{"token"},
-		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+		Build: func(p config.Partner, h httpx.Config) (partner.Provider, error) {
 			cfg, err := datafeedConfig(p, h)
 			if err != nil {
 				return nil, err
@@ -177,7 +177,7 @@ func init() {
 		Name:            q2open.Name,
 		Credentials:     []string{"token"},
 		DemoCredentials: map[string]string{"token": "sandbox-q2open-token"},
-		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+		Build: func(p config.Partner, h httpx.Config) (partner.Provider, error) {
 			ttl, err := optDuration(p.Options, "token_ttl")
 			if err != nil {
 				return nil, err
@@ -215,7 +215,7 @@ func init() {
 		DemoCredentials: map[string]string{"username": "sandbox-user", "password": "sandbox-password",
 			"secret": "c2FuZGJveC1obWFjLXNlY3JldA=="}, // base64 of "sandbox-hmac-secret"
 		DemoOptions: map[string]string{"partner_id": "792", "partner_name": "partnerName", "auth": "hmac"},
-		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+		Build: func(p config.Partner, h httpx.Config) (partner.Provider, error) {
 			id := 0
 			if v := p.Options["partner_id"]; v != "" {
 				n, err := strconv.Atoi(v)
@@ -256,7 +256,7 @@ func init() {
 		},
 		EntityPrefix: "customer/",
 		Deactivates:  true,
-		List: func(p load.Provider) verify.Lister {
+		List: func(p partner.Provider) verify.Lister {
 			c := p.(*tokenization.Client)
 			return func(ctx context.Context, fn func(verify.Remote) error) error {
 				return c.ListAll(ctx, func(s tokenization.ClientSummary) error {
@@ -281,7 +281,7 @@ func init() {
 		Credentials:     []string{"api_key", "vault_key"},
 		DemoCredentials: map[string]string{"api_key": "sandbox-clubready-apikey", "vault_key": "sandbox-clubready-vaultkey"},
 		DemoOptions:     map[string]string{"vault_url": "{base}", "forwarded_for": "203.0.113.10"},
-		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+		Build: func(p config.Partner, h httpx.Config) (partner.Provider, error) {
 			age, err := optDuration(p.Options, "max_token_age")
 			if err != nil {
 				return nil, err
@@ -319,7 +319,7 @@ func init() {
 		Credentials:     []string{"token"},
 		DemoCredentials: map[string]string{"token": "sandbox-synctera-token"},
 		BasePath:        "/v0",
-		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+		Build: func(p config.Partner, h httpx.Config) (partner.Provider, error) {
 			return synctera.New(synctera.Config{BaseURL: p.BaseURL, Token: p.Cred("token"), HTTP: h})
 		},
 		Sandbox: func(c map[string]string) http.Handler {
@@ -327,7 +327,7 @@ func init() {
 		},
 		EntityPrefix: "customer/",
 		Deactivates:  true,
-		List: func(p load.Provider) verify.Lister {
+		List: func(p partner.Provider) verify.Lister {
 			c := p.(*synctera.Client)
 			return func(ctx context.Context, fn func(verify.Remote) error) error {
 				return c.ListAll(ctx, func(cu synctera.Customer) error {
