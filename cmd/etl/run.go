@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -14,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -71,43 +67,23 @@ func cmdRun(ctx context.Context, args []string) int {
 	}
 	runGC()
 	if f.cpuProfile != "" {
-		pf, err := os.Create(f.cpuProfile)
+		stop, err := startCPUProfile(f.cpuProfile)
 		if err != nil {
 			return fail(exitUsage, "--cpuprofile: %v", err)
 		}
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return fail(exitUsage, "--cpuprofile: %v", err)
-		}
-		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+		defer stop()
 	}
 	log := logx.New(f.verbose, f.quiet)
 	defer log.Sync() //nolint:errcheck
+	return run(ctx, f, log)
+}
 
-	cfg, err := config.Load(f.config)
-	if err != nil {
-		return fail(exitUsage, "%v", err)
-	}
-	if f.sourceDir != "" {
-		cfg.Source.Dir = f.sourceDir
-	}
-	if f.dbURL != "" {
-		os.Setenv("ETL_CLI_DATABASE_URL", f.dbURL)
-		cfg.Ledger.URL = config.Secret{Env: "ETL_CLI_DATABASE_URL"}
-	}
-	if es := cfg.Validate(); len(es) > 0 {
-		fmt.Fprintf(os.Stderr, "etl: config %s is not valid:\n", f.config)
-		for _, e := range es {
-			fmt.Fprintf(os.Stderr, "  %s\n", e)
-		}
-		return exitUsage
-	}
-	for _, w := range cfg.Warnings() {
-		log.Warn("insecure setting", zap.String("field", w.Path), zap.String("warning", w.Msg))
-	}
-	if f.dryRun && f.dryRunOut != "" {
-		if err := makePrivateDir(f.dryRunOut); err != nil {
-			return fail(exitUsage, "--dry-run-out: %v", err)
-		}
+// run wires one run together; each step that can fail maps its error to
+// an exit code here and nowhere else.
+func run(ctx context.Context, f runFlags, log *zap.Logger) int {
+	cfg, code := loadRunConfig(f, log)
+	if cfg == nil {
+		return code
 	}
 	sh, err := shard.Parse(f.shard, os.Getenv("JOB_COMPLETION_INDEX"))
 	if err != nil {
@@ -118,11 +94,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	provs, err := partners.Build(cfg, splitList(f.providers), func(name string, h *httpx.Config) {
 		mets.Tune(name, h)
 		h.Logger = log // retries, breaker transitions and rate changes at debug
-		if sh.Count > 1 && h.RatePerSec > 0 {
-			// Each shard takes its share of the partner's rate limit, so N
-			// shards together stay within it without coordination.
-			h.RatePerSec /= float64(sh.Count)
-		}
+		h.RatePerSec = sh.Rate(h.RatePerSec)
 	})
 	if err != nil {
 		return fail(exitUsage, "%v", err)
@@ -136,25 +108,20 @@ func cmdRun(ctx context.Context, args []string) int {
 	if err := store.EnsureSchema(ctx); err != nil {
 		return fail(exitFatal, "%v", err)
 	}
-
 	names := make([]string, len(provs))
 	for i, p := range provs {
 		names[i] = p.Name()
 	}
 	sourceID := sourceIdentity(cfg)
 	if !f.dryRun {
-		lock, err := store.TryLock(ctx, fmt.Sprintf("%s|%s|%s", sourceID, strings.Join(names, ","), sh))
-		if isLocked(err) {
-			return fail(exitLocked, "another etl run for source %s, partners %s, shard %s is in progress; nothing was sent (exit %d)", sourceID, strings.Join(names, ","), sh, exitLocked)
+		release, code := lockRun(ctx, store, sourceID, names, sh)
+		if release == nil {
+			return code
 		}
-		if err != nil {
-			return fail(exitFatal, "%v", err)
-		}
-		defer lock.Release()
+		defer release()
 	}
 
 	now := time.Now()
-	validator := transform.NewValidator([]byte(key), now)
 	// The nightly fast path: the engine answers which customers are
 	// unchanged since every partner last had them; the source skips
 	// those before decoding.
@@ -166,34 +133,27 @@ func cmdRun(ctx context.Context, args []string) int {
 	fast := &extract.FastPath{Key: []byte(key), Unchanged: func(ctx context.Context, ids []string, sums [][]byte) ([]bool, error) {
 		return eng.Unchanged(ctx, ids, sums)
 	}}
-	src, err := openSource(ctx, cfg, validator, sh.Keep, fast)
+	src, err := openSource(ctx, cfg, transform.NewValidator([]byte(key), now), sh.Keep, fast)
 	if err != nil {
 		return fail(exitFatal, "%v", err)
-	}
-	group := f.runGroup
-	if group == "" {
-		group = newGroupID()
 	}
 	deactivate := !f.noDeactivate && (cfg.Run.Deactivate == nil || *cfg.Run.Deactivate)
 	maxDeact := cfg.Run.MaxDeactivateFraction
 	if f.maxDeactivate > 0 {
 		maxDeact = f.maxDeactivate
 	}
+	ri := ledger.RunInfo{Group: f.runGroup, ShardIndex: sh.Index, ShardCount: sh.Count, Source: sourceID,
+		Providers: names, Version: buildinfo.Read().String(), Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": f.dryRun}}
+	if ri.Group == "" {
+		ri.Group = newGroupID()
+	}
 	var runID int64
 	if !f.dryRun {
-		ri := ledger.RunInfo{Group: group, ShardIndex: sh.Index, ShardCount: sh.Count, Source: sourceID,
-			Providers: names, Version: buildinfo.Read().String(), Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": f.dryRun}}
-		if n, err := store.MarkCrashed(ctx, ri); err != nil {
-			return fail(exitFatal, "%v", err)
-		} else if n > 0 {
-			log.Warn("earlier runs died without finishing; marked crashed (this run resumes their work)", zap.Int64("runs", n))
-		}
-		runID, err = store.StartRun(ctx, ri)
-		if err != nil {
+		if runID, err = startRun(ctx, store, ri, log); err != nil {
 			return fail(exitFatal, "%v", err)
 		}
 	}
-	log.Info("run started", zap.Int64("run_id", runID), zap.String("run_group", group), zap.String("source", sourceID),
+	log.Info("run started", zap.Int64("run_id", runID), zap.String("run_group", ri.Group), zap.String("source", sourceID),
 		zap.Strings("partners", names), zap.String("shard", sh.String()), zap.Bool("dry_run", f.dryRun))
 
 	if f.metricsListen != "" {
@@ -224,6 +184,55 @@ func cmdRun(ctx context.Context, args []string) int {
 	}))
 	elapsed := time.Since(start)
 	prog.Close()
+	return finishRun(ctx, f, log, store, mets, dry, runID, stats, sum, runErr, elapsed)
+}
+
+// loadRunConfig loads and checks the config with the flags' overrides;
+// nil and an exit code when it is not valid.
+func loadRunConfig(f runFlags, log *zap.Logger) (*config.Config, int) {
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		return nil, fail(exitUsage, "%v", err)
+	}
+	if f.sourceDir != "" {
+		cfg.Source.Dir = f.sourceDir
+	}
+	if f.dbURL != "" {
+		cfg.Ledger.URL = config.Given(f.dbURL)
+	}
+	if es := cfg.Validate(); len(es) > 0 {
+		fmt.Fprintf(os.Stderr, "etl: config %s is not valid:\n", f.config)
+		for _, e := range es {
+			fmt.Fprintf(os.Stderr, "  %s\n", e)
+		}
+		return nil, exitUsage
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("insecure setting", zap.String("field", w.Path), zap.String("warning", w.Msg))
+	}
+	if f.dryRun && f.dryRunOut != "" {
+		if err := makePrivateDir(f.dryRunOut); err != nil {
+			return nil, fail(exitUsage, "--dry-run-out: %v", err)
+		}
+	}
+	return cfg, exitOK
+}
+
+// startRun marks runs that died without finishing as crashed and opens
+// this run's row.
+func startRun(ctx context.Context, store *ledger.Store, ri ledger.RunInfo, log *zap.Logger) (int64, error) {
+	if n, err := store.MarkCrashed(ctx, ri); err != nil {
+		return 0, err
+	} else if n > 0 {
+		log.Warn("earlier runs died without finishing; marked crashed (this run resumes their work)", zap.Int64("runs", n))
+	}
+	return store.StartRun(ctx, ri)
+}
+
+// finishRun maps the run's outcome to an exit code, closes the run row,
+// writes metrics and prints the summary.
+func finishRun(ctx context.Context, f runFlags, log *zap.Logger, store *ledger.Store, mets *metrics.Metrics, dry *dryRun,
+	runID int64, stats extract.Stats, sum *load.Summary, runErr error, elapsed time.Duration) int {
 	code := exitOK
 	status := "ok"
 	switch {
@@ -273,6 +282,18 @@ func cmdRun(ctx context.Context, args []string) int {
 	return code
 }
 
+func startCPUProfile(path string) (stop func(), err error) {
+	pf, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); pf.Close() }, nil
+}
+
 // runCounts is stored in runs.counts and printed.
 type runCounts struct {
 	Files               []extract.FileStats     `json:"files"`
@@ -305,31 +326,19 @@ func openSource(ctx context.Context, cfg *config.Config, v *transform.Validator,
 	return nil, fmt.Errorf("source.type %q is not csv or postgres", cfg.Source.Type)
 }
 
-// fingerprintScope names what a customer fingerprint vouches for: this
-// binary (a release may map differently), the partners in engine order
-// with their addresses and options, the key, and the month (card expiry
-// is judged by month, so a card that expires is seen in full).
+// fingerprintScope is load.FingerprintScope of this binary and the
+// configured partners, in engine order.
 func fingerprintScope(cfg *config.Config, names []string, key string, now time.Time) (string, error) {
-	exe, err := os.Executable()
+	id, err := buildinfo.Identity()
 	if err != nil {
 		return "", err
 	}
-	id, err := binaryIdentity(exe)
-	if err != nil {
-		return "", err
-	}
-	m := hmac.New(sha256.New, []byte(key))
-	m.Write(id)
-	fmt.Fprintf(m, "\x00%s\x00", now.UTC().Format("2006-01"))
-	for _, n := range names {
+	ps := make([]load.ScopePartner, len(names))
+	for i, n := range names {
 		p := cfg.Partners[n]
-		b, _ := json.Marshal(struct {
-			Name, BaseURL string
-			Options       map[string]string
-		}{n, p.BaseURL, p.Options})
-		m.Write(b)
+		ps[i] = load.ScopePartner{Name: n, BaseURL: p.BaseURL, Options: p.Options}
 	}
-	return hex.EncodeToString(m.Sum(nil)[:16]), nil
+	return load.FingerprintScope([]byte(key), id, now, ps), nil
 }
 
 func sourceIdentity(cfg *config.Config) string {
@@ -437,55 +446,4 @@ func runGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
 	}
-}
-
-// binaryIdentity names the build of the executable at path: the Go build
-// ID the linker writes into an ELF note (its content half is a hash of the
-// linked binary), else a SHA-256 of the whole file. Hashing the file is
-// 20 ms of every run for a 26 MB binary; the note is a few hundred bytes.
-func binaryIdentity(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if id := goBuildID(f); id != "" {
-		return []byte("go-buildid:" + id), nil
-	}
-	h := sha256.New()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, err
-	}
-	return h.Sum([]byte("sha256:")), nil
-}
-
-// goBuildID reads the .note.go.buildid ELF note: namesz, descsz and type
-// (4 bytes each), the name "Go" padded to 4, then the ID. "" when the file
-// is not ELF or was linked with an empty -buildid.
-func goBuildID(f *os.File) string {
-	ef, err := elf.NewFile(f)
-	if err != nil {
-		return ""
-	}
-	sec := ef.Section(".note.go.buildid")
-	if sec == nil {
-		return ""
-	}
-	b, err := sec.Data()
-	if err != nil || len(b) < 16 {
-		return ""
-	}
-	bo := ef.ByteOrder
-	namesz, descsz := bo.Uint32(b[0:4]), bo.Uint32(b[4:8])
-	if namesz != 4 || string(b[12:16]) != "Go\x00\x00" || uint64(len(b)) < 16+uint64(descsz) {
-		return ""
-	}
-	id := string(b[16 : 16+descsz])
-	if !strings.Contains(id, "/") {
-		return ""
-	}
-	return id
 }
