@@ -165,15 +165,27 @@ func run(ctx context.Context, f runFlags, log *zap.Logger) int {
 	}
 	prog := newProgress(ctx, f.progress, f.quiet, log, names)
 	dry := newDryRun(f.dryRunOut)
-	eng = &load.Engine{
-		Store: store, Providers: provs, Key: []byte(key), Log: log, Scope: scope,
-		Concurrency: concurrency(cfg), FullResync: f.fullResync, DryRun: f.dryRun,
-		Deactivate: deactivate, MaxDeactivateFraction: maxDeact, Keep: sh.Keep,
-		GracePeriod: cfg.Run.GracePeriod.Duration,
-		Observer:    progress.Multi{mets, prog},
+	opts := []load.Option{load.WithLogger(log), load.WithWorkers(concurrency(cfg, names)), load.WithFullResync(f.fullResync),
+		load.WithObserver(progress.Multi{mets, prog})}
+	if scope != "" {
+		opts = append(opts, load.WithFingerprintScope(scope))
 	}
-	if f.dryRun && f.dryRunOut != "" {
-		eng.DryRunOps = dry.write
+	if deactivate {
+		opts = append(opts, load.WithDeactivation(maxDeact, sh.Keep))
+	}
+	if g := cfg.Run.GracePeriod.Duration; g > 0 {
+		opts = append(opts, load.WithGracePeriod(g))
+	}
+	if f.dryRun {
+		var ops func(string, partner.Op)
+		if f.dryRunOut != "" {
+			ops = dry.write
+		}
+		opts = append(opts, load.WithDryRun(ops))
+	}
+	if eng, err = load.New(store, provs, []byte(key), opts...); err != nil {
+		prog.Close()
+		return fail(exitUsage, "%v", err)
 	}
 	start := time.Now()
 	var stats extract.Stats
@@ -352,11 +364,12 @@ func sourceIdentity(cfg *config.Config) string {
 	return "csv:" + abs
 }
 
-func concurrency(cfg *config.Config) map[string]int {
+// concurrency is the configured workers of the partners of this run.
+func concurrency(cfg *config.Config, names []string) map[string]int {
 	out := map[string]int{}
-	for n, p := range cfg.Partners {
-		if p.Concurrency > 0 {
-			out[n] = p.Concurrency
+	for _, n := range names {
+		if c := cfg.Partners[n].Concurrency; c > 0 {
+			out[n] = c
 		}
 	}
 	return out

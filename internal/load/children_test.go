@@ -41,7 +41,7 @@ func TestChildrenAreRecordedWhateverTheParentsOutcome(t *testing.T) {
 	p := &childProvider{outcome: partner.Failed, children: func(op partner.Op) []partner.Child {
 		return []partner.Child{{EntityKey: partner.CardKey(op.CustomerID, "K1"), RemoteID: "pm-1", RequestID: "req-add"}}
 	}}
-	h.eng.Providers = []partner.Provider{p}
+	h.use(t, p)
 	cs := makeCustomers(1)
 	h.run(t, cs)
 	state := func(key string) (active bool, remote, request string) {

@@ -45,9 +45,9 @@ func (s *scripted) Send(_ context.Context, ops []partner.Op, _ partner.Journal) 
 // nothing else moves the key.
 func TestCreateKeyFollowsTheEntityNotItsContent(t *testing.T) {
 	store := ledger.FromPool(pgtest.NewPool(t))
-	key := []byte("test-key-0123456789")
+	key := []byte(testKey)
 	p := &scripted{}
-	eng := &load.Engine{Store: store, Providers: []partner.Provider{p}, Key: key}
+	eng := newEngine(t, store, []partner.Provider{p})
 	c := makeCustomers(1)[0]
 	gen := func(n int) string { return load.CreateKey(key, "scripted", partner.CustomerKey(c.ID), n) }
 	refused := func(status int) partner.Result {

@@ -98,15 +98,26 @@ type fakeRig struct {
 	store *ledger.Store
 	p     *fake
 	eng   *load.Engine
+	opts  []load.Option
+}
+
+// with rebuilds the engine with more options (a later one wins).
+func (r *fakeRig) with(t *testing.T, opts ...load.Option) {
+	t.Helper()
+	r.opts = append(r.opts, opts...)
+	eng, err := load.New(r.store, []partner.Provider{r.p}, []byte("guards-test-key-0123456789abcdef"), r.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.eng = eng
 }
 
 func newFakeRig(t *testing.T, p *fake) *fakeRig {
 	t.Helper()
 	store := ledger.FromPool(pgtest.NewPool(t))
-	return &fakeRig{store: store, p: p, eng: &load.Engine{
-		Store: store, Providers: []partner.Provider{p}, Key: []byte("guards-test-key-0123456789abcdef"),
-		Concurrency: map[string]int{"fake": 4},
-	}}
+	r := &fakeRig{store: store, p: p}
+	r.with(t, load.WithWorkers(map[string]int{"fake": 4}))
+	return r
 }
 
 func (r *fakeRig) run(t *testing.T, cs []*model.Customer) *load.Summary {
@@ -152,7 +163,7 @@ func TestFatalAnswerStopsThePartner(t *testing.T) {
 				return out
 			}}
 			r := newFakeRig(t, p)
-			r.eng.Concurrency = map[string]int{"fake": workers}
+			r.with(t, load.WithWorkers(map[string]int{"fake": workers}))
 			const n = 300
 			sum := r.run(t, makeCustomers(n))
 			c := sum.Providers["fake"]
@@ -213,7 +224,7 @@ func TestDeactivationGuard(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &fake{}
 			r := newFakeRig(t, p)
-			r.eng.Deactivate, r.eng.MaxDeactivateFraction = true, fraction
+			r.with(t, load.WithDeactivation(fraction, nil))
 			all := makeCustomers(n)
 			if sum := r.run(t, all); !sum.Delivered() {
 				t.Fatalf("first run: %+v", sum.Providers["fake"])
@@ -224,7 +235,7 @@ func TestDeactivationGuard(t *testing.T) {
 				drop := int(float64(len(part)) * tc.removed)
 				gone += drop
 				sh := shard.Shard{Index: i, Count: tc.shards}
-				r.eng.Keep = sh.Keep
+				r.with(t, load.WithDeactivation(fraction, sh.Keep))
 				sum := r.run(t, part[drop:])
 				msg, refused := sum.DeactGuard["fake"]
 				if refused != tc.refused {
@@ -278,7 +289,7 @@ func TestFewerResultsThanOpsAreFailed(t *testing.T) {
 		return res
 	}}
 	r := newFakeRig(t, p)
-	r.eng.Concurrency = map[string]int{"fake": 1}
+	r.with(t, load.WithWorkers(map[string]int{"fake": 1}))
 	const n = 100
 	sum := r.run(t, makeCustomers(n))
 	c := sum.Providers["fake"]
@@ -373,7 +384,7 @@ func TestOpenIntentsGoToTheResolver(t *testing.T) {
 func TestDryRunCallsNoPartnerAndWritesNothing(t *testing.T) {
 	p := &fake{}
 	r := newFakeRig(t, p)
-	r.eng.Deactivate = true
+	r.with(t, load.WithDeactivation(0, nil))
 	cs := makeCustomers(40)
 	r.run(t, cs)
 	p.reset()
@@ -384,12 +395,11 @@ func TestDryRunCallsNoPartnerAndWritesNothing(t *testing.T) {
 	changed[0].LastName = "Changed"
 	var planned []partner.Op
 	var mu sync.Mutex
-	r.eng.DryRun = true
-	r.eng.DryRunOps = func(_ string, op partner.Op) {
+	r.with(t, load.WithDryRun(func(_ string, op partner.Op) {
 		mu.Lock()
 		planned = append(planned, op)
 		mu.Unlock()
-	}
+	}))
 	sum := r.run(t, changed)
 	if p.calls.Load() != 0 {
 		t.Fatalf("dry run made %d partner calls", p.calls.Load())
