@@ -99,15 +99,11 @@ func run(ctx context.Context, f runFlags, log *zap.Logger) int {
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	dbURL, _ := cfg.Ledger.URL.Resolve()
-	store, err := ledger.Open(ctx, dbURL)
+	store, err := openRunStore(ctx, cfg)
 	if err != nil {
 		return fail(exitFatal, "%v", err)
 	}
 	defer store.Close()
-	if err := store.EnsureSchema(ctx); err != nil {
-		return fail(exitFatal, "%v", err)
-	}
 	names := make([]string, len(provs))
 	for i, p := range provs {
 		names[i] = p.Name()
@@ -137,11 +133,7 @@ func run(ctx context.Context, f runFlags, log *zap.Logger) int {
 	if err != nil {
 		return fail(exitFatal, "%v", err)
 	}
-	deactivate := !f.noDeactivate && (cfg.Run.Deactivate == nil || *cfg.Run.Deactivate)
-	maxDeact := cfg.Run.MaxDeactivateFraction
-	if f.maxDeactivate > 0 {
-		maxDeact = f.maxDeactivate
-	}
+	deactivate := deactivates(f, cfg)
 	ri := ledger.RunInfo{Group: f.runGroup, ShardIndex: sh.Index, ShardCount: sh.Count, Source: sourceID,
 		Providers: names, Version: buildinfo.Read().String(), Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": f.dryRun}}
 	if ri.Group == "" {
@@ -157,32 +149,13 @@ func run(ctx context.Context, f runFlags, log *zap.Logger) int {
 		zap.Strings("partners", names), zap.String("shard", sh.String()), zap.Bool("dry_run", f.dryRun))
 
 	if f.metricsListen != "" {
-		addr, err := mets.Serve(ctx, f.metricsListen)
-		if err != nil {
+		if err := serveMetrics(ctx, mets, f.metricsListen, log); err != nil {
 			return fail(exitUsage, "--metrics-listen %s: %v", f.metricsListen, err)
 		}
-		log.Info("serving metrics", zap.String("url", "http://"+addr+"/metrics"))
 	}
 	prog := newProgress(ctx, f.progress, f.quiet, log, names)
 	dry := newDryRun(f.dryRunOut)
-	opts := []load.Option{load.WithLogger(log), load.WithWorkers(concurrency(cfg, names)), load.WithFullResync(f.fullResync),
-		load.WithObserver(progress.Multi{mets, prog})}
-	if scope != "" {
-		opts = append(opts, load.WithFingerprintScope(scope))
-	}
-	if deactivate {
-		opts = append(opts, load.WithDeactivation(maxDeact, sh.Keep))
-	}
-	if g := cfg.Run.GracePeriod.Duration; g > 0 {
-		opts = append(opts, load.WithGracePeriod(g))
-	}
-	if f.dryRun {
-		var ops func(string, partner.Op)
-		if f.dryRunOut != "" {
-			ops = dry.write
-		}
-		opts = append(opts, load.WithDryRun(ops))
-	}
+	opts := engineOptions(f, cfg, names, log, progress.Multi{mets, prog}, scope, sh, dry)
 	if eng, err = load.New(store, provs, []byte(key), opts...); err != nil {
 		prog.Close()
 		return fail(exitUsage, "%v", err)
@@ -197,6 +170,60 @@ func run(ctx context.Context, f runFlags, log *zap.Logger) int {
 	elapsed := time.Since(start)
 	prog.Close()
 	return finishRun(ctx, f, log, store, mets, dry, runID, stats, sum, runErr, elapsed)
+}
+
+// openRunStore opens the ledger and brings its schema up to date.
+func openRunStore(ctx context.Context, cfg *config.Config) (*ledger.Store, error) {
+	dbURL, _ := cfg.Ledger.URL.Resolve()
+	store, err := ledger.Open(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.EnsureSchema(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+func serveMetrics(ctx context.Context, mets *metrics.Metrics, addr string, log *zap.Logger) error {
+	got, err := mets.Serve(ctx, addr)
+	if err != nil {
+		return err
+	}
+	log.Info("serving metrics", zap.String("url", "http://"+got+"/metrics"))
+	return nil
+}
+
+// deactivates says whether this run switches off what vanished.
+func deactivates(f runFlags, cfg *config.Config) bool {
+	return !f.noDeactivate && (cfg.Run.Deactivate == nil || *cfg.Run.Deactivate)
+}
+
+// engineOptions are the engine's options from the flags and config.
+func engineOptions(f runFlags, cfg *config.Config, names []string, log *zap.Logger, obs load.Observer, scope string, sh shard.Shard, dry *dryRun) []load.Option {
+	opts := []load.Option{load.WithLogger(log), load.WithWorkers(concurrency(cfg, names)), load.WithFullResync(f.fullResync), load.WithObserver(obs)}
+	if scope != "" {
+		opts = append(opts, load.WithFingerprintScope(scope))
+	}
+	if deactivates(f, cfg) {
+		maxDeact := cfg.Run.MaxDeactivateFraction
+		if f.maxDeactivate > 0 {
+			maxDeact = f.maxDeactivate
+		}
+		opts = append(opts, load.WithDeactivation(maxDeact, sh.Keep))
+	}
+	if g := cfg.Run.GracePeriod.Duration; g > 0 {
+		opts = append(opts, load.WithGracePeriod(g))
+	}
+	if f.dryRun {
+		var ops func(string, partner.Op)
+		if f.dryRunOut != "" {
+			ops = dry.write
+		}
+		opts = append(opts, load.WithDryRun(ops))
+	}
+	return opts
 }
 
 // loadRunConfig loads and checks the config with the flags' overrides;

@@ -189,6 +189,13 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 			readErr = err
 		}
 	}
+	return e.outcome(ctx, runCtx, rs, sum, readErr, planErr)
+}
+
+// outcome completes the summary and picks the run's error: none for a
+// cancelled run (its summary says so), else a ledger failure, the
+// source's error or the planners'.
+func (e *Engine) outcome(ctx, runCtx context.Context, rs *runState, sum *Summary, readErr, planErr error) (*Summary, error) {
 	for _, name := range rs.order {
 		if l := rs.lanes[name]; l.stopped.Load() {
 			sum.Stopped[name], _ = l.stopMsg.Load().(string)
