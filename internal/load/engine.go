@@ -167,7 +167,7 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 	var g errgroup.Group
 	for _, name := range rs.order {
 		l := rs.lanes[name]
-		g.Go(func() error { l.dispatch(runCtx, rs.flow, e.batchWait, e.dropper(l)); return nil })
+		g.Go(func() error { l.dispatch(runCtx, rs.flow, e.batchWait, e.dropper(l, rs.flow)); return nil })
 		for i := 0; i < l.workers; i++ {
 			g.Go(func() error { e.work(callCtx, runID, l, rs.flow, w); return nil })
 		}
@@ -319,12 +319,12 @@ func (e *Engine) read(ctx context.Context, cancel context.CancelCauseFunc, rs *r
 }
 
 // dropper accounts for a task the lane does not send: the rerun sends it.
-func (e *Engine) dropper(l *lane) func(task) {
+func (e *Engine) dropper(l *lane, f *flow) func(task) {
 	return func(t task) {
 		l.counts.addNotSent(1) // workers add to it at the same time
 		e.fps.done(t.op.CustomerID, false)
 		if t.held {
-			e.cur.Load().flow.release(1)
+			f.release(1)
 		}
 	}
 }

@@ -13,29 +13,32 @@ import (
 // the format must not change.
 type Key string
 
+// CustomerPrefix and CardPrefix begin every customer's and every card's
+// key, for callers that must select keys of one kind by prefix (in SQL,
+// say); they build no key.
 const (
-	customerPrefix = "customer/"
-	cardPrefix     = "card/"
+	CustomerPrefix = "customer/"
+	CardPrefix     = "card/"
 )
 
 // CustomerKey is the key of a customer.
-func CustomerKey(customerID string) Key { return Key(customerPrefix + customerID) }
+func CustomerKey(customerID string) Key { return Key(CustomerPrefix + customerID) }
 
 // CardKey is the key of one card of a customer. cardID must be safe to
 // log and store (transform.SafeCardID masks a card id that is a card
 // number).
 func CardKey(customerID, cardID string) Key {
-	return Key(cardPrefix + customerID + "/" + cardID)
+	return Key(CardPrefix + customerID + "/" + cardID)
 }
 
 // ParseKey takes a key apart: the customer id, and the card id for a card
 // key ("" for a customer key). It refuses anything else, including a key
 // with an empty customer id.
 func ParseKey(s string) (customerID, cardID string, err error) {
-	if rest, ok := strings.CutPrefix(s, customerPrefix); ok && rest != "" {
+	if rest, ok := strings.CutPrefix(s, CustomerPrefix); ok && rest != "" {
 		return rest, "", nil
 	}
-	if rest, ok := strings.CutPrefix(s, cardPrefix); ok {
+	if rest, ok := strings.CutPrefix(s, CardPrefix); ok {
 		if id, card, ok := strings.Cut(rest, "/"); ok && id != "" && card != "" {
 			return id, card, nil
 		}
@@ -51,10 +54,10 @@ func (k Key) String() string { return string(k) }
 // with no card id ("card/C1/") still names its customer, which must not
 // be taken for vanished.
 func (k Key) Customer() string {
-	if rest, ok := strings.CutPrefix(string(k), customerPrefix); ok {
+	if rest, ok := strings.CutPrefix(string(k), CustomerPrefix); ok {
 		return rest
 	}
-	if rest, ok := strings.CutPrefix(string(k), cardPrefix); ok {
+	if rest, ok := strings.CutPrefix(string(k), CardPrefix); ok {
 		id, _, _ := strings.Cut(rest, "/")
 		return id
 	}
@@ -66,13 +69,4 @@ func (k Key) Customer() string {
 func (k Key) IsCustomer() bool {
 	id, card, err := ParseKey(string(k))
 	return err == nil && id != "" && card == ""
-}
-
-// KindPrefix is the literal prefix of every key of one kind ("customer/"
-// or "card/"), for callers that must filter keys in SQL by prefix.
-func KindPrefix(card bool) string {
-	if card {
-		return cardPrefix
-	}
-	return customerPrefix
 }

@@ -165,7 +165,7 @@ func init() {
 			return datafeed.NewSandbox(datafeed.SandboxOptions{Token: c["token"]})
 		},
 		DemoOptions:  map[string]string{"organization_id": "50004"},
-		EntityPrefix: "customer/",
+		EntityPrefix: partner.CustomerPrefix,
 		Count: func(h http.Handler) (int, int) {
 			// The feed keeps customers by sourceCustomerId: a resend is an
 			// upsert, never a second customer.
@@ -195,7 +195,7 @@ func init() {
 		Sandbox: func(c map[string]string) http.Handler {
 			return q2open.NewSandbox(q2open.SandboxOptions{Token: c["token"]})
 		},
-		EntityPrefix: "customer/",
+		EntityPrefix: partner.CustomerPrefix,
 		Count: func(h http.Handler) (int, int) {
 			// Q2 dedups clients by identifier but keeps a card sent twice
 			// as a second payment method: both are duplicates here.
@@ -254,7 +254,7 @@ func init() {
 			return tokenization.NewSandbox(tokenization.SandboxOptions{Username: c["username"], Password: c["password"],
 				HMACSecret: c["secret"], HMACSecretBase64: true})
 		},
-		EntityPrefix: "customer/",
+		EntityPrefix: partner.CustomerPrefix,
 		Deactivates:  true,
 		List: func(p partner.Provider) verify.Lister {
 			c := p.(*tokenization.Client)
@@ -296,7 +296,7 @@ func init() {
 		Sandbox: func(c map[string]string) http.Handler {
 			return clubready.NewSandbox(clubready.SandboxOptions{ApiKey: c["api_key"], VaultKey: c["vault_key"]})
 		},
-		EntityPrefix: "card/",
+		EntityPrefix: partner.CardPrefix,
 		Count: func(h http.Handler) (int, int) {
 			st := h.(*clubready.Sandbox).State()
 			return len(st.Profiles), st.Duplicates
@@ -325,7 +325,7 @@ func init() {
 		Sandbox: func(c map[string]string) http.Handler {
 			return synctera.NewSandbox(synctera.SandboxOptions{Token: c["token"]})
 		},
-		EntityPrefix: "customer/",
+		EntityPrefix: partner.CustomerPrefix,
 		Deactivates:  true,
 		List: func(p partner.Provider) verify.Lister {
 			c := p.(*synctera.Client)
