@@ -337,9 +337,7 @@ func (e *Engine) work(ctx context.Context, runID int64, l *lane, f *flow, w *led
 		e.call(ctx, runID, l, j, w)
 		f.release(j.held)
 		if f.calls.Add(-1) == 0 {
-			f.wakeAll() // a lane may now be the only one left with work
-		} else {
-			l.wake() // this worker is free for a partial batch
+			f.wakeAll() // no call in flight: flow.starved may have changed
 		}
 	}
 }

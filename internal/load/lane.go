@@ -26,6 +26,8 @@ type flow struct {
 	busy    atomic.Int32 // planners planning a batch
 	stalled atomic.Int32 // planners waiting for budget
 	calls   atomic.Int32 // partner calls in flight, all lanes
+	used    atomic.Int64 // budget held: ops queued, batching or in flight
+	parked  atomic.Int64 // of which in partial batches, waiting to fill
 }
 
 func newFlow(size int) *flow {
@@ -38,6 +40,7 @@ func newFlow(size int) *flow {
 func (f *flow) reserve(ctx context.Context, n int) (int, error) {
 	k := min(int64(n), f.size)
 	if k == 0 || f.budget.TryAcquire(k) {
+		f.used.Add(k)
 		return int(k), nil
 	}
 	f.busy.Add(-1)
@@ -49,14 +52,24 @@ func (f *flow) reserve(ctx context.Context, n int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	f.used.Add(k)
 	return int(k), nil
 }
 
 func (f *flow) release(n int) {
 	if n > 0 {
+		f.used.Add(int64(-n))
 		f.budget.Release(int64(n))
+		if f.stalled.Load() > 0 && f.onlyParked() {
+			f.wakeAll()
+		}
 	}
 }
+
+// onlyParked reports whether all the budget in use is held by ops in
+// partial batches: nothing else will release any, so a planner waiting
+// for budget waits for those batches to go out.
+func (f *flow) onlyParked() bool { return f.used.Load() == f.parked.Load() }
 
 func (f *flow) planning() { f.busy.Add(1) }
 
@@ -68,20 +81,23 @@ func (f *flow) planned() {
 
 // starved reports whether a lane's partial batch has nothing to wait for:
 // no planner is producing (they wait for the source, or are done), or
-// they wait for budget while no call is in flight anywhere, so that only
-// ops sitting in partial batches hold it. A planner waiting for budget
-// that a slow partner's calls hold is not a reason: the batch waits to
-// fill (or for the batch deadline).
+// they wait for budget that only ops in partial batches hold. A planner
+// waiting for budget that a slow partner's queue or calls hold is not a
+// reason: the batch waits to fill (or for the batch deadline).
 func (f *flow) starved() bool {
 	if f.busy.Load() > 0 {
 		return false
 	}
-	return f.stalled.Load() == 0 || f.calls.Load() == 0
+	return f.stalled.Load() == 0 || f.onlyParked()
 }
 
-func (f *flow) wakeAll() {
+func (f *flow) wakeAll() { f.wakeOthers(nil) }
+
+func (f *flow) wakeOthers(self *lane) {
 	for _, l := range f.lanes {
-		l.wake()
+		if l != self {
+			l.wake()
+		}
 	}
 }
 
@@ -186,6 +202,7 @@ func (l *lane) dispatch(ctx context.Context, f *flow, wait time.Duration, drop f
 	defer timer.Stop()
 	for {
 		ts, closed := l.take()
+		parkedNow := false
 		for _, t := range ts {
 			if ctx.Err() != nil || l.stopped.Load() {
 				drop(t) // the rerun sends it
@@ -202,39 +219,63 @@ func (l *lane) dispatch(ctx context.Context, f *flow, wait time.Duration, drop f
 					timer.Reset(wait)
 				}
 				cur.add(t)
+				if t.held {
+					f.parked.Add(1)
+					parkedNow = true
+				}
 				if len(cur.ops) >= max {
-					l.jobs <- cur
-					cur = job{}
+					l.jobs <- f.unpark(&cur)
 					timer.Stop()
 				}
 			}
 		}
 		if len(cur.ops) > 0 && (ctx.Err() != nil || l.stopped.Load()) {
-			l.jobs <- cur // the workers count it not sent
-			cur = job{}
-		}
-		if len(cur.ops) > 0 {
-			switch {
-			case closed:
-				l.jobs <- cur
-				cur = job{}
-			case f.starved() || !time.Now().Before(due):
-				select {
-				case l.jobs <- cur: // only to a free worker: else it keeps filling
-					cur = job{}
-					timer.Stop()
-				default:
-				}
-			}
+			l.jobs <- f.unpark(&cur) // the workers count it not sent
 		}
 		if closed {
+			if len(cur.ops) > 0 {
+				l.jobs <- f.unpark(&cur)
+			}
 			return // nothing is pushed after close
 		}
+		if parkedNow && f.stalled.Load() > 0 && f.onlyParked() {
+			f.wakeOthers(l) // this lane's partial batch completes a standstill
+		}
+		// A partial batch that may go out is offered to the workers while
+		// the lane waits: a worker that comes free takes it, and anything
+		// that changes the answer (more ops, a planner, a call ending)
+		// wakes the lane to decide again.
+		var offer chan job
+		if len(cur.ops) > 0 && (f.starved() || !time.Now().Before(due)) {
+			offer = l.jobs
+		}
+		if offer != nil {
+			// Not parked while offered, so that no other lane takes this
+			// one for a standstill and sends its own partial batch too.
+			f.parked.Add(int64(-cur.held))
+		}
 		select {
+		case offer <- cur:
+			cur = job{}
+			timer.Stop()
+			continue
 		case <-l.wakeCh:
 		case <-timer.C:
 		}
+		if offer != nil {
+			f.parked.Add(int64(cur.held))
+		}
 	}
+}
+
+// unpark hands over a batch: its ops no longer wait to fill. It is taken
+// off parked before the hand-over, so a standstill is never seen while
+// the batch is on its way to a worker.
+func (f *flow) unpark(j *job) job {
+	f.parked.Add(int64(-j.held))
+	out := *j
+	*j = job{}
+	return out
 }
 
 func single(t task, kind jobKind) job {

@@ -22,7 +22,7 @@ func (batcher) Send(context.Context, []partner.Op, partner.Journal) []partner.Re
 func ops(n int) []task {
 	ts := make([]task, n)
 	for i := range ts {
-		ts[i] = task{op: partner.Op{EntityKey: partner.CustomerKey("C"), Kind: partner.Create}}
+		ts[i] = task{op: partner.Op{EntityKey: partner.CustomerKey("C"), Kind: partner.Create}, held: true}
 	}
 	return ts
 }
@@ -46,16 +46,18 @@ func TestPartialBatchGoesOutOnlyWhenTheLaneHasNothingElseToDo(t *testing.T) {
 	const wait = 10 * time.Second
 	for _, tc := range []struct {
 		name string
-		// busy planners, stalled planners, calls in flight elsewhere
-		busy, stalled, calls int32
-		close                bool
-		want                 bool // the partial batch goes out before the wait
+		// busy planners, stalled planners
+		busy, stalled int32
+		// budget held elsewhere (other lanes' queues and calls)
+		elsewhere int64
+		close     bool
+		want      bool // the partial batch goes out before the wait
 	}{
 		{"planners producing", 1, 0, 0, false, false},
-		{"planner stalled behind a slow partner's calls", 0, 1, 3, false, false},
+		{"planner stalled behind a slow partner's queue or calls", 0, 1, 3, false, false},
 		{"one planner producing, one stalled", 1, 1, 0, false, false},
 		{"planners waiting for the source", 0, 0, 0, false, true},
-		{"planner stalled, no call in flight anywhere", 0, 1, 0, false, true},
+		{"planner stalled, only partial batches hold the budget", 0, 1, 0, false, true},
 		{"end of input", 1, 0, 3, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,7 +67,7 @@ func TestPartialBatchGoesOutOnlyWhenTheLaneHasNothingElseToDo(t *testing.T) {
 				f.lanes = []*lane{l}
 				f.busy.Store(tc.busy)
 				f.stalled.Store(tc.stalled)
-				f.calls.Store(tc.calls)
+				f.used.Store(7 + tc.elsewhere) // the planners reserved the 7 ops pushed below
 				go l.dispatch(context.Background(), f, wait, func(task) { t.Error("dropped") })
 				jobs := worker(l)
 				defer func() { l.close(); synctest.Wait() }()
@@ -155,6 +157,34 @@ func TestBudgetBoundsQueuedOps(t *testing.T) {
 		f.release(10)
 		if held, err := f.reserve(context.Background(), 25); err != nil || held != 10 {
 			t.Fatalf("reserve 25 of 10 = %d, %v", held, err)
+		}
+	})
+}
+
+// Two lanes whose partial batches together hold the whole budget a
+// stalled planner waits for: one of them goes out at once, so the run
+// does not stand still until the batch deadline.
+func TestStandstillAcrossLanesIsBroken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFlow(14)
+		a, b := newLane(batcher{max: 50}, 1), newLane(batcher{max: 50}, 1)
+		f.lanes = []*lane{a, b}
+		f.stalled.Store(1)
+		f.used.Store(14)
+		for _, l := range f.lanes {
+			go l.dispatch(context.Background(), f, time.Hour, func(task) { t.Error("dropped") })
+		}
+		ja, jb := worker(a), worker(b)
+		defer func() { a.close(); b.close(); synctest.Wait() }()
+		a.push(ops(7)...)
+		synctest.Wait()
+		if len(ja) != 0 {
+			t.Fatal("lane a sent its partial batch while lane b's ops were still queued")
+		}
+		b.push(ops(7)...)
+		synctest.Wait()
+		if len(ja)+len(jb) == 0 {
+			t.Fatal("no partial batch went out: the planner waits for budget only they hold")
 		}
 	})
 }
