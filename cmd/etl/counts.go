@@ -7,6 +7,7 @@ import (
 	"github.com/northwind-data/etl/internal/extract"
 	"github.com/northwind-data/etl/internal/ledger"
 	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // runCounts is stored in runs.counts and printed. Its JSON keys (and
@@ -102,7 +103,7 @@ func viewRuns(ctx context.Context, store *ledger.Store, runs []ledger.Run) ([]ru
 	if len(need) == 0 {
 		return out, nil
 	}
-	tallies, err := store.TallyRuns(ctx, need, load.RequestNotSentNoUpdateAPI)
+	tallies, err := store.TallyRuns(ctx, need, partner.RequestNotSentNoUpdateAPI)
 	if err != nil {
 		return nil, err
 	}
@@ -146,10 +147,10 @@ func countsFromTally(t *ledger.Tally) runCounts {
 				pc.Failed += n
 			case "uncertain":
 				pc.Uncertain += n
-			case load.RequestNotSentNoUpdateAPI:
+			case partner.RequestNotSentNoUpdateAPI:
 				pc.NoUpdateAPI += n
 			}
-			if k[1] != load.RequestNotSentNoUpdateAPI {
+			if k[1] != partner.RequestNotSentNoUpdateAPI {
 				pc.Calls += n
 				c.Calls += n
 			}

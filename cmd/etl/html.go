@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // The HTML report is one self-contained page (inline CSS and SVG, no
@@ -83,7 +83,7 @@ func writeHTML(w io.Writer, rep *Report) error {
 			b.Failed += o.Count
 		case "uncertain":
 			b.Uncertain += o.Count
-		case load.RequestNotSentNoUpdateAPI:
+		case partner.RequestNotSentNoUpdateAPI:
 			b.NotSent += o.Count
 		}
 		b.Total += o.Count

@@ -12,6 +12,7 @@ import (
 
 	"github.com/northwind-data/etl/internal/ledger"
 	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/partners"
 )
 
@@ -90,7 +91,7 @@ func viewIntent(o ledger.OpenIntent, now time.Time) intentView {
 	info := sp.Intent(o.Detail)
 	v.Member, v.Last4 = info.Member, info.Last4
 	switch {
-	case o.LastCode == load.CodeNeedsOperator || info.Expires.IsZero() || !now.Before(info.Expires):
+	case o.LastCode == partner.CodeNeedsOperator || info.Expires.IsZero() || !now.Before(info.Expires):
 		v.State = stateNeedsOperator
 	default:
 		v.State = stateRetrying
@@ -303,7 +304,7 @@ func sortedStrings(s []string) []string {
 func needsOperator(c map[string]*load.Counts) map[string]int64 {
 	out := map[string]int64{}
 	for n, p := range c {
-		if k := p.ErrorCodes[load.CodeNeedsOperator]; k > 0 {
+		if k := p.ErrorCodes[partner.CodeNeedsOperator]; k > 0 {
 			out[n] = k
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/pgtest"
 )
 
@@ -76,9 +77,9 @@ func seedAgreement(t *testing.T) agreeFixture {
 		attempts, latency           int
 	}
 	rows := []row{
-		{f.done, "clubready", "card/C1/K1", "update", "ok", load.RequestNotSentNoUpdateAPI, 0, 0},
-		{f.done, "clubready", "card/C2/K1", "update", "ok", load.RequestNotSentNoUpdateAPI, 0, 0},
-		{f.done, "clubready", "card/C3/K1", "update", "ok", load.RequestNotSentNoUpdateAPI, 0, 0},
+		{f.done, "clubready", "card/C1/K1", "update", "ok", partner.RequestNotSentNoUpdateAPI, 0, 0},
+		{f.done, "clubready", "card/C2/K1", "update", "ok", partner.RequestNotSentNoUpdateAPI, 0, 0},
+		{f.done, "clubready", "card/C3/K1", "update", "ok", partner.RequestNotSentNoUpdateAPI, 0, 0},
 		{f.done, "synctera", "customer/C4", "create", "ok", "", 1, 40},
 		{f.done, "synctera", "customer/C5", "create", "ok", "", 1, 60},
 		{f.old, "synctera", "customer/C6", "create", "ok", "", 1, 10},

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/northwind-data/etl/internal/buildinfo"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/northwind-data/etl/internal/buildinfo"
 
 	"github.com/northwind-data/etl/internal/pgtest"
 )

@@ -17,7 +17,7 @@ import (
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/gen"
 	"github.com/northwind-data/etl/internal/ledger"
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/partners"
 	"github.com/northwind-data/etl/internal/redact"
 )
@@ -239,7 +239,7 @@ type dryRun struct {
 
 func newDryRun(dir string) *dryRun { return &dryRun{dir: dir} }
 
-func (d *dryRun) write(provider string, op load.Op) {
+func (d *dryRun) write(provider string, op partner.Op) {
 	b, err := json.Marshal(op.Payload)
 	if err != nil {
 		return
@@ -248,7 +248,7 @@ func (d *dryRun) write(provider string, op load.Op) {
 	if err != nil {
 		return
 	}
-	name := strings.NewReplacer("/", "_", "\\", "_").Replace(op.EntityKey)
+	name := strings.NewReplacer("/", "_", "\\", "_").Replace(op.EntityKey.String())
 	dir := filepath.Join(d.dir, provider)
 	_ = os.MkdirAll(dir, 0o700) // inside the private directory makePrivateDir checked
 	doc := fmt.Sprintf("{\"operation\": %q, \"entity_key\": %q, \"remote_id\": %q, \"body\": %s}\n", op.Kind, op.EntityKey, op.RemoteID, masked)

@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/northwind-data/etl/internal/ledger"
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/redact"
 )
 
@@ -69,10 +69,10 @@ func buildReport(ctx context.Context, store *ledger.Store, ref string) (*Report,
 	if rep.Runs, err = viewRuns(ctx, store, runs); err != nil {
 		return nil, err
 	}
-	if rep.Outcomes, err = store.ReportedOutcomes(ctx, ids(runs), load.RequestNotSentNoUpdateAPI); err != nil {
+	if rep.Outcomes, err = store.ReportedOutcomes(ctx, ids(runs), partner.RequestNotSentNoUpdateAPI); err != nil {
 		return nil, err
 	}
-	if rep.Latencies, err = store.Latencies(ctx, ids(runs), load.RequestNotSentNoUpdateAPI); err != nil {
+	if rep.Latencies, err = store.Latencies(ctx, ids(runs), partner.RequestNotSentNoUpdateAPI); err != nil {
 		return nil, err
 	}
 	if rep.Errors, err = store.TopErrors(ctx, ids(runs), 20); err != nil {

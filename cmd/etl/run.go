@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,7 +11,6 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -30,6 +26,7 @@ import (
 	"github.com/northwind-data/etl/internal/logx"
 	"github.com/northwind-data/etl/internal/metrics"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/partners"
 	"github.com/northwind-data/etl/internal/progress"
 	"github.com/northwind-data/etl/internal/runlock"
@@ -91,8 +88,7 @@ func cmdRun(ctx context.Context, args []string) int {
 		cfg.Source.Dir = f.sourceDir
 	}
 	if f.dbURL != "" {
-		os.Setenv("ETL_CLI_DATABASE_URL", f.dbURL)
-		cfg.Ledger.URL = config.Secret{Env: "ETL_CLI_DATABASE_URL"}
+		cfg.Ledger.URL = config.Given(f.dbURL)
 	}
 	if es := cfg.Validate(partners.Schemas()); len(es) > 0 {
 		fmt.Fprintf(os.Stderr, "etl: config %s is not valid:\n", f.config)
@@ -125,11 +121,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	provs, err := partners.Build(cfg, splitList(f.providers), func(name string, h *httpx.Config) {
 		mets.Tune(name, h)
 		h.Logger = log // retries, breaker transitions and rate changes at debug
-		if sh.Count > 1 && h.RatePerSec > 0 {
-			// Each shard takes its share of the partner's rate limit, so N
-			// shards together stay within it without coordination.
-			h.RatePerSec /= float64(sh.Count)
-		}
+		h.RatePerSec = sh.Rate(h.RatePerSec)
 	})
 	if err != nil {
 		return fail(exitUsage, "%v", err)
@@ -240,18 +232,30 @@ func cmdRun(ctx context.Context, args []string) int {
 	}
 	prog := newProgress(ctx, f.progress, f.quiet, log, names)
 	dry := newDryRun(f.dryRunOut)
-	eng = &load.Engine{
-		Store: store, Providers: provs, Key: []byte(key), Log: log, Scope: scope,
-		Concurrency: concurrency(cfg), FullResync: f.fullResync, DryRun: f.dryRun,
-		Deactivate: deactivate, MaxDeactivateFraction: maxDeact, Keep: sh.Keep,
-		GracePeriod: cfg.Run.GracePeriod.Duration,
-		Observer:    progress.Multi{mets, prog},
+	opts := []load.Option{load.WithLogger(log), load.WithWorkers(concurrency(cfg, names)), load.WithFullResync(f.fullResync),
+		load.WithObserver(progress.Multi{mets, prog})}
+	if scope != "" {
+		opts = append(opts, load.WithFingerprintScope(scope))
 	}
-	if f.dryRun && f.dryRunOut != "" {
-		eng.DryRunOps = dry.write
+	if deactivate {
+		opts = append(opts, load.WithDeactivation(maxDeact, sh.Keep))
 	}
-	if dryRej != nil {
-		eng.DryRunRejects = dryRej.add
+	if g := cfg.Run.GracePeriod.Duration; g > 0 {
+		opts = append(opts, load.WithGracePeriod(g))
+	}
+	if f.dryRun {
+		var ops func(string, partner.Op)
+		if f.dryRunOut != "" {
+			ops = dry.write
+		}
+		opts = append(opts, load.WithDryRun(ops))
+		if dryRej != nil {
+			opts = append(opts, load.WithDryRunRejects(dryRej.add))
+		}
+	}
+	if eng, err = load.New(store, provs, []byte(key), opts...); err != nil {
+		prog.Close()
+		return fail(exitUsage, "%v", err)
 	}
 	start := time.Now()
 	var stats extract.Stats
@@ -365,31 +369,19 @@ func openSource(ctx context.Context, cfg *config.Config, v *transform.Validator,
 	return nil, fmt.Errorf("source.type %q is not csv or postgres", cfg.Source.Type)
 }
 
-// fingerprintScope names what a customer fingerprint vouches for: this
-// binary (a release may map differently), the partners in engine order
-// with their addresses and options, the key, and the month (card expiry
-// is judged by month, so a card that expires is seen in full).
+// fingerprintScope is load.FingerprintScope of this binary and the
+// configured partners, in engine order.
 func fingerprintScope(cfg *config.Config, names []string, key string, now time.Time) (string, error) {
-	exe, err := os.Executable()
+	id, err := buildinfo.Identity()
 	if err != nil {
 		return "", err
 	}
-	id, err := binaryIdentity(exe)
-	if err != nil {
-		return "", err
-	}
-	m := hmac.New(sha256.New, []byte(key))
-	m.Write(id)
-	fmt.Fprintf(m, "\x00%s\x00", now.UTC().Format("2006-01"))
-	for _, n := range names {
+	ps := make([]load.ScopePartner, len(names))
+	for i, n := range names {
 		p := cfg.Partners[n]
-		b, _ := json.Marshal(struct {
-			Name, BaseURL string
-			Options       map[string]string
-		}{n, p.BaseURL, p.Options})
-		m.Write(b)
+		ps[i] = load.ScopePartner{Name: n, BaseURL: p.BaseURL, Options: p.Options}
 	}
-	return hex.EncodeToString(m.Sum(nil)[:16]), nil
+	return load.FingerprintScope([]byte(key), id, now, ps), nil
 }
 
 // sourceIdentity names what the run reads (runs.source), however the
@@ -421,11 +413,12 @@ func lockOptions(cfg *config.Config, names []string, sh shard.Shard, source stri
 		Heartbeat: hb, Takeover: 3*hb + grace + 5*time.Second}
 }
 
-func concurrency(cfg *config.Config) map[string]int {
+// concurrency is the configured workers of the partners of this run.
+func concurrency(cfg *config.Config, names []string) map[string]int {
 	out := map[string]int{}
-	for n, p := range cfg.Partners {
-		if p.Concurrency > 0 {
-			out[n] = p.Concurrency
+	for _, n := range names {
+		if c := cfg.Partners[n].Concurrency; c > 0 {
+			out[n] = c
 		}
 	}
 	return out
@@ -469,7 +462,7 @@ func printSummary(w io.Writer, runID int64, status string, code int, dry bool, c
 		}
 	}
 	for _, n := range sortedKeys(c.Partners) {
-		if k := c.Partners[n].ErrorCodes[load.CodeNeedsOperator]; k > 0 {
+		if k := c.Partners[n].ErrorCodes[partner.CodeNeedsOperator]; k > 0 {
 			fmt.Fprintf(w, "  %s: %d record(s) NEED AN OPERATOR (exit %d): a rerun cannot tell whether %s has them.\n"+
 				"    etl intents list --provider %s    then, for each, after looking it up at %s:\n"+
 				"    etl intents settle --provider %s --entity KEY --as delivered|resend --by NAME --reason TEXT\n",
@@ -526,55 +519,4 @@ func runGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
 	}
-}
-
-// binaryIdentity names the build of the executable at path: the Go build
-// ID the linker writes into an ELF note (its content half is a hash of the
-// linked binary), else a SHA-256 of the whole file. Hashing the file is
-// 20 ms of every run for a 26 MB binary; the note is a few hundred bytes.
-func binaryIdentity(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if id := goBuildID(f); id != "" {
-		return []byte("go-buildid:" + id), nil
-	}
-	h := sha256.New()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, err
-	}
-	return h.Sum([]byte("sha256:")), nil
-}
-
-// goBuildID reads the .note.go.buildid ELF note: namesz, descsz and type
-// (4 bytes each), the name "Go" padded to 4, then the ID. "" when the file
-// is not ELF or was linked with an empty -buildid.
-func goBuildID(f *os.File) string {
-	ef, err := elf.NewFile(f)
-	if err != nil {
-		return ""
-	}
-	sec := ef.Section(".note.go.buildid")
-	if sec == nil {
-		return ""
-	}
-	b, err := sec.Data()
-	if err != nil || len(b) < 16 {
-		return ""
-	}
-	bo := ef.ByteOrder
-	namesz, descsz := bo.Uint32(b[0:4]), bo.Uint32(b[4:8])
-	if namesz != 4 || string(b[12:16]) != "Go\x00\x00" || uint64(len(b)) < 16+uint64(descsz) {
-		return ""
-	}
-	id := string(b[16 : 16+descsz])
-	if !strings.Contains(id, "/") {
-		return ""
-	}
-	return id
 }

@@ -28,8 +28,8 @@ import (
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/ledger"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/partners"
 )
 
@@ -330,7 +330,7 @@ func (r *runner) newSetup(ctx context.Context, partner string, rc runConfig) (*s
 
 // provider builds partner name's client from the setup's config exactly
 // as `etl run` does.
-func (s *setup) provider(name string) (load.Provider, error) {
+func (s *setup) provider(name string) (partner.Provider, error) {
 	restore := setEnv(s.env)
 	defer restore()
 	cfg, err := config.Load(s.cfgPath)
@@ -624,7 +624,7 @@ func (r *runner) pickRatePartner(specs []partners.Spec) string {
 	return specs[0].Name
 }
 
-func opsPer(ops [][]load.Op) float64 {
+func opsPer(ops [][]partner.Op) float64 {
 	n := 0
 	for _, o := range ops {
 		n += len(o)

@@ -7,6 +7,7 @@ import (
 	"github.com/northwind-data/etl/internal/bench"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/partners"
 )
 
@@ -72,7 +73,7 @@ func BenchmarkPlan(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					_ = load.IdempotencyKey(key, sp.Name, load.Create, op.EntityKey, h)
+					_ = load.IdempotencyKey(key, sp.Name, partner.Create, op.EntityKey, h)
 				}
 			}
 		})

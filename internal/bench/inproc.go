@@ -67,10 +67,16 @@ func profileRun(ctx context.Context, cfgPath string, env []string, dbURL, provid
 		return 0, err
 	}
 	conc := map[string]int{}
-	for n, p := range cfg.Partners {
-		conc[n] = p.Concurrency
+	for _, p := range provs {
+		if n := cfg.Partners[p.Name()].Concurrency; n > 0 {
+			conc[p.Name()] = n
+		}
 	}
-	eng = &load.Engine{Store: store, Providers: provs, Key: []byte(key), Concurrency: conc, Deactivate: true, Scope: "bench-profile-" + provider}
+	eng, err = load.New(store, provs, []byte(key), load.WithWorkers(conc), load.WithDeactivation(0, nil),
+		load.WithFingerprintScope("bench-profile-"+provider))
+	if err != nil {
+		return 0, err
+	}
 	sum, err := eng.Run(ctx, runID, load.SourceFunc(func(ctx context.Context, emit func(*model.Customer) error, reject func(model.Reject) error) error {
 		_, err := src.Read(ctx, emit, reject)
 		return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // Measure is one throughput figure.
@@ -55,14 +56,16 @@ type RunMeasure struct {
 // prepare maps every customer and fills what the planner would (content
 // hash, create, idempotency key), outside any timing: the ceiling is the
 // client and the wire alone.
-func prepare(p load.Provider, key []byte, cs []*model.Customer) ([][]load.Op, error) {
-	out := make([][]load.Op, 0, len(cs))
+func prepare(p partner.Provider, key []byte, cs []*model.Customer) ([][]partner.Op, error) {
+	out := make([][]partner.Op, 0, len(cs))
 	for _, c := range cs {
-		ops, _ := p.Map(c)
-		if len(ops) == 0 {
+		items, _ := p.Map(c)
+		if len(items) == 0 {
 			continue // the partner cannot take this record; etl run skips it too
 		}
-		for i := range ops {
+		ops := make([]partner.Op, len(items))
+		for i, it := range items {
+			ops[i] = partner.NewOp(it)
 			if err := planCreate(p.Name(), key, &ops[i]); err != nil {
 				return nil, err
 			}
@@ -72,20 +75,20 @@ func prepare(p load.Provider, key []byte, cs []*model.Customer) ([][]load.Op, er
 	return out, nil
 }
 
-func planCreate(name string, key []byte, op *load.Op) error {
+func planCreate(name string, key []byte, op *partner.Op) error {
 	h, err := load.ContentHash(key, op.Payload)
 	if err != nil {
 		return fmt.Errorf("bench: %s %s: %w", name, op.EntityKey, err)
 	}
-	op.Hash, op.Kind = h, load.Create
-	op.IdemKey = load.IdempotencyKey(key, name, load.Create, op.EntityKey, h)
+	op.Hash, op.Kind = h, partner.Create
+	op.IdemKey = load.IdempotencyKey(key, name, partner.Create, op.EntityKey, h)
 	return nil
 }
 
 // ceiling sends every prepared op through the partner's own client from
 // workers goroutines, batch ops per Send, as fast as the sandbox answers.
-func ceiling(ctx context.Context, p load.Provider, perCustomer [][]load.Op, batch, workers int) Measure {
-	var ops []load.Op
+func ceiling(ctx context.Context, p partner.Provider, perCustomer [][]partner.Op, batch, workers int) Measure {
+	var ops []partner.Op
 	var owner []int
 	for ci, cops := range perCustomer {
 		for _, op := range cops {
@@ -105,7 +108,7 @@ func ceiling(ctx context.Context, p load.Provider, perCustomer [][]load.Op, batc
 				}
 				end := min(start+batch, len(ops))
 				for i, r := range p.Send(ctx, ops[start:end], nopJournal{}) {
-					ok[start+i] = r.Outcome == load.OK
+					ok[start+i] = r.Outcome == partner.OK
 				}
 			}
 		})
@@ -134,12 +137,12 @@ func tally(ok []bool, owner []int, customers int) Measure {
 
 type nopJournal struct{}
 
-func (nopJournal) Note(context.Context, load.Op, string) error { return nil }
+func (nopJournal) Note(context.Context, partner.Op, string) error { return nil }
 
 // naive is the obvious first program: one goroutine maps a customer, sends
 // each op on its own and writes one ledger row per op with its own
 // INSERT, autocommitted, on one connection.
-func naive(ctx context.Context, p load.Provider, key []byte, cs []*model.Customer, conn *pgx.Conn, runID int64) Measure {
+func naive(ctx context.Context, p partner.Provider, key []byte, cs []*model.Customer, conn *pgx.Conn, runID int64) Measure {
 	var m Measure
 	j := sqlJournal{conn: conn, runID: runID, provider: p.Name()}
 	for _, c := range cs {
@@ -148,22 +151,23 @@ func naive(ctx context.Context, p load.Provider, key []byte, cs []*model.Custome
 			continue
 		}
 		good := true
-		for _, op := range ops {
+		for _, it := range ops {
+			op := partner.NewOp(it)
 			m.Ops++
 			if err := planCreate(p.Name(), key, &op); err != nil {
 				m.Error = err.Error()
 				return m
 			}
 			start := time.Now()
-			r := p.Send(ctx, []load.Op{op}, j)[0]
-			if r.Outcome != load.OK {
+			r := p.Send(ctx, []partner.Op{op}, j)[0]
+			if r.Outcome != partner.OK {
 				m.Failed++
 				good = false
 			}
 			if _, err := conn.Exec(ctx, `INSERT INTO ledger (run_id, provider, entity_key, customer_id, operation, idempotency_key,
 				content_hash, remote_id, request_id, http_status, outcome, attempts, latency_ms)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, ''), $10, $11, $12, $13)`,
-				runID, p.Name(), op.EntityKey, op.CustomerID, string(op.Kind), op.IdemKey, op.Hash, r.RemoteID, r.RequestID,
+				runID, p.Name(), op.EntityKey.String(), op.CustomerID, string(op.Kind), op.IdemKey, op.Hash, r.RemoteID, r.RequestID,
 				r.HTTPStatus, string(r.Outcome), r.Attempts, time.Since(start).Milliseconds()); err != nil {
 				m.Error = fmt.Sprintf("bench: naive ledger insert: %v", err)
 				return m
@@ -182,7 +186,7 @@ type sqlJournal struct {
 	provider string
 }
 
-func (j sqlJournal) Note(ctx context.Context, op load.Op, detail string) error {
+func (j sqlJournal) Note(ctx context.Context, op partner.Op, detail string) error {
 	_, err := j.conn.Exec(ctx, `INSERT INTO ledger (run_id, provider, entity_key, customer_id, operation, outcome, intent_detail)
 		VALUES ($1, $2, $3, $4, 'intent', 'pending', $5)`, j.runID, j.provider, op.EntityKey, op.CustomerID, detail)
 	return err

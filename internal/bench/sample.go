@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/northwind-data/etl/internal/config"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/partners"
 )
 
@@ -33,7 +33,7 @@ func SampleCustomers(n int) ([]*model.Customer, error) {
 // OfflineProvider builds sp's client with its demo credentials and
 // options against an address nothing listens on: enough to Map, never
 // meant to Send.
-func OfflineProvider(sp partners.Spec) (load.Provider, error) {
+func OfflineProvider(sp partners.Spec) (partner.Provider, error) {
 	base := "http://127.0.0.1:9/" + sp.Name + sp.BasePath
 	p := config.Partner{BaseURL: base, Credentials: map[string]config.Secret{}, Options: map[string]string{}}
 	for k, v := range sp.DemoCredentials {

@@ -1,9 +1,11 @@
 package e2e
 
 import (
-	"github.com/northwind-data/etl/internal/partners"
 	"path/filepath"
 	"testing"
+
+	"github.com/northwind-data/etl/internal/partner"
+	"github.com/northwind-data/etl/internal/partners"
 
 	"github.com/northwind-data/etl/internal/providers/synctera"
 )
@@ -52,7 +54,7 @@ func TestReview_UncertainCreateOfVanishedCustomerIsNeverDeactivated(t *testing.T
 		if id == "" || c.Status != "ACTIVE" {
 			continue
 		}
-		if e.scalar(`SELECT count(*) FROM sync_state WHERE provider = 'synctera' AND entity_key = $1`, synctera.CustomerKey(id)) == 0 && len(gone) < 3 {
+		if e.scalar(`SELECT count(*) FROM sync_state WHERE provider = 'synctera' AND entity_key = $1`, string(partner.CustomerKey(id))) == 0 && len(gone) < 3 {
 			gone[id], emails[c.Email] = true, true
 		}
 	}
@@ -95,7 +97,7 @@ func landedWithoutOutcome(t *testing.T, e *env) map[string]string {
 	out := map[string]string{}
 	for _, c := range sb.State().Customers {
 		id := byEmail[c.Email]
-		if id != "" && e.scalar(`SELECT count(*) FROM sync_state WHERE provider = 'synctera' AND entity_key = $1`, synctera.CustomerKey(id)) == 0 {
+		if id != "" && e.scalar(`SELECT count(*) FROM sync_state WHERE provider = 'synctera' AND entity_key = $1`, string(partner.CustomerKey(id))) == 0 {
 			out[id] = c.ID
 		}
 	}
@@ -120,7 +122,7 @@ func TestReview_SettledDeliveredWithoutRemoteIDCreatesTwice(t *testing.T) {
 		t.Fatal("no create landed with its outcome lost: the test proves nothing")
 	}
 	for id, remote := range landed {
-		r := e.run("intents", "settle", "--provider", synctera.Name, "--entity", synctera.CustomerKey(id), "--as", "delivered",
+		r := e.run("intents", "settle", "--provider", synctera.Name, "--entity", string(partner.CustomerKey(id)), "--as", "delivered",
 			"--by", "review", "--reason", "found customer "+remote+" at Synctera")
 		if r.code != 0 {
 			t.Fatalf("settle %s: exit %d\n%s%s", id, r.code, r.stdout, r.stderr)

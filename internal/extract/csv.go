@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/transform"
 )
 
@@ -487,7 +488,7 @@ func customerKey(id string) string {
 	if id == "" {
 		return ""
 	}
-	return "customer/" + id
+	return partner.CustomerKey(id).String()
 }
 
 func cardKey(customerID, cardID string) string {

@@ -5,28 +5,28 @@ import (
 	"testing"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // childProvider answers every op with the children and outcome it is set
 // to, as Q2's client does for the cards of a client.
 type childProvider struct {
-	outcome  load.Outcome
-	children func(op load.Op) []load.Child
+	outcome  partner.Outcome
+	children func(op partner.Op) []partner.Child
 }
 
 func (p *childProvider) Name() string  { return "datafeed" } // the harness's run row names it
 func (p *childProvider) MaxBatch() int { return 1 }
-func (p *childProvider) Map(c *model.Customer) ([]load.Op, []model.Reject) {
-	return []load.Op{{EntityKey: "customer/" + c.ID, CustomerID: c.ID, Payload: map[string]string{"id": c.ID, "v": c.Email}}}, nil
+func (p *childProvider) Map(c *model.Customer) ([]partner.Item, []model.Reject) {
+	return []partner.Item{{EntityKey: partner.CustomerKey(c.ID), CustomerID: c.ID, Payload: map[string]string{"id": c.ID, "v": c.Email}}}, nil
 }
 
-func (p *childProvider) Send(_ context.Context, ops []load.Op, _ load.Journal) []load.Result {
-	out := make([]load.Result, len(ops))
+func (p *childProvider) Send(_ context.Context, ops []partner.Op, _ partner.Journal) []partner.Result {
+	out := make([]partner.Result, len(ops))
 	for i, op := range ops {
-		out[i] = load.Result{EntityKey: op.EntityKey, Outcome: p.outcome, RemoteID: "client-1", Children: p.children(op)}
-		if p.outcome != load.OK {
+		out[i] = partner.Result{EntityKey: op.EntityKey, Outcome: p.outcome, RemoteID: "client-1", Children: p.children(op)}
+		if p.outcome != partner.OK {
 			out[i].Err = &httpx.Error{Partner: "datafeed", Kind: httpx.Retryable, Code: "delete_refused", Message: "refused"}
 		}
 	}
@@ -38,10 +38,10 @@ func (p *childProvider) Send(_ context.Context, ops []load.Op, _ load.Journal) [
 // its sync_state row off.
 func TestChildrenAreRecordedWhateverTheParentsOutcome(t *testing.T) {
 	h := newHarness(t)
-	p := &childProvider{outcome: load.Failed, children: func(op load.Op) []load.Child {
-		return []load.Child{{EntityKey: "card/" + op.CustomerID + "/K1", RemoteID: "pm-1", RequestID: "req-add"}}
+	p := &childProvider{outcome: partner.Failed, children: func(op partner.Op) []partner.Child {
+		return []partner.Child{{EntityKey: partner.CardKey(op.CustomerID, "K1"), RemoteID: "pm-1", RequestID: "req-add"}}
 	}}
-	h.eng.Providers = []load.Provider{p}
+	h.use(t, p)
 	cs := makeCustomers(1)
 	h.run(t, cs)
 	state := func(key string) (active bool, remote, request string) {
@@ -62,9 +62,9 @@ func TestChildrenAreRecordedWhateverTheParentsOutcome(t *testing.T) {
 		t.Fatal("a failed parent was recorded delivered")
 	}
 
-	p.outcome = load.OK
-	p.children = func(op load.Op) []load.Child {
-		return []load.Child{{EntityKey: "card/" + op.CustomerID + "/K1", RequestID: "req-del", Removed: true}}
+	p.outcome = partner.OK
+	p.children = func(op partner.Op) []partner.Child {
+		return []partner.Child{{EntityKey: partner.CardKey(op.CustomerID, "K1"), RequestID: "req-del", Removed: true}}
 	}
 	h.run(t, cs)
 	if a, r, q := state("card/C0000/K1"); a || r != "pm-1" || q != "req-del" {

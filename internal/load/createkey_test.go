@@ -9,6 +9,7 @@ import (
 	"github.com/northwind-data/etl/internal/ledger"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/pgtest"
 )
 
@@ -16,25 +17,25 @@ import (
 // the next scripted result and keeps the ops it was sent.
 type scripted struct {
 	mu      sync.Mutex
-	answers []load.Result
-	ops     []load.Op
+	answers []partner.Result
+	ops     []partner.Op
 }
 
 func (s *scripted) Name() string  { return "scripted" }
 func (s *scripted) MaxBatch() int { return 1 }
-func (s *scripted) Map(c *model.Customer) ([]load.Op, []model.Reject) {
-	return []load.Op{{EntityKey: "customer/" + c.ID, CustomerID: c.ID, Origin: c.Origin,
+func (s *scripted) Map(c *model.Customer) ([]partner.Item, []model.Reject) {
+	return []partner.Item{{EntityKey: partner.CustomerKey(c.ID), CustomerID: c.ID, Origin: c.Origin,
 		Payload: map[string]string{"email": c.Email}}}, nil
 }
 
-func (s *scripted) Send(_ context.Context, ops []load.Op, _ load.Journal) []load.Result {
+func (s *scripted) Send(_ context.Context, ops []partner.Op, _ partner.Journal) []partner.Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ops = append(s.ops, ops...)
 	r := s.answers[0]
 	s.answers = s.answers[1:]
 	r.EntityKey = ops[0].EntityKey
-	return []load.Result{r}
+	return []partner.Result{r}
 }
 
 // TestCreateKeyFollowsTheEntityNotItsContent: a create whose outcome is
@@ -44,33 +45,33 @@ func (s *scripted) Send(_ context.Context, ops []load.Op, _ load.Journal) []load
 // nothing else moves the key.
 func TestCreateKeyFollowsTheEntityNotItsContent(t *testing.T) {
 	store := ledger.FromPool(pgtest.NewPool(t))
-	key := []byte("test-key-0123456789")
+	key := []byte(testKey)
 	p := &scripted{}
-	eng := &load.Engine{Store: store, Providers: []load.Provider{p}, Key: key}
+	eng := newEngine(t, store, []partner.Provider{p})
 	c := makeCustomers(1)[0]
-	gen := func(n int) string { return load.CreateKey(key, "scripted", "customer/"+c.ID, n) }
-	refused := func(status int) load.Result {
-		return load.Result{Outcome: load.Rejected, HTTPStatus: status,
+	gen := func(n int) string { return load.CreateKey(key, "scripted", partner.CustomerKey(c.ID), n) }
+	refused := func(status int) partner.Result {
+		return partner.Result{Outcome: partner.Rejected, HTTPStatus: status,
 			Err: &httpx.Error{Partner: "scripted", Kind: httpx.Rejected, Status: status, Code: "refused"}}
 	}
 	steps := []struct {
 		email  string
-		answer load.Result
+		answer partner.Result
 		key    string
 	}{
-		{"a@example.com", load.Result{Outcome: load.Uncertain, Err: &httpx.Error{Partner: "scripted", Kind: httpx.Uncertain, Code: "lost"}}, gen(0)},
-		{"b@example.com", load.Result{Outcome: load.Failed, HTTPStatus: 503, Err: &httpx.Error{Partner: "scripted", Kind: httpx.Retryable, Status: 503}}, gen(0)},
+		{"a@example.com", partner.Result{Outcome: partner.Uncertain, Err: &httpx.Error{Partner: "scripted", Kind: httpx.Uncertain, Code: "lost"}}, gen(0)},
+		{"b@example.com", partner.Result{Outcome: partner.Failed, HTTPStatus: 503, Err: &httpx.Error{Partner: "scripted", Kind: httpx.Retryable, Status: 503}}, gen(0)},
 		{"c@example.com", refused(400), gen(0)},
-		{"c@example.com", load.Result{Outcome: load.Rejected, HTTPStatus: 400, RemoteID: "adopted",
+		{"c@example.com", partner.Result{Outcome: partner.Rejected, HTTPStatus: 400, RemoteID: "adopted",
 			Err: &httpx.Error{Partner: "scripted", Kind: httpx.Rejected, Status: 400}}, gen(1)}, // something exists: no new key
 		{"d@example.com", refused(422), gen(1)},
-		{"d@example.com", load.Result{Outcome: load.OK, RemoteID: "R1", HTTPStatus: 201}, gen(2)},
+		{"d@example.com", partner.Result{Outcome: partner.OK, RemoteID: "R1", HTTPStatus: 201}, gen(2)},
 	}
 	for i, st := range steps {
 		c.Email = st.email
-		p.answers = []load.Result{st.answer}
+		p.answers = []partner.Result{st.answer}
 		runOnce(t, store, eng, c)
-		if got := p.ops[len(p.ops)-1]; got.Kind != load.Create || got.IdemKey != st.key {
+		if got := p.ops[len(p.ops)-1]; got.Kind != partner.Create || got.IdemKey != st.key {
 			t.Errorf("run %d: %s with key %s, want create with %s", i+1, got.Kind, got.IdemKey, st.key)
 		}
 	}
@@ -79,9 +80,9 @@ func TestCreateKeyFollowsTheEntityNotItsContent(t *testing.T) {
 	}
 	// Delivered: the next change is an update, keyed by its content.
 	c.Email = "e@example.com"
-	p.answers = []load.Result{{Outcome: load.OK, RemoteID: "R1", HTTPStatus: 200}}
+	p.answers = []partner.Result{{Outcome: partner.OK, RemoteID: "R1", HTTPStatus: 200}}
 	runOnce(t, store, eng, c)
-	if got := p.ops[len(p.ops)-1]; got.Kind != load.Update || got.IdemKey == gen(2) || got.RemoteID != "R1" {
+	if got := p.ops[len(p.ops)-1]; got.Kind != partner.Update || got.IdemKey == gen(2) || got.RemoteID != "R1" {
 		t.Errorf("after delivery: %+v", got)
 	}
 }

@@ -1,10 +1,12 @@
+// Package load delivers planned operations to partners: bounded concurrent
+// workers per partner, intents and outcomes written to the ledger, and
+// stop-on-fatal. Partners plug in through the contract in internal/partner.
 package load
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/ledger"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // Source streams validated customers and rejects (the CSV and Postgres
@@ -34,53 +37,25 @@ func (f SourceFunc) Read(ctx context.Context, emit func(*model.Customer) error, 
 
 // Observer sees progress (terminal bars, JSON progress lines, metrics).
 type Observer interface {
-	Planned(provider string, kind Kind)
+	Planned(provider string, kind partner.Kind)
 	Unchanged(provider string)
-	Finished(provider string, r Result, latency time.Duration)
+	Finished(provider string, r partner.Result, latency time.Duration)
 }
 
 // Engine runs one delivery: read, plan against sync_state, send, record.
+// Build it with New; it runs one Run at a time.
 type Engine struct {
-	Store     *ledger.Store
-	Providers []Provider
-	Key       []byte // HMAC key for content hashes and idempotency keys
-	Log       *zap.Logger
-
-	Concurrency map[string]int // workers per partner; default 8
-	FullResync  bool           // ignore content hashes: send everything again
-	DryRun      bool           // plan only: no partner call, no ledger change
-	// DryRunOps, if set, sees every op a dry run would send.
-	DryRunOps func(provider string, op Op)
-	// DryRunRejects, if set, sees every reject of a dry run (validation
-	// rejects from the source and partner mapping rejects), which a real
-	// run writes to the ledger's rejects table. Called from the source's
-	// goroutine and from planners concurrently.
-	DryRunRejects func(ledger.RejectRow)
-
-	// Deactivation of entities gone from the source, for partners that
-	// support it. Refused when it would switch off more than
-	// MaxDeactivateFraction of a partner's active entities, since a
-	// truncated export must not wipe a partner.
-	Deactivate            bool
-	MaxDeactivateFraction float64 // default 0.05 (and at least 10 entities)
-
-	Keep        func(customerID string) bool // shard filter for deactivation
-	GracePeriod time.Duration                // in-flight calls after SIGTERM; default 20s
-	PlanBatch   int                          // customers per sync_state lookup; default 500
-	Planners    int                          // concurrent planners; default 2
-	Observer    Observer
-
-	// Scope turns on customer fingerprints (the nightly fast path): it
-	// names what a fingerprint vouches for (the partners in provider
-	// order, their settings, the binary, the month). Empty: off.
-	Scope string
+	store     *ledger.Store
+	providers []partner.Provider
+	key       []byte // HMAC key for content hashes and idempotency keys
+	settings
 
 	cur      atomic.Pointer[runState]
 	fps      fpTracker
 	compared int64
 }
 
-// runState is what Unchanged needs of the run in progress.
+// runState is one run's lanes and flow, and what Unchanged needs of it.
 type runState struct {
 	ctx         context.Context
 	runID       int64 // 0 in a dry run: nothing is marked seen
@@ -89,6 +64,7 @@ type runState struct {
 	fpCursor    *ledger.FingerprintCursor
 	lanes       map[string]*lane
 	order       []string
+	flow        *flow
 }
 
 // Summary is what a run did, per partner.
@@ -102,9 +78,7 @@ type Summary struct {
 	DeactGuard map[string]string // partner -> why deactivation was refused
 }
 
-// Counts per partner. Mapped rejects are records this partner could not
-// take. The JSON keys are what runs.counts stores and `etl report --format
-// json` prints (docs/operations.md, "Report JSON").
+// Counts per partner. Mapped rejects are records this partner could not take.
 type Counts struct {
 	Create      int64 `json:"create"`
 	Update      int64 `json:"update"`
@@ -122,8 +96,9 @@ type Counts struct {
 	// NoUpdateAPI: changes the partner has no call for (ClubReady payment
 	// profiles, Q2 client meta). Nothing was sent for them; the checkpoint
 	// records the new content so the next run does not try again (the
-	// ledger row is outcome ok, request_id RequestNotSentNoUpdateAPI). Not
-	// an ok delivery, and not a call.
+	// ledger row is outcome ok, request_id
+	// partner.RequestNotSentNoUpdateAPI). Not an ok delivery, and not a
+	// call.
 	NoUpdateAPI int64            `json:"not_sent_no_update_api"`
 	Calls       int64            `json:"calls"`
 	Attempts    int64            `json:"attempts"`
@@ -131,14 +106,9 @@ type Counts struct {
 	mu          sync.Mutex
 }
 
-// RequestNotSentNoUpdateAPI is the Result.RequestID (and ledger
-// request_id) of an OK outcome for an update the partner has no API for:
-// nothing was sent, and the engine counts it as NoUpdateAPI, not OK.
-const RequestNotSentNoUpdateAPI = "not-sent-no-update-api"
-
 // notSentNoAPI reports whether r is an update the partner has no API for.
-func notSentNoAPI(r Result) bool {
-	return r.Outcome == OK && r.RequestID == RequestNotSentNoUpdateAPI
+func notSentNoAPI(r partner.Result) bool {
+	return r.Outcome == partner.OK && r.RequestID == partner.RequestNotSentNoUpdateAPI
 }
 
 func (c *Counts) addErr(code string) {
@@ -172,46 +142,14 @@ func (s *Summary) Calls() int64 {
 	return n
 }
 
-type job struct {
-	ops     []Op
-	resolve bool
-}
-
-type lane struct {
-	p        Provider
-	journals bool // the partner writes intents (it is a Resolver)
-	in       chan Op
-	counts   *Counts
-	stopped  atomic.Bool
-	stopMsg  atomic.Value
-	workers  int
-}
-
 // Run executes one run whose row runID the caller created (and finishes).
 func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, error) {
-	if e.Log == nil {
-		e.Log = zap.NewNop()
-	}
-	if e.PlanBatch <= 0 {
-		e.PlanBatch = 500
-	}
-	if e.Planners <= 0 {
-		e.Planners = 2
-	}
-	if e.GracePeriod <= 0 {
-		e.GracePeriod = 20 * time.Second
-	}
-	if e.MaxDeactivateFraction <= 0 {
-		e.MaxDeactivateFraction = 0.05
-	}
-	sum := &Summary{RunID: runID, Providers: map[string]*Counts{}, Stopped: map[string]string{}, DeactGuard: map[string]string{}}
-
 	// callCtx outlives ctx by the grace period, so calls in flight when
 	// SIGTERM arrives can finish and be recorded.
 	callCtx, cancelCalls := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelCalls()
 	stopGrace := context.AfterFunc(ctx, func() {
-		t := time.NewTimer(e.GracePeriod)
+		t := time.NewTimer(e.grace)
 		defer t.Stop()
 		select {
 		case <-t.C:
@@ -225,46 +163,22 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 	runCtx, cancelRun := context.WithCancelCause(ctx)
 	defer cancelRun(nil)
 	var w *ledger.Writer
-	if !e.DryRun {
-		w = e.Store.NewLoggedWriter(runID, func(err error) {
-			e.Log.Error("ledger write failed: stopping the run", zap.Error(err))
+	if !e.dryRun {
+		w = e.store.NewLoggedWriter(runID, func(err error) {
+			e.log.Error("ledger write failed: stopping the run", zap.Error(err))
 			cancelRun(err)
-		}, e.Log)
+		}, e.log)
 	}
-
-	lanes := map[string]*lane{}
-	var order []string
-	resolvers := map[string]bool{}
-	e.fps.reset()
-	atomic.StoreInt64(&e.compared, 0)
-	defer e.cur.Store(nil)
-	for _, p := range e.Providers {
-		n := e.Concurrency[p.Name()]
-		if n <= 0 {
-			n = 8
-		}
-		_, journals := p.(Resolver)
-		l := &lane{p: p, journals: journals, in: make(chan Op, n*p.MaxBatch()*4), counts: &Counts{}, workers: n}
-		lanes[p.Name()] = l
-		order = append(order, p.Name())
-		sum.Providers[p.Name()] = l.counts
-		if _, ok := p.(Resolver); ok && !e.DryRun {
-			has, err := e.Store.HasOpenIntents(ctx, p.Name())
-			if err != nil {
-				return nil, err
-			}
-			resolvers[p.Name()] = has
-		}
+	rs, resolvers, err := e.newRun(runCtx, runID)
+	if err != nil {
+		return nil, err
 	}
-	rs := &runState{ctx: runCtx, lanes: lanes, order: order}
-	if !e.DryRun {
-		rs.runID = runID
-	}
-	for _, l := range lanes {
-		_, ok := l.p.(Deactivator)
-		rs.deactivates = rs.deactivates || (ok && e.Deactivate)
+	sum := &Summary{RunID: runID, Providers: map[string]*Counts{}, Stopped: map[string]string{}, DeactGuard: map[string]string{}}
+	for _, name := range rs.order {
+		sum.Providers[name] = rs.lanes[name].counts
 	}
 	e.cur.Store(rs)
+	defer e.cur.Store(nil)
 	defer func() {
 		rs.fpOnce.Do(func() {}) // orders this read after the source's Do
 		if rs.fpCursor != nil {
@@ -275,103 +189,39 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 	// Lane goroutines never fail (outcomes are results, not errors); the
 	// group only waits for them.
 	var g errgroup.Group
-	for _, name := range order {
-		l := lanes[name]
-		jobs := make(chan job)
-		g.Go(func() error { e.batch(runCtx, l, jobs); return nil })
+	for _, name := range rs.order {
+		l := rs.lanes[name]
+		g.Go(func() error { l.dispatch(runCtx, rs.flow, e.batchWait, e.dropper(l, rs.flow)); return nil })
 		for i := 0; i < l.workers; i++ {
-			g.Go(func() error { e.work(callCtx, runID, l, jobs, w); return nil })
+			g.Go(func() error { e.work(callCtx, runID, l, rs.flow, w); return nil })
 		}
 	}
-
-	// The source is read on this goroutine; planners (sync_state lookup,
-	// mapping, hashing) run beside it so that parsing, database round
-	// trips and hashing overlap. Lanes apply backpressure through their
-	// bounded channels, and planners through planCh.
-	planCh := make(chan []*model.Customer, e.Planners)
-	var planErr error
-	var planMu sync.Mutex
-	var planWG sync.WaitGroup
-	for i := 0; i < e.Planners; i++ {
-		planWG.Add(1)
-		go func() {
-			defer planWG.Done()
-			for b := range planCh {
-				if err := e.plan(runCtx, b, lanes, order, resolvers, w); err != nil {
-					planMu.Lock()
-					if planErr == nil {
-						planErr = err
-						cancelRun(err)
-					}
-					planMu.Unlock()
-				}
-			}
-		}()
-	}
-	batch := make([]*model.Customer, 0, e.PlanBatch)
-	send := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		select {
-		case planCh <- batch:
-		case <-runCtx.Done():
-			return context.Cause(runCtx)
-		}
-		batch = make([]*model.Customer, 0, e.PlanBatch)
-		return nil
-	}
-	var rejects atomic.Int64
-	readErr := src.Read(runCtx,
-		func(c *model.Customer) error {
-			batch = append(batch, c)
-			if len(batch) >= e.PlanBatch {
-				return send()
-			}
-			return nil
-		},
-		func(r model.Reject) error {
-			rejects.Add(1)
-			if e.DryRun && e.DryRunRejects != nil {
-				e.DryRunRejects(rejectRow(r))
-			}
-			if w != nil {
-				w.Reject(rejectRow(r))
-				if id := customerOf(r.EntityKey); id != "" && rs.deactivates {
-					w.Seen(id) // a bad row is not a vanished customer
-				}
-			}
-			return nil
-		})
-	if readErr == nil {
-		readErr = send()
-	}
-	close(planCh)
-	planWG.Wait()
-	sum.Rejects = int(rejects.Load())
-	sum.Compared = atomic.LoadInt64(&e.compared)
-	if errors.Is(readErr, planErr) {
-		readErr = nil // the planner's error, reported once below
-	}
+	readErr, planErr := e.read(runCtx, cancelRun, rs, &planner{e: e, rs: rs, w: w, resolvers: resolvers}, src, sum)
 
 	// Deactivate what vanished, only after a complete, clean read.
-	if readErr == nil && planErr == nil && runCtx.Err() == nil && e.Deactivate && !e.DryRun {
-		if err := e.deactivate(runCtx, runID, lanes, order, w, sum); err != nil {
+	if readErr == nil && planErr == nil && runCtx.Err() == nil && e.deactivate && !e.dryRun {
+		if err := e.deactivateVanished(runCtx, runID, rs, w, sum); err != nil {
 			readErr = err
 		}
 	}
-	for _, name := range order {
-		close(lanes[name].in)
+	for _, name := range rs.order {
+		rs.lanes[name].close()
 	}
 	_ = g.Wait()
-
 	if w != nil {
 		if err := w.Close(); err != nil && readErr == nil {
 			readErr = err
 		}
 	}
-	for _, name := range order {
-		if l := lanes[name]; l.stopped.Load() {
+	return e.outcome(ctx, runCtx, rs, sum, readErr, planErr)
+}
+
+// outcome completes the summary and picks the run's error: none for a
+// cancelled run (its summary says so), else a ledger failure, the
+// source's error or the planners'.
+func (e *Engine) outcome(ctx, runCtx context.Context, rs *runState, sum *Summary, readErr, planErr error) (*Summary, error) {
+	for _, name := range rs.order {
+		if l := rs.lanes[name]; l.stopped.Load() {
 			sum.Stopped[name], _ = l.stopMsg.Load().(string)
 		}
 	}
@@ -388,228 +238,170 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 	return sum, planErr
 }
 
-// plan maps a batch of customers for every partner, compares with
-// sync_state and queues what changed.
-func (e *Engine) plan(ctx context.Context, batch []*model.Customer, lanes map[string]*lane, order []string, resolvers map[string]bool, w *ledger.Writer) error {
-	atomic.AddInt64(&e.compared, int64(len(batch)))
-	ids := make([]string, len(batch))
-	seen := w != nil && e.cur.Load().deactivates // only deactivation reads what a run saw
-	for i, c := range batch {
-		ids[i] = c.ID
-		if seen {
-			w.Seen(c.ID)
-		}
+// newRun builds the run's lanes, in partner order, and finds which
+// Resolver partners have intents left open by an earlier run.
+func (e *Engine) newRun(ctx context.Context, runID int64) (*runState, map[string]bool, error) {
+	e.fps.reset()
+	atomic.StoreInt64(&e.compared, 0)
+	rs := &runState{ctx: ctx, lanes: map[string]*lane{}, flow: newFlow(e.maxQueued)}
+	if !e.dryRun {
+		rs.runID = runID
 	}
-	var state map[string]map[string]ledger.State
-	var gens map[string]map[string]int // create key generations
-	if e.Store != nil {
-		var err error
-		if state, gens, err = e.Store.LoadPlanState(ctx, ids); err != nil {
-			return err
+	resolvers := map[string]bool{}
+	for _, p := range e.providers {
+		n := e.workers[p.Name()]
+		if n <= 0 {
+			n = e.defaultWork
 		}
-	}
-	intents := map[string]map[string]string{}
-	for name, has := range resolvers {
-		if !has {
-			continue
-		}
-		m, err := e.Store.OpenIntents(ctx, name, ids)
-		if err != nil {
-			return err
-		}
-		intents[name] = m
-	}
-	type queued struct {
-		l  *lane
-		op Op
-	}
-	var out []queued
-	var changed []string // customers with something to send
-	for _, c := range batch {
-		fp := ledger.Fingerprint{CustomerID: c.ID, Sum: c.Fingerprint, Entities: make([]int, len(order))}
-		sending := 0
-		for pi, name := range order {
-			l := lanes[name]
-			ops, rejects := l.p.Map(c)
-			fp.Entities[pi] = len(ops)
-			if len(rejects) > 0 {
-				fp.Sum = nil // a customer with rejects is compared in full every run
+		l := newLane(p, n)
+		l.log = e.log
+		rs.lanes[p.Name()] = l
+		rs.order = append(rs.order, p.Name())
+		rs.flow.lanes = append(rs.flow.lanes, l)
+		_, deactivates := p.(partner.Deactivator)
+		rs.deactivates = rs.deactivates || (deactivates && e.deactivate)
+		if l.journals && !e.dryRun {
+			has, err := e.store.HasOpenIntents(ctx, p.Name())
+			if err != nil {
+				return nil, nil, err
 			}
-			for _, r := range rejects {
-				atomic.AddInt64(&l.counts.MapRejected, 1)
-				if r.Provider == "" {
-					r.Provider = name
-				}
-				if w != nil {
-					w.Reject(rejectRow(r))
-				} else if e.DryRun && e.DryRunRejects != nil {
-					e.DryRunRejects(rejectRow(r))
-				}
-			}
-			for _, op := range ops {
-				h, body, err := hashContent(e.Key, op.Payload)
+			resolvers[p.Name()] = has
+		}
+	}
+	return rs, resolvers, nil
+}
+
+// read reads the source on this goroutine while planners (sync_state
+// lookup, mapping, hashing) run beside it, so that parsing, database
+// round trips and hashing overlap. The planners apply backpressure
+// through planCh and the flow's budget.
+func (e *Engine) read(ctx context.Context, cancel context.CancelCauseFunc, rs *runState, pl *planner, src Source, sum *Summary) (readErr, planErr error) {
+	planCh := make(chan []*model.Customer, e.planners)
+	var planMu sync.Mutex
+	var planWG sync.WaitGroup
+	for i := 0; i < e.planners; i++ {
+		planWG.Add(1)
+		go func() {
+			defer planWG.Done()
+			for b := range planCh {
+				rs.flow.planning()
+				err := pl.plan(ctx, b)
+				rs.flow.planned()
 				if err != nil {
-					return fmt.Errorf("%s: %s: %w", name, op.EntityKey, err)
-				}
-				op.Hash, op.Body = h, body
-				st, known := state[name][op.EntityKey]
-				intent, open := intents[name][op.EntityKey]
-				if known && st.Active && st.Hash == h && !e.FullResync && !open {
-					atomic.AddInt64(&l.counts.Unchanged, 1)
-					if e.Observer != nil {
-						e.Observer.Unchanged(name)
+					planMu.Lock()
+					if planErr == nil {
+						planErr = err
+						cancel(err)
 					}
-					continue
+					planMu.Unlock()
 				}
-				op.Kind = Create
-				if known {
-					op.Kind, op.RemoteID = Update, st.RemoteID
-				}
-				if op.Kind == Create {
-					op.IdemKey = CreateKey(e.Key, name, op.EntityKey, gens[name][op.EntityKey])
-				} else {
-					op.IdemKey = IdempotencyKey(e.Key, name, op.Kind, op.EntityKey, h)
-				}
-				if open {
-					op.Intent = intent
-					atomic.AddInt64(&l.counts.Resolve, 1)
-				} else if op.Kind == Create {
-					atomic.AddInt64(&l.counts.Create, 1)
-				} else {
-					atomic.AddInt64(&l.counts.Update, 1)
-				}
-				if e.Observer != nil {
-					e.Observer.Planned(name, op.Kind)
-				}
-				if e.DryRun {
-					if e.DryRunOps != nil {
-						e.DryRunOps(name, op)
-					}
-					continue
-				}
-				out = append(out, queued{l, op})
-				sending++
 			}
-		}
-		if sending > 0 {
-			changed = append(changed, c.ID)
-		}
-		if e.Scope == "" || len(fp.Sum) == 0 || w == nil {
-			continue
-		}
-		if sending == 0 {
-			w.Fingerprint(e.Scope, fp)
-		} else {
-			e.fps.expect(fp, sending)
-		}
+		}()
 	}
-	// A fingerprint must not outlive a call that may change what the
-	// partner holds: forget it, durably, before the first call.
-	if len(changed) > 0 && e.Store != nil && !e.DryRun {
-		if err := e.Store.ForgetFingerprints(ctx, changed); err != nil {
-			return err
+	batch := make([]*model.Customer, 0, e.planBatch)
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
 		}
-	}
-	for _, q := range out {
-		crashpoint.Hit(crashpoint.MidPlan)
 		select {
-		case q.l.in <- q.op:
+		case planCh <- batch:
 		case <-ctx.Done():
-			// Not sent: the tracker must not wait for these.
-			e.fps.done(q.op.CustomerID, false)
-			return ctx.Err()
+			return context.Cause(ctx)
 		}
+		batch = make([]*model.Customer, 0, e.planBatch)
+		return nil
 	}
-	return nil
+	var rejects atomic.Int64
+	readErr = src.Read(ctx,
+		func(c *model.Customer) error {
+			batch = append(batch, c)
+			if len(batch) >= e.planBatch {
+				return send()
+			}
+			return nil
+		},
+		func(r model.Reject) error {
+			rejects.Add(1)
+			if e.dryRun && e.dryRunRejects != nil {
+				e.dryRunRejects(rejectRow(r))
+			}
+			if pl.w != nil {
+				pl.w.Reject(rejectRow(r))
+				if id := partner.Key(r.EntityKey).Customer(); id != "" && rs.deactivates {
+					pl.w.Seen(id) // a bad row is not a vanished customer
+				}
+			}
+			return nil
+		})
+	if readErr == nil {
+		readErr = send()
+	}
+	close(planCh)
+	planWG.Wait()
+	sum.Rejects = int(rejects.Load())
+	sum.Compared = atomic.LoadInt64(&e.compared)
+	if errors.Is(readErr, planErr) {
+		readErr = nil // the planner's error, reported once
+	}
+	return readErr, planErr
 }
 
-// batch groups a lane's ops into Sends of at most MaxBatch, flushing a
-// partial batch when the queue goes quiet so the tail is not held back.
-func (e *Engine) batch(ctx context.Context, l *lane, jobs chan<- job) {
-	defer close(jobs)
-	max := l.p.MaxBatch()
-	name := l.p.Name()
-	debug := e.Log.Core().Enabled(zap.DebugLevel)
-	var cur []Op
-	// reason: full (MaxBatch ops), idle (the queue went quiet), resolve
-	// (an open intent goes alone), drain (the plan is done).
-	send := func(reason string) {
-		if len(cur) > 0 {
-			if debug {
-				e.Log.Debug("batch flushed", zap.String("partner", name), zap.Int("size", len(cur)), zap.String("reason", reason))
-			}
-			jobs <- job{ops: cur}
-			cur = nil
-		}
-	}
-	idle := time.NewTimer(time.Hour)
-	defer idle.Stop()
-	for {
-		select {
-		case op, ok := <-l.in:
-			if !ok {
-				send("drain")
-				return
-			}
-			if ctx.Err() != nil || l.stopped.Load() {
-				l.counts.addNotSent(1) // workers add to it at the same time
-				e.fps.done(op.CustomerID, false)
-				continue // drain: the rerun sends these
-			}
-			if op.Intent != "" {
-				send("resolve")
-				jobs <- job{ops: []Op{op}, resolve: true}
-				continue
-			}
-			cur = append(cur, op)
-			if len(cur) >= max {
-				send("full")
-			} else {
-				// Flush a partial batch only once the queue has been quiet
-				// for a moment, not a moment after its first op.
-				idle.Reset(20 * time.Millisecond)
-			}
-		case <-idle.C:
-			send("idle")
+// dropper accounts for a task the lane does not send: the rerun sends it.
+func (e *Engine) dropper(l *lane, f *flow) func(task) {
+	return func(t task) {
+		l.counts.addNotSent(1) // workers add to it at the same time
+		e.fps.done(t.op.CustomerID, false)
+		if t.held {
+			f.release(1)
 		}
 	}
 }
 
-func (e *Engine) work(ctx context.Context, runID int64, l *lane, jobs <-chan job, w *ledger.Writer) {
-	name := l.p.Name()
-	for j := range jobs {
-		if l.stopped.Load() || ctx.Err() != nil {
-			l.counts.addNotSent(len(j.ops))
-			for _, op := range j.ops {
-				e.fps.done(op.CustomerID, false)
-			}
-			continue
+// work is one of a lane's workers: it makes the calls of the jobs it is
+// handed and records their results, until the lane's dispatcher is done.
+func (e *Engine) work(ctx context.Context, runID int64, l *lane, f *flow, w *ledger.Writer) {
+	for j := range l.jobs {
+		f.calls.Add(1)
+		e.call(ctx, runID, l, j, w)
+		f.release(j.held)
+		if f.calls.Add(-1) == 0 {
+			f.wakeAll() // no call in flight: flow.starved may have changed
 		}
-		start := time.Now()
-		var results []Result
-		jr := journal{store: e.Store, runID: runID, provider: name}
-		switch {
-		case j.resolve:
-			results = []Result{l.p.(Resolver).Resolve(ctx, j.ops[0], jr)}
-		case j.ops[0].Kind == Deactivate:
-			results = []Result{l.p.(Deactivator).Deactivate(ctx, j.ops[0])}
-		default:
-			results = l.p.Send(ctx, j.ops, jr)
+	}
+}
+
+func (e *Engine) call(ctx context.Context, runID int64, l *lane, j job, w *ledger.Writer) {
+	if l.stopped.Load() || ctx.Err() != nil {
+		l.counts.addNotSent(len(j.ops))
+		for _, op := range j.ops {
+			e.fps.done(op.CustomerID, false)
 		}
-		lat := time.Since(start)
-		crashpoint.Hit(crashpoint.AfterSend)
-		if madeCall(results, len(j.ops)) {
-			atomic.AddInt64(&l.counts.Calls, 1)
+		return
+	}
+	start := time.Now()
+	var results []partner.Result
+	jr := journal{store: e.store, runID: runID, provider: l.p.Name()}
+	switch j.kind {
+	case resolveJob:
+		results = []partner.Result{l.p.(partner.Resolver).Resolve(ctx, j.ops[0], jr)}
+	case deactivateJob:
+		results = []partner.Result{l.p.(partner.Deactivator).Deactivate(ctx, j.ops[0])}
+	default:
+		results = l.p.Send(ctx, j.ops, jr)
+	}
+	lat := time.Since(start)
+	crashpoint.Hit(crashpoint.AfterSend)
+	if madeCall(results, len(j.ops)) {
+		atomic.AddInt64(&l.counts.Calls, 1)
+	}
+	for i, op := range j.ops {
+		var r partner.Result
+		if i < len(results) {
+			r = results[i]
+		} else {
+			r = partner.Result{EntityKey: op.EntityKey, Outcome: partner.Failed, Err: errors.New("partner returned fewer results than ops")}
 		}
-		for i, op := range j.ops {
-			var r Result
-			if i < len(results) {
-				r = results[i]
-			} else {
-				r = Result{EntityKey: op.EntityKey, Outcome: Failed, Err: errors.New("partner returned fewer results than ops")}
-			}
-			e.record(l, op, r, lat, w)
-		}
+		e.record(l, op, r, lat, w)
 	}
 }
 
@@ -618,7 +410,7 @@ func (c *Counts) addNotSent(n int) { atomic.AddInt64(&c.NotSent, int64(n)) }
 // madeCall reports whether a job reached the partner: not when every op
 // was an update the partner has no API for and no call was made for it
 // (ClubReady; a Q2 update still reconciles the client's cards).
-func madeCall(results []Result, ops int) bool {
+func madeCall(results []partner.Result, ops int) bool {
 	if len(results) < ops {
 		return true
 	}
@@ -634,7 +426,7 @@ func madeCall(results []Result, ops int) bool {
 // attempted at least once, even when its client lost count (a failure
 // built before the first answer); an update with no API, or a call the
 // breaker or retry budget never let out, records what it says.
-func attemptsOf(r Result) int {
+func attemptsOf(r partner.Result) int {
 	if r.Attempts > 0 || notSentNoAPI(r) {
 		return r.Attempts
 	}
@@ -647,7 +439,7 @@ func attemptsOf(r Result) int {
 	return 1
 }
 
-func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.Writer) {
+func (e *Engine) record(l *lane, op partner.Op, r partner.Result, lat time.Duration, w *ledger.Writer) {
 	name := l.p.Name()
 	c := l.counts
 	r.Attempts = attemptsOf(r)
@@ -655,14 +447,14 @@ func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.W
 	switch {
 	case notSentNoAPI(r):
 		atomic.AddInt64(&c.NoUpdateAPI, 1)
-	case r.Outcome == OK:
+	case r.Outcome == partner.OK:
 		atomic.AddInt64(&c.OK, 1)
-	case r.Outcome == Rejected:
+	case r.Outcome == partner.Rejected:
 		atomic.AddInt64(&c.Rejected, 1)
-	case r.Outcome == Uncertain:
+	case r.Outcome == partner.Uncertain:
 		atomic.AddInt64(&c.Uncertain, 1)
 	default:
-		r.Outcome = Failed
+		r.Outcome = partner.Failed
 		atomic.AddInt64(&c.Failed, 1)
 	}
 	code, msg := "", ""
@@ -674,59 +466,62 @@ func (e *Engine) record(l *lane, op Op, r Result, lat time.Duration, w *ledger.W
 		c.addErr(code)
 		if httpx.KindOf(r.Err) == httpx.Fatal && l.stopped.CompareAndSwap(false, true) {
 			l.stopMsg.Store(msg)
-			e.Log.Error("partner stopped: fix the cause and rerun", zap.String("provider", name), zap.String("reason", msg))
+			e.log.Error("partner stopped: fix the cause and rerun", zap.String("provider", name), zap.String("reason", msg))
 		}
 	}
 	if r.HTTPStatus == 0 {
 		r.HTTPStatus = httpx.StatusOf(r.Err)
 	}
-	if e.Observer != nil {
-		e.Observer.Finished(name, r, lat)
+	if e.observer != nil {
+		e.observer.Finished(name, r, lat)
 	}
 	if w == nil {
 		return
 	}
 	w.Add(ledger.Entry{
-		Provider: name, EntityKey: op.EntityKey, CustomerID: op.CustomerID, Operation: string(op.Kind),
+		Provider: name, EntityKey: string(op.EntityKey), CustomerID: op.CustomerID, Operation: string(op.Kind),
 		IdemKey: op.IdemKey, Hash: op.Hash, RemoteID: firstNonEmpty(r.RemoteID, op.RemoteID), RequestID: r.RequestID,
 		HTTPStatus: r.HTTPStatus, Outcome: string(r.Outcome), Attempts: r.Attempts, Latency: lat,
 		ErrCode: code, ErrMsg: truncate(msg, 1000),
-		Deliver:     r.Outcome == OK && op.Kind != Deactivate,
-		Deactivated: r.Outcome == OK && op.Kind == Deactivate,
+		Deliver:     r.Outcome == partner.OK && op.Kind != partner.Deactivate,
+		Deactivated: r.Outcome == partner.OK && op.Kind == partner.Deactivate,
 		// Only partners that journal intents have any to settle; an
 		// uncertain outcome keeps its intent open for the rerun.
-		Settle: l.journals && r.Outcome != Uncertain,
+		Settle: l.journals && r.Outcome != partner.Uncertain,
 		// A create the partner refused (4xx) and that left nothing at the
 		// partner: its key may replay the refusal, so the next create
 		// gets a new one.
-		Refused: op.Kind == Create && r.Outcome == Rejected && r.RemoteID == "" && r.HTTPStatus >= 400 && r.HTTPStatus < 500,
+		Refused: op.Kind == partner.Create && r.Outcome == partner.Rejected && r.RemoteID == "" && r.HTTPStatus >= 400 && r.HTTPStatus < 500,
 	})
 	for _, ch := range r.Children {
 		kind := op.Kind
 		if ch.Removed {
-			kind = Deactivate
+			kind = partner.Deactivate
 		}
-		w.Add(ledger.Entry{Provider: name, EntityKey: ch.EntityKey, CustomerID: op.CustomerID, Operation: string(kind),
-			RemoteID: ch.RemoteID, RequestID: firstNonEmpty(ch.RequestID, r.RequestID), HTTPStatus: r.HTTPStatus, Outcome: string(OK),
+		w.Add(ledger.Entry{Provider: name, EntityKey: string(ch.EntityKey), CustomerID: op.CustomerID, Operation: string(kind),
+			RemoteID: ch.RemoteID, RequestID: firstNonEmpty(ch.RequestID, r.RequestID), HTTPStatus: r.HTTPStatus, Outcome: string(partner.OK),
 			Attempts: r.Attempts, Latency: lat, Hash: op.Hash, Deliver: !ch.Removed, Deactivated: ch.Removed})
 	}
 	// Queued after the customer's ledger rows, so it commits with or after them.
-	if fp, ok := e.fps.done(op.CustomerID, r.Outcome == OK); ok {
+	if fp, ok := e.fps.done(op.CustomerID, r.Outcome == partner.OK); ok {
 		crashpoint.HitAfter(crashpoint.BeforeFingerprint, func() { _ = w.Sync(context.Background()) })
-		w.Fingerprint(e.Scope, fp)
+		w.Fingerprint(e.scope, fp)
 	}
 }
 
-func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*lane, order []string, w *ledger.Writer, sum *Summary) error {
+// deactivateVanished queues a Deactivate for each customer of a
+// Deactivator partner that this run did not see, unless that is more
+// than the guard allows.
+func (e *Engine) deactivateVanished(ctx context.Context, runID int64, rs *runState, w *ledger.Writer, sum *Summary) error {
 	if err := w.Sync(ctx); err != nil { // run_seen must be complete
 		return err
 	}
-	for _, name := range order {
-		l := lanes[name]
-		if _, ok := l.p.(Deactivator); !ok {
+	for _, name := range rs.order {
+		l := rs.lanes[name]
+		if _, ok := l.p.(partner.Deactivator); !ok {
 			continue
 		}
-		gone, err := e.Store.Vanished(ctx, runID, name, e.Keep)
+		gone, err := e.store.Vanished(ctx, runID, name, e.keep)
 		if err != nil {
 			return err
 		}
@@ -735,22 +530,11 @@ func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*
 		if len(gone) == 0 {
 			continue
 		}
-		// The limit is the unsharded one (the fraction of all active
-		// records, at least 10) split in proportion to this shard's share,
-		// so that N shards, each deciding alone, together stay within it.
-		active, total, err := e.Store.ActiveShare(ctx, name, e.Keep)
-		if err != nil {
+		if why, err := e.deactivationRefused(ctx, name, len(gone)); err != nil {
 			return err
-		}
-		limit := deactivateLimit(active, total, e.MaxDeactivateFraction)
-		if len(gone) > limit {
-			of := ""
-			if active != total {
-				of = fmt.Sprintf(" (this shard's share of %d)", total)
-			}
-			msg := fmt.Sprintf("refusing to deactivate %d of %d active records%s (limit %d): check the source export is complete, or rerun with --max-deactivate", len(gone), active, of, limit)
-			sum.DeactGuard[name] = msg
-			e.Log.Error("deactivation refused", zap.String("provider", name), zap.String("reason", msg))
+		} else if why != "" {
+			sum.DeactGuard[name] = why
+			e.log.Error("deactivation refused", zap.String("provider", name), zap.String("reason", why))
 			continue
 		}
 		ids := make([]string, len(gone))
@@ -759,21 +543,40 @@ func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*
 		}
 		// A customer that comes back with the same rows must not be
 		// skipped while a partner holds it switched off.
-		if err := e.Store.ForgetFingerprints(ctx, ids); err != nil {
+		if err := e.store.ForgetFingerprints(ctx, ids); err != nil {
 			return err
 		}
 		for _, v := range gone {
-			op := Op{EntityKey: v.EntityKey, CustomerID: v.CustomerID, Kind: Deactivate, RemoteID: v.RemoteID, Hash: v.Hash}
-			op.IdemKey = IdempotencyKey(e.Key, name, Deactivate, v.EntityKey, fmt.Sprintf("%s@%d", v.Hash, v.LastRun))
+			key := partner.Key(v.EntityKey)
+			op := partner.Op{EntityKey: key, CustomerID: v.CustomerID, Kind: partner.Deactivate, RemoteID: v.RemoteID, Hash: v.Hash}
+			op.IdemKey = IdempotencyKey(e.key, name, partner.Deactivate, key, fmt.Sprintf("%s@%d", v.Hash, v.LastRun))
 			atomic.AddInt64(&l.counts.Deactivate, 1)
-			select {
-			case l.in <- op:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			// Outside the budget: a deactivation has no payload, and the
+			// guard bounds how many there are.
+			l.push(task{op: op})
 		}
 	}
 	return nil
+}
+
+// deactivationRefused says why switching off n of a partner's records is
+// refused, or "". The limit is the unsharded one (the fraction of all
+// active records, at least 10) split in proportion to this shard's share,
+// so that N shards, each deciding alone, together stay within it.
+func (e *Engine) deactivationRefused(ctx context.Context, name string, n int) (string, error) {
+	active, total, err := e.store.ActiveShare(ctx, name, e.keep)
+	if err != nil {
+		return "", err
+	}
+	limit := deactivateLimit(active, total, e.maxDeact)
+	if n <= limit {
+		return "", nil
+	}
+	of := ""
+	if active != total {
+		of = fmt.Sprintf(" (this shard's share of %d)", total)
+	}
+	return fmt.Sprintf("refusing to deactivate %d of %d active records%s (limit %d): check the source export is complete, or rerun with --max-deactivate", n, active, of, limit), nil
 }
 
 // deactivateLimit is how many of a shard's active records it may switch
@@ -790,7 +593,7 @@ func deactivateLimit(active, total int, fraction float64) int {
 func customersOnly(vs []ledger.Vanish) []ledger.Vanish {
 	out := vs[:0]
 	for _, v := range vs {
-		if strings.HasPrefix(v.EntityKey, "customer/") {
+		if partner.Key(v.EntityKey).IsCustomer() {
 			out = append(out, v)
 		}
 	}
@@ -803,29 +606,13 @@ type journal struct {
 	provider string
 }
 
-func (j journal) Note(ctx context.Context, op Op, detail string) error {
-	if j.store == nil {
-		return nil
-	}
-	return j.store.Note(ctx, j.runID, j.provider, op.EntityKey, op.CustomerID, detail)
+func (j journal) Note(ctx context.Context, op partner.Op, detail string) error {
+	return j.store.Note(ctx, j.runID, j.provider, string(op.EntityKey), op.CustomerID, detail)
 }
 
 func rejectRow(r model.Reject) ledger.RejectRow {
 	return ledger.RejectRow{Provider: r.Provider, File: r.Origin.File, Line: r.Origin.Line, EntityKey: r.EntityKey,
 		Field: r.Field, Reason: r.Reason, Message: truncate(r.Message, 1000)}
-}
-
-// customerOf extracts the customer id from "customer/<id>" or
-// "card/<id>/<card>".
-func customerOf(key string) string {
-	if rest, ok := strings.CutPrefix(key, "customer/"); ok {
-		return rest
-	}
-	if rest, ok := strings.CutPrefix(key, "card/"); ok {
-		id, _, _ := strings.Cut(rest, "/")
-		return id
-	}
-	return ""
 }
 
 func firstNonEmpty(a, b string) string {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/logx"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/pgtest"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 )
@@ -57,10 +59,37 @@ func source(cs []*model.Customer) load.Source {
 }
 
 type harness struct {
-	store *ledger.Store
-	sb    *datafeed.Sandbox
-	eng   *load.Engine
-	logs  *bytes.Buffer
+	store     *ledger.Store
+	sb        *datafeed.Sandbox
+	eng       *load.Engine
+	logs      *bytes.Buffer
+	providers []partner.Provider
+	opts      []load.Option
+}
+
+// with rebuilds the engine with more options (a later one wins).
+func (h *harness) with(t *testing.T, opts ...load.Option) {
+	t.Helper()
+	h.opts = append(h.opts, opts...)
+	h.eng = newEngine(t, h.store, h.providers, h.opts...)
+}
+
+// use rebuilds the engine with other partners.
+func (h *harness) use(t *testing.T, ps ...partner.Provider) {
+	t.Helper()
+	h.providers = ps
+	h.with(t)
+}
+
+const testKey = "test-key-0123456789"
+
+func newEngine(t *testing.T, store *ledger.Store, ps []partner.Provider, opts ...load.Option) *load.Engine {
+	t.Helper()
+	eng, err := load.New(store, ps, []byte(testKey), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
 }
 
 func newHarness(t *testing.T) *harness {
@@ -74,10 +103,9 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	logs := &bytes.Buffer{}
-	return &harness{store: store, sb: sb, logs: logs, eng: &load.Engine{
-		Store: store, Providers: []load.Provider{cl}, Key: []byte("test-key-0123456789"),
-		Log: logx.NewTo(zapcore.AddSync(logs), false, zapcore.DebugLevel), Deactivate: true,
-	}}
+	h := &harness{store: store, sb: sb, logs: logs, providers: []partner.Provider{cl}}
+	h.with(t, load.WithLogger(logx.NewTo(zapcore.AddSync(logs), false, zapcore.DebugLevel)), load.WithDeactivation(0, nil))
+	return h
 }
 
 func (h *harness) run(t *testing.T, cs []*model.Customer) *load.Summary {
@@ -161,16 +189,34 @@ func TestNightlyRerunMakesNoCallsAndOneChangeMakesOneUpdate(t *testing.T) {
 		t.Fatalf("sandbox saw %d updates", st.Updates)
 	}
 
-	h.eng.FullResync = true
+	h.with(t, load.WithFullResync(true))
 	sum = h.run(t, cs)
 	if sum.Providers["datafeed"].Update != 120 {
 		t.Fatalf("full resync updated %d, want 120", sum.Providers["datafeed"].Update)
 	}
 }
 
+// signalAfter closes done once n of its Sends have returned.
+type signalAfter struct {
+	partner.Provider
+	n    int64
+	sent atomic.Int64
+	done chan struct{}
+}
+
+func (s *signalAfter) Send(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result {
+	rs := s.Provider.Send(ctx, ops, j)
+	if s.sent.Add(1) == s.n {
+		close(s.done)
+	}
+	return rs
+}
+
 func TestCancelledRunIsRecordedAndResumable(t *testing.T) {
 	h := newHarness(t)
-	h.eng.PlanBatch = 50
+	took := &signalAfter{Provider: h.providers[0], n: 2, done: make(chan struct{})}
+	h.use(t, took)
+	h.with(t, load.WithPlanning(50, 2))
 	cs := makeCustomers(400)
 	ctx, cancel := context.WithCancel(context.Background())
 	id, _ := h.store.StartRun(ctx, ledger.RunInfo{Group: "g", Source: "test", Providers: []string{"datafeed"}, Version: "test"})
@@ -179,9 +225,7 @@ func TestCancelledRunIsRecordedAndResumable(t *testing.T) {
 	src := load.SourceFunc(func(ctx context.Context, emit func(*model.Customer) error, _ func(model.Reject) error) error {
 		for i, c := range cs {
 			if i == 200 {
-				for h.sb.State().Accepted < 2 {
-					time.Sleep(time.Millisecond)
-				}
+				<-took.done
 				cancel()
 			}
 			if err := emit(c); err != nil {
@@ -231,12 +275,12 @@ func assertNoCardData(t *testing.T, h *harness) {
 
 // capture wraps a provider and keeps the ops the engine sends it.
 type capture struct {
-	load.Provider
+	partner.Provider
 	mu  sync.Mutex
-	ops []load.Op
+	ops []partner.Op
 }
 
-func (c *capture) Send(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
+func (c *capture) Send(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result {
 	c.mu.Lock()
 	c.ops = append(c.ops, ops...)
 	c.mu.Unlock()
@@ -247,8 +291,8 @@ func (c *capture) Send(ctx context.Context, ops []load.Op, j load.Journal) []loa
 // so the client need not encode the payload again.
 func TestOpsCarryTheJSONTheirHashCovers(t *testing.T) {
 	h := newHarness(t)
-	cp := &capture{Provider: h.eng.Providers[0]}
-	h.eng.Providers = []load.Provider{cp}
+	cp := &capture{Provider: h.providers[0]}
+	h.use(t, cp)
 	if sum := h.run(t, makeCustomers(60)); !sum.Delivered() {
 		t.Fatalf("not delivered: %+v", sum.Providers["datafeed"])
 	}
@@ -257,7 +301,7 @@ func TestOpsCarryTheJSONTheirHashCovers(t *testing.T) {
 	}
 	for _, op := range cp.ops {
 		want, _ := json.Marshal(op.Payload)
-		hash, _ := load.ContentHash(h.eng.Key, op.Payload)
+		hash, _ := load.ContentHash([]byte(testKey), op.Payload)
 		if !bytes.Equal(op.Body, want) || op.Hash != hash {
 			t.Fatalf("%s: Body %q, Hash %s; want the payload's JSON %q and its hash %s", op.EntityKey, op.Body, op.Hash, want, hash)
 		}

@@ -20,10 +20,10 @@ import (
 func (e *Engine) Unchanged(ctx context.Context, ids []string, sums [][]byte) ([]bool, error) {
 	skip := make([]bool, len(ids))
 	rs := e.cur.Load()
-	if rs == nil || e.Scope == "" || e.FullResync || e.Store == nil || len(ids) == 0 {
+	if rs == nil || e.scope == "" || e.fullResync || e.store == nil || len(ids) == 0 {
 		return skip, nil
 	}
-	rs.fpOnce.Do(func() { rs.fpCursor = e.Store.Fingerprints(rs.ctx, e.Scope) })
+	rs.fpOnce.Do(func() { rs.fpCursor = e.store.Fingerprints(rs.ctx, e.scope) })
 	var seen []string
 	for i, id := range ids {
 		f, ok, err := rs.fpCursor.Seek(ctx, id)
@@ -38,16 +38,16 @@ func (e *Engine) Unchanged(ctx context.Context, ids []string, sums [][]byte) ([]
 		for pi, name := range rs.order {
 			n := f.Entities[pi]
 			atomic.AddInt64(&rs.lanes[name].counts.Unchanged, int64(n))
-			if e.Observer != nil {
+			if e.observer != nil {
 				for range n {
-					e.Observer.Unchanged(name)
+					e.observer.Unchanged(name)
 				}
 			}
 		}
 	}
 	// Only deactivation reads what a run saw.
 	if rs.runID != 0 && rs.deactivates && len(seen) > 0 {
-		if err := e.Store.MarkSeen(ctx, rs.runID, seen); err != nil {
+		if err := e.store.MarkSeen(ctx, rs.runID, seen); err != nil {
 			return nil, err
 		}
 	}
@@ -55,7 +55,7 @@ func (e *Engine) Unchanged(ctx context.Context, ids []string, sums [][]byte) ([]
 }
 
 // fpTracker holds the fingerprints of customers whose calls are in
-// flight: one is recorded once every call of its customer came back OK,
+// flight: one is recorded once every call of its customer came back partner.OK,
 // and dropped as soon as one did not.
 type fpTracker struct {
 	mu sync.Mutex

@@ -75,7 +75,7 @@ func (h *harness) runFast(t *testing.T, cs []*model.Customer) *load.Summary {
 // what the partner holds, even when that call then fails.
 func TestFingerprintsSkipUnchangedAndAreForgottenBeforeACall(t *testing.T) {
 	h := newHarness(t)
-	h.eng.Scope = "scope-1"
+	h.with(t, load.WithFingerprintScope("scope-1"))
 	cs := fingerprinted(makeCustomers(60), 1)
 
 	sum := h.runFast(t, cs)
@@ -94,7 +94,7 @@ func TestFingerprintsSkipUnchangedAndAreForgottenBeforeACall(t *testing.T) {
 	// Another scope (a new binary, other partners, a new month) vouches
 	// for nothing: everything is compared in full, nothing sent, and the
 	// fingerprints are recorded for the new scope.
-	h.eng.Scope = "scope-2"
+	h.with(t, load.WithFingerprintScope("scope-2"))
 	sum = h.runFast(t, cs)
 	if c := sum.Providers["datafeed"]; c.Unchanged != 60 || c.Calls != 0 || sum.Compared != 60 {
 		t.Fatalf("new scope: compared %d, %+v", sum.Compared, c)
@@ -110,8 +110,8 @@ func TestFingerprintsSkipUnchangedAndAreForgottenBeforeACall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := h.eng.Providers
-	h.eng.Providers = []load.Provider{cl}
+	up := h.providers
+	h.use(t, cl)
 	sum = h.runFast(t, cs)
 	if c := sum.Providers["datafeed"]; c.Update != 1 || c.Failed != 1 || sum.Compared != 1 {
 		t.Fatalf("changed customer, partner down: compared %d, %+v", sum.Compared, c)
@@ -122,7 +122,7 @@ func TestFingerprintsSkipUnchangedAndAreForgottenBeforeACall(t *testing.T) {
 
 	// The partner is back: the update lands and the new fingerprint is
 	// recorded; everyone else was skipped.
-	h.eng.Providers = up
+	h.use(t, up...)
 	sum = h.runFast(t, cs)
 	if c := sum.Providers["datafeed"]; c.Update != 1 || c.OK != 1 || c.Unchanged != 59 || sum.Compared != 1 {
 		t.Fatalf("partner back: compared %d, %+v", sum.Compared, c)

@@ -12,6 +12,7 @@ import (
 	"github.com/northwind-data/etl/internal/ledger"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/pgtest"
 	"github.com/northwind-data/etl/internal/shard"
 )
@@ -22,12 +23,12 @@ import (
 type fake struct {
 	batch int
 	// send answers one call; nil answers OK for every op.
-	send func(ctx context.Context, ops []load.Op, j load.Journal) []load.Result
+	send func(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result
 
 	mu          sync.Mutex
-	sent        []load.Op // every op Send was given
-	deactivated []load.Op
-	resolved    []load.Op
+	sent        []partner.Op // every op Send was given
+	deactivated []partner.Op
+	resolved    []partner.Op
 	calls       atomic.Int64 // Send, Deactivate and Resolve calls
 }
 
@@ -38,12 +39,12 @@ type fakePayload struct {
 func (f *fake) Name() string  { return "fake" }
 func (f *fake) MaxBatch() int { return max(f.batch, 1) }
 
-func (f *fake) Map(c *model.Customer) ([]load.Op, []model.Reject) {
-	return []load.Op{{EntityKey: "customer/" + c.ID, CustomerID: c.ID, Origin: c.Origin,
+func (f *fake) Map(c *model.Customer) ([]partner.Item, []model.Reject) {
+	return []partner.Item{{EntityKey: partner.CustomerKey(c.ID), CustomerID: c.ID, Origin: c.Origin,
 		Payload: fakePayload{ID: c.ID, Name: c.LastName}}}, nil
 }
 
-func (f *fake) Send(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
+func (f *fake) Send(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result {
 	f.calls.Add(1)
 	f.mu.Lock()
 	f.sent = append(f.sent, ops...)
@@ -54,20 +55,20 @@ func (f *fake) Send(ctx context.Context, ops []load.Op, j load.Journal) []load.R
 	return allOK(ops)
 }
 
-func (f *fake) Deactivate(ctx context.Context, op load.Op) load.Result {
+func (f *fake) Deactivate(ctx context.Context, op partner.Op) partner.Result {
 	f.calls.Add(1)
 	f.mu.Lock()
 	f.deactivated = append(f.deactivated, op)
 	f.mu.Unlock()
-	return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, Attempts: 1}
+	return partner.Result{EntityKey: op.EntityKey, Outcome: partner.OK, Attempts: 1}
 }
 
-func (f *fake) Resolve(ctx context.Context, op load.Op, j load.Journal) load.Result {
+func (f *fake) Resolve(ctx context.Context, op partner.Op, j partner.Journal) partner.Result {
 	f.calls.Add(1)
 	f.mu.Lock()
 	f.resolved = append(f.resolved, op)
 	f.mu.Unlock()
-	return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, Attempts: 1, RemoteID: "R-" + op.CustomerID}
+	return partner.Result{EntityKey: op.EntityKey, Outcome: partner.OK, Attempts: 1, RemoteID: "R-" + op.CustomerID}
 }
 
 func (f *fake) reset() {
@@ -77,18 +78,18 @@ func (f *fake) reset() {
 	f.calls.Store(0)
 }
 
-func allOK(ops []load.Op) []load.Result {
-	out := make([]load.Result, len(ops))
+func allOK(ops []partner.Op) []partner.Result {
+	out := make([]partner.Result, len(ops))
 	for i, op := range ops {
-		out[i] = load.Result{EntityKey: op.EntityKey, Outcome: load.OK, Attempts: 1, RemoteID: "R-" + op.CustomerID}
+		out[i] = partner.Result{EntityKey: op.EntityKey, Outcome: partner.OK, Attempts: 1, RemoteID: "R-" + op.CustomerID}
 	}
 	return out
 }
 
-func keys(ops []load.Op) map[string]bool {
+func keys(ops []partner.Op) map[string]bool {
 	m := map[string]bool{}
 	for _, op := range ops {
-		m[op.EntityKey] = true
+		m[op.EntityKey.String()] = true
 	}
 	return m
 }
@@ -97,15 +98,26 @@ type fakeRig struct {
 	store *ledger.Store
 	p     *fake
 	eng   *load.Engine
+	opts  []load.Option
+}
+
+// with rebuilds the engine with more options (a later one wins).
+func (r *fakeRig) with(t *testing.T, opts ...load.Option) {
+	t.Helper()
+	r.opts = append(r.opts, opts...)
+	eng, err := load.New(r.store, []partner.Provider{r.p}, []byte("guards-test-key-0123456789abcdef"), r.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.eng = eng
 }
 
 func newFakeRig(t *testing.T, p *fake) *fakeRig {
 	t.Helper()
 	store := ledger.FromPool(pgtest.NewPool(t))
-	return &fakeRig{store: store, p: p, eng: &load.Engine{
-		Store: store, Providers: []load.Provider{p}, Key: []byte("guards-test-key-0123456789abcdef"),
-		Concurrency: map[string]int{"fake": 4},
-	}}
+	r := &fakeRig{store: store, p: p}
+	r.with(t, load.WithWorkers(map[string]int{"fake": 4}))
+	return r
 }
 
 func (r *fakeRig) run(t *testing.T, cs []*model.Customer) *load.Summary {
@@ -143,15 +155,15 @@ var errUnauthorized = &httpx.Error{Partner: "fake", Op: "POST /customers", Kind:
 func TestFatalAnswerStopsThePartner(t *testing.T) {
 	for _, workers := range []int{1, 4} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
-			p := &fake{send: func(ctx context.Context, ops []load.Op, _ load.Journal) []load.Result {
-				out := make([]load.Result, len(ops))
+			p := &fake{send: func(ctx context.Context, ops []partner.Op, _ partner.Journal) []partner.Result {
+				out := make([]partner.Result, len(ops))
 				for i, op := range ops {
-					out[i] = load.FailureResult(op, errUnauthorized, 1)
+					out[i] = partner.FailureResult(op, errUnauthorized, 1)
 				}
 				return out
 			}}
 			r := newFakeRig(t, p)
-			r.eng.Concurrency = map[string]int{"fake": workers}
+			r.with(t, load.WithWorkers(map[string]int{"fake": workers}))
 			const n = 300
 			sum := r.run(t, makeCustomers(n))
 			c := sum.Providers["fake"]
@@ -212,7 +224,7 @@ func TestDeactivationGuard(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &fake{}
 			r := newFakeRig(t, p)
-			r.eng.Deactivate, r.eng.MaxDeactivateFraction = true, fraction
+			r.with(t, load.WithDeactivation(fraction, nil))
 			all := makeCustomers(n)
 			if sum := r.run(t, all); !sum.Delivered() {
 				t.Fatalf("first run: %+v", sum.Providers["fake"])
@@ -223,7 +235,7 @@ func TestDeactivationGuard(t *testing.T) {
 				drop := int(float64(len(part)) * tc.removed)
 				gone += drop
 				sh := shard.Shard{Index: i, Count: tc.shards}
-				r.eng.Keep = sh.Keep
+				r.with(t, load.WithDeactivation(fraction, sh.Keep))
 				sum := r.run(t, part[drop:])
 				msg, refused := sum.DeactGuard["fake"]
 				if refused != tc.refused {
@@ -264,20 +276,20 @@ func TestFewerResultsThanOpsAreFailed(t *testing.T) {
 	short.Store(true)
 	var mu sync.Mutex
 	answered := map[string]bool{}
-	p := &fake{batch: 10, send: func(ctx context.Context, ops []load.Op, _ load.Journal) []load.Result {
+	p := &fake{batch: 10, send: func(ctx context.Context, ops []partner.Op, _ partner.Journal) []partner.Result {
 		res := allOK(ops)
 		if short.Load() {
 			res = res[:len(ops)/2]
 		}
 		mu.Lock()
 		for _, r := range res {
-			answered[r.EntityKey] = true
+			answered[r.EntityKey.String()] = true
 		}
 		mu.Unlock()
 		return res
 	}}
 	r := newFakeRig(t, p)
-	r.eng.Concurrency = map[string]int{"fake": 1}
+	r.with(t, load.WithWorkers(map[string]int{"fake": 1}))
 	const n = 100
 	sum := r.run(t, makeCustomers(n))
 	c := sum.Providers["fake"]
@@ -325,15 +337,15 @@ func TestOpenIntentsGoToTheResolver(t *testing.T) {
 	var firstRun atomic.Bool
 	firstRun.Store(true)
 	p := &fake{}
-	p.send = func(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
+	p.send = func(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result {
 		out := allOK(ops)
 		for i, op := range ops {
 			if err := j.Note(ctx, op, "token-"+op.CustomerID); err != nil {
-				out[i] = load.Result{EntityKey: op.EntityKey, Outcome: load.Failed, Err: err}
+				out[i] = partner.Result{EntityKey: op.EntityKey, Outcome: partner.Failed, Err: err}
 				continue
 			}
 			if firstRun.Load() && strings.HasSuffix(op.CustomerID, "3") {
-				out[i] = load.Result{EntityKey: op.EntityKey, Outcome: load.Uncertain, Attempts: 1,
+				out[i] = partner.Result{EntityKey: op.EntityKey, Outcome: partner.Uncertain, Attempts: 1,
 					Err: &httpx.Error{Partner: "fake", Kind: httpx.Uncertain, Code: "timeout"}}
 			}
 		}
@@ -372,7 +384,7 @@ func TestOpenIntentsGoToTheResolver(t *testing.T) {
 func TestDryRunCallsNoPartnerAndWritesNothing(t *testing.T) {
 	p := &fake{}
 	r := newFakeRig(t, p)
-	r.eng.Deactivate = true
+	r.with(t, load.WithDeactivation(0, nil))
 	cs := makeCustomers(40)
 	r.run(t, cs)
 	p.reset()
@@ -381,14 +393,13 @@ func TestDryRunCallsNoPartnerAndWritesNothing(t *testing.T) {
 
 	changed := makeCustomers(45)[2:] // two vanished, five new
 	changed[0].LastName = "Changed"
-	var planned []load.Op
+	var planned []partner.Op
 	var mu sync.Mutex
-	r.eng.DryRun = true
-	r.eng.DryRunOps = func(_ string, op load.Op) {
+	r.with(t, load.WithDryRun(func(_ string, op partner.Op) {
 		mu.Lock()
 		planned = append(planned, op)
 		mu.Unlock()
-	}
+	}))
 	sum := r.run(t, changed)
 	if p.calls.Load() != 0 {
 		t.Fatalf("dry run made %d partner calls", p.calls.Load())

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/northwind-data/etl/internal/mac"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // ContentHash is the keyed HMAC-SHA256 of the payload's JSON (or of what
@@ -18,9 +19,9 @@ func ContentHash(key []byte, payload any) (string, error) {
 }
 
 // hashContent is ContentHash that also returns the JSON it hashed when
-// that is the payload's own encoding (not Hashable), for Op.Body.
+// that is the payload's own encoding (not partner.Hashable), for partner.Op.Body.
 func hashContent(key []byte, payload any) (string, []byte, error) {
-	hashable, ok := payload.(Hashable)
+	hashable, ok := payload.(partner.Hashable)
 	if ok {
 		payload = hashable.HashContent()
 	}
@@ -39,9 +40,9 @@ func hashContent(key []byte, payload any) (string, []byte, error) {
 // content always give the same key, so a retry or a rerun is recognised by
 // the partner, and new content gets a new key. It is shaped as a UUID
 // (version 8, "custom") because partners such as Synctera recommend UUIDs.
-func IdempotencyKey(key []byte, provider string, kind Kind, entityKey, hash string) string {
+func IdempotencyKey(key []byte, provider string, kind partner.Kind, entityKey partner.Key, hash string) string {
 	m := mac.Get(key)
-	for i, part := range [...]string{provider, string(kind), entityKey, hash} {
+	for i, part := range [...]string{provider, string(kind), string(entityKey), hash} {
 		if i > 0 {
 			m.WriteString("\x00")
 		}
@@ -63,6 +64,6 @@ func IdempotencyKey(key []byte, provider string, kind Kind, entityKey, hash stri
 // refusals (4xx) of this entity's creates: a partner that replays a
 // refusal under its key needs a new key once the data is fixed, and only
 // then.
-func CreateKey(key []byte, provider, entityKey string, generation int) string {
-	return IdempotencyKey(key, provider, Create, entityKey, "generation:"+strconv.Itoa(generation))
+func CreateKey(key []byte, provider string, entityKey partner.Key, generation int) string {
+	return IdempotencyKey(key, provider, partner.Create, entityKey, "generation:"+strconv.Itoa(generation))
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // Keys and hashes are compared with what earlier versions wrote to the
@@ -13,7 +14,7 @@ import (
 // computed independently (Python's hmac module).
 func TestKeysAndHashesAreStableAcrossVersions(t *testing.T) {
 	key := []byte("k")
-	if got, want := load.IdempotencyKey(key, "synctera", load.Create, "customer/C1001", "abc"), "4c331abe-f0a6-8cef-8fd5-b3caf5db487a"; got != want {
+	if got, want := load.IdempotencyKey(key, "synctera", partner.Create, "customer/C1001", "abc"), "4c331abe-f0a6-8cef-8fd5-b3caf5db487a"; got != want {
 		t.Errorf("IdempotencyKey = %s, want %s", got, want)
 	}
 	h, err := load.ContentHash(key, map[string]int{"a": 1})

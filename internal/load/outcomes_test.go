@@ -15,6 +15,7 @@ import (
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/logx"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // An update the partner has no API for (ClubReady, Q2 client meta) is
@@ -23,11 +24,11 @@ import (
 // new content recorded, so the next run does not plan it again).
 func TestUpdateWithoutAPIIsCountedNotSent(t *testing.T) {
 	p := &fake{}
-	p.send = func(_ context.Context, ops []load.Op, _ load.Journal) []load.Result {
+	p.send = func(_ context.Context, ops []partner.Op, _ partner.Journal) []partner.Result {
 		out := allOK(ops)
 		for i, op := range ops {
-			if op.Kind == load.Update {
-				out[i] = load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: op.RemoteID, RequestID: load.RequestNotSentNoUpdateAPI}
+			if op.Kind == partner.Update {
+				out[i] = partner.Result{EntityKey: op.EntityKey, Outcome: partner.OK, RemoteID: op.RemoteID, RequestID: partner.RequestNotSentNoUpdateAPI}
 			}
 		}
 		return out
@@ -46,7 +47,7 @@ func TestUpdateWithoutAPIIsCountedNotSent(t *testing.T) {
 	if !sum.Delivered() {
 		t.Fatal("an update with no API made the run partial")
 	}
-	if n := r.count(t, `SELECT count(*) FROM ledger WHERE operation = 'update' AND outcome = 'ok' AND request_id = $1 AND attempts = 0`, load.RequestNotSentNoUpdateAPI); n != 3 {
+	if n := r.count(t, `SELECT count(*) FROM ledger WHERE operation = 'update' AND outcome = 'ok' AND request_id = $1 AND attempts = 0`, partner.RequestNotSentNoUpdateAPI); n != 3 {
 		t.Fatalf("%d ledger rows record the unsent updates, want 3", n)
 	}
 	p.reset()
@@ -70,10 +71,10 @@ func TestFailedRowsRecordTheirAttempts(t *testing.T) {
 		{"breaker never let it out", &httpx.Error{Partner: "fake", Kind: httpx.Unavailable, Code: "breaker_open"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &fake{send: func(_ context.Context, ops []load.Op, _ load.Journal) []load.Result {
-				out := make([]load.Result, len(ops))
+			p := &fake{send: func(_ context.Context, ops []partner.Op, _ partner.Journal) []partner.Result {
+				out := make([]partner.Result, len(ops))
 				for i, op := range ops {
-					out[i] = load.FailureResult(op, tc.err, 0)
+					out[i] = partner.FailureResult(op, tc.err, 0)
 				}
 				return out
 			}}
@@ -92,7 +93,7 @@ func TestFailedRowsRecordTheirAttempts(t *testing.T) {
 // rejectingFake maps a customer whose last name says so to a reject.
 type rejectingFake struct{ fake }
 
-func (f *rejectingFake) Map(c *model.Customer) ([]load.Op, []model.Reject) {
+func (f *rejectingFake) Map(c *model.Customer) ([]partner.Item, []model.Reject) {
 	if strings.HasPrefix(c.LastName, "Bad") {
 		return nil, []model.Reject{{EntityKey: "customer/" + c.ID, Origin: c.Origin, Field: "last_name", Reason: "partner_mapping", Message: "bad name"}}
 	}
@@ -104,17 +105,20 @@ func (f *rejectingFake) Map(c *model.Customer) ([]load.Op, []model.Reject) {
 func TestDryRunReportsItsRejects(t *testing.T) {
 	p := &rejectingFake{}
 	r := newFakeRig(t, &p.fake)
-	r.eng.Providers = []load.Provider{p}
 	cs := makeCustomers(6)
 	cs[1].LastName, cs[4].LastName = "Bad1", "Bad4"
 	var mu sync.Mutex
 	var got []ledger.RejectRow
-	r.eng.DryRun = true
-	r.eng.DryRunRejects = func(rr ledger.RejectRow) {
-		mu.Lock()
-		got = append(got, rr)
-		mu.Unlock()
+	eng, err := load.New(r.store, []partner.Provider{p}, []byte("outcomes-test-key-0123456789abcdef"), load.WithDryRun(nil),
+		load.WithDryRunRejects(func(rr ledger.RejectRow) {
+			mu.Lock()
+			got = append(got, rr)
+			mu.Unlock()
+		}))
+	if err != nil {
+		t.Fatal(err)
 	}
+	r.eng = eng
 	src := load.SourceFunc(func(ctx context.Context, emit func(*model.Customer) error, reject func(model.Reject) error) error {
 		if err := reject(model.Reject{Origin: model.Origin{File: "customers.csv", Line: 99}, EntityKey: "customer/X", Field: "email", Reason: "bad_email"}); err != nil {
 			return err
@@ -144,7 +148,7 @@ func TestBatchFlushesAreLoggedAtDebug(t *testing.T) {
 	p := &fake{batch: 4}
 	r := newFakeRig(t, p)
 	var logs bytes.Buffer
-	r.eng.Log = logx.NewTo(zapcore.AddSync(&syncBuf{b: &logs}), false, zapcore.DebugLevel)
+	r.with(t, load.WithLogger(logx.NewTo(zapcore.AddSync(&syncBuf{b: &logs}), false, zapcore.DebugLevel)))
 	r.run(t, makeCustomers(10))
 	out := logs.String()
 	// Which reason each batch went for depends on timing (a quiet queue
@@ -161,7 +165,7 @@ func TestBatchFlushesAreLoggedAtDebug(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &l); err != nil {
 			t.Fatal(err)
 		}
-		if l.Partner != "fake" || l.Size < 1 || l.Size > 4 || !strings.Contains(" full idle drain resolve ", " "+l.Reason+" ") {
+		if l.Partner != "fake" || l.Size < 1 || l.Size > 4 || !strings.Contains(" full deadline idle drain cancelled ", " "+l.Reason+" ") {
 			t.Errorf("batch line %s", line)
 		}
 		sent += l.Size

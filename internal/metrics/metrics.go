@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // Metrics implements load.Observer and feeds httpx hooks.
@@ -54,9 +54,9 @@ func New() *Metrics {
 	return m
 }
 
-func (m *Metrics) Planned(p string, k load.Kind) { m.planned.WithLabelValues(p, string(k)).Inc() }
-func (m *Metrics) Unchanged(p string)            { m.unchanged.WithLabelValues(p).Inc() }
-func (m *Metrics) Finished(p string, r load.Result, _ time.Duration) {
+func (m *Metrics) Planned(p string, k partner.Kind) { m.planned.WithLabelValues(p, string(k)).Inc() }
+func (m *Metrics) Unchanged(p string)               { m.unchanged.WithLabelValues(p).Inc() }
+func (m *Metrics) Finished(p string, r partner.Result, _ time.Duration) {
 	m.records.WithLabelValues(p, string(r.Outcome)).Inc()
 }
 

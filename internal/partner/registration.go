@@ -10,7 +10,6 @@ import (
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/verify"
 )
 
@@ -27,7 +26,7 @@ type Registration struct {
 	Options OptionSchema
 	// Build makes the client from its config section (already validated
 	// by config check; Build still refuses what it cannot use).
-	Build func(p config.Partner, h httpx.Config) (load.Provider, error)
+	Build func(p config.Partner, h httpx.Config) (Provider, error)
 	// Sandbox makes the sandbox handler with the demo credentials.
 	Sandbox func(creds map[string]string) http.Handler
 	// DemoCredentials are what `etl sandbox` accepts by default.
@@ -44,7 +43,7 @@ type Registration struct {
 	Deactivates bool
 	// List walks the partner's records for `etl verify` (nil: the
 	// partner's documented API has no list).
-	List func(p load.Provider) verify.Lister
+	List func(p Provider) verify.Lister
 	// Count reads the sandbox state: records held and duplicates (tests).
 	Count func(sandbox http.Handler) (records, duplicates int)
 	// Intent reads the detail the partner journals before a call whose

@@ -9,6 +9,7 @@ import (
 	"github.com/northwind-data/etl/internal/bench"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/partners"
 	"github.com/northwind-data/etl/internal/transform"
 )
@@ -21,7 +22,7 @@ func FuzzMappers(f *testing.F) {
 	f.Add("Ada", "Lovelace", "ada@example.com", "+15125550100", "78753", "US", "4111111111111111", "123", 12, 2031, "credit", "visa", "1001", "ACTIVE")
 	f.Add("", "", "x", "phone", "", "", "4111 1111-1111 1111", "12a", 13, 99, "Debit", "amex", "-3", "prospect")
 	f.Add("名", "O'Brien", "a@b.c", "00441234567890", "SW1A 1AA", "gb", "378282246310005", "1234", 1, 2030, "credit", "", "", "INACTIVE")
-	var provs []load.Provider
+	var provs []partner.Provider
 	for _, sp := range partners.All() {
 		p, err := bench.OfflineProvider(sp)
 		if err != nil {
@@ -66,7 +67,7 @@ func FuzzMappers(f *testing.F) {
 				if _, err := load.ContentHash([]byte("k"), op.Payload); err != nil {
 					t.Fatalf("%s payload does not hash: %v", p.Name(), err)
 				}
-				if h, ok := op.Payload.(load.Hashable); ok && cvv != "" && len(cvv) >= 3 {
+				if h, ok := op.Payload.(partner.Hashable); ok && cvv != "" && len(cvv) >= 3 {
 					b, _ := json.Marshal(h.HashContent())
 					if strings.Contains(string(b), `"`+cvv+`"`) {
 						t.Fatalf("%s hashes the CVV", p.Name())

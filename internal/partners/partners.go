@@ -12,7 +12,6 @@ import (
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/clubready"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
@@ -95,7 +94,7 @@ func HTTPConfig(p config.Partner) httpx.Config {
 
 // Build constructs the enabled partners from cfg, restricted to only when
 // non-empty. tune may adjust each partner's httpx.Config (metrics hooks).
-func Build(cfg *config.Config, only []string, tune func(name string, h *httpx.Config)) ([]load.Provider, error) {
+func Build(cfg *config.Config, only []string, tune func(name string, h *httpx.Config)) ([]partner.Provider, error) {
 	want := map[string]bool{}
 	for _, n := range only {
 		n = strings.TrimSpace(n)
@@ -110,7 +109,7 @@ func Build(cfg *config.Config, only []string, tune func(name string, h *httpx.Co
 		}
 		want[n] = true
 	}
-	var out []load.Provider
+	var out []partner.Provider
 	for _, s := range All() {
 		p, ok := cfg.Partners[s.Name]
 		if !ok || !p.On() || (len(want) > 0 && !want[s.Name]) {

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 type counter struct {
@@ -85,7 +86,7 @@ func (pr *Progress) get(p string) *counter {
 	return c
 }
 
-func (pr *Progress) Planned(p string, _ load.Kind) {
+func (pr *Progress) Planned(p string, _ partner.Kind) {
 	c := pr.get(p)
 	n := c.planned.Add(1)
 	if c.bar != nil {
@@ -95,10 +96,10 @@ func (pr *Progress) Planned(p string, _ load.Kind) {
 
 func (pr *Progress) Unchanged(p string) { pr.get(p).unchanged.Add(1) }
 
-func (pr *Progress) Finished(p string, r load.Result, _ time.Duration) {
+func (pr *Progress) Finished(p string, r partner.Result, _ time.Duration) {
 	c := pr.get(p)
 	c.done.Add(1)
-	if r.Outcome != load.OK {
+	if r.Outcome != partner.OK {
 		c.failed.Add(1)
 	}
 	if c.bar != nil {
@@ -166,7 +167,7 @@ func (pr *Progress) Close() {
 // Multi fans one observer call out to several.
 type Multi []load.Observer
 
-func (m Multi) Planned(p string, k load.Kind) {
+func (m Multi) Planned(p string, k partner.Kind) {
 	for _, o := range m {
 		o.Planned(p, k)
 	}
@@ -176,7 +177,7 @@ func (m Multi) Unchanged(p string) {
 		o.Unchanged(p)
 	}
 }
-func (m Multi) Finished(p string, r load.Result, d time.Duration) {
+func (m Multi) Finished(p string, r partner.Result, d time.Duration) {
 	for _, o := range m {
 		o.Finished(p, r, d)
 	}

@@ -55,3 +55,13 @@ func (s Shard) String() string {
 	}
 	return fmt.Sprintf("%d/%d", s.Index, s.Count)
 }
+
+// Rate is this shard's share of a partner's rate limit (requests per
+// second): N shards, each taking 1/N, together stay within the limit
+// without coordinating. 0 (no limit) stays 0.
+func (s Shard) Rate(perSec float64) float64 {
+	if s.Count <= 1 || perSec <= 0 {
+		return perSec
+	}
+	return perSec / float64(s.Count)
+}

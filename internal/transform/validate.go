@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // Validator holds what validation depends on besides the record: the
@@ -38,7 +39,7 @@ func NewValidator(fingerprintKey []byte, now time.Time) *Validator {
 // stays. Accounts left without cards stay: a customer may have none.
 func (v *Validator) Validate(c *model.Customer) (ok bool, rejects []model.Reject) {
 	c.ID = strings.TrimSpace(c.ID)
-	custKey := "customer/" + c.ID
+	custKey := partner.CustomerKey(c.ID).String()
 	bad := func(field, reason, format string, args ...any) {
 		rejects = append(rejects, model.Reject{Origin: c.Origin, EntityKey: custKey, Field: field, Reason: reason, Message: fmt.Sprintf(format, args...)})
 	}
@@ -213,7 +214,7 @@ func (v *Validator) validateCard(c *model.Customer, cd *model.Card) []model.Reje
 // card number is masked (SafeCardID): the key goes to the ledger, reject
 // files and logs.
 func CardKey(customerID, cardID string) string {
-	return "card/" + customerID + "/" + SafeCardID(cardID)
+	return partner.CardKey(customerID, SafeCardID(cardID)).String()
 }
 
 // maskedCardID stands in for a card id that is a card number.

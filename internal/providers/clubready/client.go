@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/redact"
 )
 
@@ -32,7 +32,7 @@ const (
 	RequestImportedNoID = "imported-without-profile-id"
 	// RequestNoUpdateAPI: an Update op was not sent, because ClubReady
 	// documents no way to change an imported payment profile (docs/partners/clubready.md).
-	RequestNoUpdateAPI = load.RequestNotSentNoUpdateAPI
+	RequestNoUpdateAPI = partner.RequestNotSentNoUpdateAPI
 )
 
 // maxTokens caps the ProfileTokens one op may fetch: the first, one to
@@ -64,8 +64,8 @@ type Config struct {
 	HTTP httpx.Config
 }
 
-// Client imports cards into ClubReady. It implements load.Provider and
-// load.Resolver, not load.Deactivator: no call removes a payment profile.
+// Client imports cards into ClubReady. It implements partner.Provider and
+// partner.Resolver, not partner.Deactivator: no call removes a payment profile.
 // Safe for concurrent use.
 type Client struct {
 	http   *httpx.Client
@@ -77,8 +77,8 @@ type Client struct {
 }
 
 var (
-	_ load.Provider = (*Client)(nil)
-	_ load.Resolver = (*Client)(nil)
+	_ partner.Provider = (*Client)(nil)
+	_ partner.Resolver = (*Client)(nil)
 )
 
 // New checks the configuration before any call is made.
@@ -148,11 +148,11 @@ func (c *Client) MaxBatch() int { return 1 }
 func (c *Client) HTTP() *httpx.Client { return c.http }
 
 // Map turns a customer into one op per open card (docs/partners/clubready.md).
-func (c *Client) Map(cu *model.Customer) ([]load.Op, []model.Reject) { return mapCustomer(cu) }
+func (c *Client) Map(cu *model.Customer) ([]partner.Item, []model.Reject) { return mapCustomer(cu) }
 
 // Send imports each op's card in turn and returns one Result per op.
-func (c *Client) Send(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
-	out := make([]load.Result, len(ops))
+func (c *Client) Send(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result {
+	out := make([]partner.Result, len(ops))
 	for i, op := range ops {
 		out[i] = c.deliver(ctx, op, j)
 	}
@@ -161,21 +161,21 @@ func (c *Client) Send(ctx context.Context, ops []load.Op, j load.Journal) []load
 
 // deliver fetches a token from the vault immediately before the import,
 // notes it in the journal, then imports it.
-func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.Result {
+func (c *Client) deliver(ctx context.Context, op partner.Op, j partner.Journal) partner.Result {
 	switch op.Kind {
-	case load.Deactivate:
-		// The engine deactivates only through load.Deactivator, which
+	case partner.Deactivate:
+		// The engine deactivates only through partner.Deactivator, which
 		// this client does not implement: reaching here is a wiring bug.
-		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "deactivate", Kind: httpx.Fatal, Code: "unsupported",
+		return partner.FailureResult(op, &httpx.Error{Partner: Name, Op: "deactivate", Kind: httpx.Fatal, Code: "unsupported",
 			Message: "ClubReady has no deactivation API"}, 0)
-	case load.Update:
+	case partner.Update:
 		// Importing again would give the member a second copy of the
 		// card, and no call changes or removes a payment profile.
-		return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: op.RemoteID, RequestID: RequestNoUpdateAPI}
+		return partner.Result{EntityKey: op.EntityKey, Outcome: partner.OK, RemoteID: op.RemoteID, RequestID: RequestNoUpdateAPI}
 	}
 	req, ok := payload(op)
 	if !ok {
-		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + ImportPath, Kind: httpx.Fatal, Code: "bad_payload",
+		return partner.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + ImportPath, Kind: httpx.Fatal, Code: "bad_payload",
 			Message: "op payload is not a clubready.VaultRequest with a card, an owner and an ExternalRef"}, 0)
 	}
 	attempts, refreshed := 0, false
@@ -193,7 +193,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 		}
 		if j != nil {
 			if err := j.Note(ctx, op, IntentDetail{Token: tok.ProfileToken, Last4: model.NewPAN(req.CardNumber).Last4(), Member: req.OwnerId}.String()); err != nil {
-				return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal",
+				return partner.FailureResult(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal",
 					Message: "could not record the ProfileToken before its import; nothing was imported", Err: err}, attempts)
 			}
 		}
@@ -213,7 +213,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 		}
 		return a.result(op, req, attempts, false)
 	}
-	return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + ImportPath, Kind: httpx.Retryable, Code: "token_stale",
+	return partner.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + ImportPath, Kind: httpx.Retryable, Code: "token_stale",
 		Message: "every fresh ProfileToken was too old before its import could go out (rate limit or journal too slow); nothing was imported"}, attempts)
 }
 
@@ -222,7 +222,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 // lifetime is retried: single use, so it cannot import the card twice. An
 // expired or missing token is never replaced by a fresh one, which could:
 // the op stays uncertain and the message asks an operator to look.
-func (c *Client) Resolve(ctx context.Context, op load.Op, _ load.Journal) load.Result {
+func (c *Client) Resolve(ctx context.Context, op partner.Op, _ partner.Journal) partner.Result {
 	req, ok := payload(op)
 	tok := strings.TrimSpace(ParseIntent(op.Intent).Token)
 	if tok == "" {
@@ -382,12 +382,12 @@ func classify(msg string) verdict {
 // result turns an answer into the op's Result. resolving: the token came
 // from a previous run, which may have imported it, so nothing short of an
 // answer settles the op.
-func (a importAnswer) result(op load.Op, req VaultRequest, attempts int, resolving bool) load.Result {
-	r := load.Result{EntityKey: op.EntityKey, HTTPStatus: a.status, Attempts: attempts}
+func (a importAnswer) result(op partner.Op, req VaultRequest, attempts int, resolving bool) partner.Result {
+	r := partner.Result{EntityKey: op.EntityKey, HTTPStatus: a.status, Attempts: attempts}
 	opName := "POST " + ImportPath
 	switch a.verdict {
 	case verdictImported:
-		r.Outcome = load.OK
+		r.Outcome = partner.OK
 		if a.profileID > 0 {
 			r.RemoteID = strconv.FormatInt(a.profileID, 10)
 		} else {
@@ -395,7 +395,7 @@ func (a importAnswer) result(op load.Op, req VaultRequest, attempts int, resolvi
 		}
 		return r
 	case verdictReused:
-		r.Outcome, r.RequestID = load.OK, RequestConfirmedByReuse
+		r.Outcome, r.RequestID = partner.OK, RequestConfirmedByReuse
 		return r
 	case verdictRefused:
 		if a.maybeSent || resolving {
@@ -404,13 +404,13 @@ func (a importAnswer) result(op load.Op, req VaultRequest, attempts int, resolvi
 			// card, and only "already used" would have said so. Keep the
 			// intent open: the rerun retries the same token while it
 			// lives, and asks an operator once it has expired.
-			r.Outcome = load.Uncertain
+			r.Outcome = partner.Uncertain
 			r.Err = &httpx.Error{Partner: Name, Op: opName, Kind: httpx.Uncertain, Status: a.status, Code: "import_unsettled",
 				Message: "ClubReady refused a retry of a token that an earlier attempt may have imported (" + a.message +
 					"); the rerun retries the same token", Err: a.err}
 			return r
 		}
-		r.Outcome = load.Rejected
+		r.Outcome = partner.Rejected
 		r.Err = a.err
 		if r.Err == nil {
 			r.Err = &httpx.Error{Partner: Name, Op: opName, Kind: httpx.Rejected, Status: a.status, Code: "import_refused", Message: a.message}
@@ -422,12 +422,12 @@ func (a importAnswer) result(op load.Op, req VaultRequest, attempts int, resolvi
 			// rerun can tell; only ClubReady's records can.
 			return unresolved(op, req, "an attempt's answer was lost and ClubReady now refuses the token as expired", a.status, attempts)
 		}
-		r.Outcome = load.Failed
+		r.Outcome = partner.Failed
 		r.Err = &httpx.Error{Partner: Name, Op: opName, Kind: httpx.Retryable, Status: a.status, Code: "token_expired",
 			Message: "ClubReady refused a fresh ProfileToken as expired twice; nothing was imported (check the clocks)"}
 		return r
 	case verdictUnreadable:
-		r.Outcome = load.Uncertain
+		r.Outcome = partner.Uncertain
 		r.Err = &httpx.Error{Partner: Name, Op: opName, Kind: httpx.Uncertain, Status: a.status, Code: "bad_response",
 			Message: "import answer cannot be read; the rerun retries the same token"}
 		return r
@@ -435,32 +435,32 @@ func (a importAnswer) result(op load.Op, req VaultRequest, attempts int, resolvi
 	kind := httpx.KindOf(a.err)
 	switch {
 	case kind == httpx.Rejected && !a.maybeSent && !resolving:
-		return load.FailureResult(op, a.err, attempts)
+		return partner.FailureResult(op, a.err, attempts)
 	case kind == httpx.Uncertain:
-		r.Outcome, r.Err = load.Uncertain, a.err
+		r.Outcome, r.Err = partner.Uncertain, a.err
 		return r
 	case a.maybeSent || resolving:
 		// The last attempt did not get through, but an earlier one (or
 		// the previous run) may have: keep the intent open so that the
 		// rerun retries this very token. A fatal error stays fatal so
 		// that the engine still stops the partner.
-		r.Outcome, r.Err = load.Uncertain, a.err
+		r.Outcome, r.Err = partner.Uncertain, a.err
 		if kind != httpx.Fatal {
 			r.Err = &httpx.Error{Partner: Name, Op: opName, Kind: httpx.Uncertain, Status: a.status, Code: "import_unsettled",
 				Message: "the import may have been made by an attempt whose answer was lost; the rerun retries the same token", Err: a.err}
 		}
 		return r
 	}
-	return load.FailureResult(op, a.err, attempts)
+	return partner.FailureResult(op, a.err, attempts)
 }
 
 // unresolved is the answer when the import can be neither confirmed nor
 // safely retried.
-func unresolved(op load.Op, req VaultRequest, why string, status, attempts int) load.Result {
-	card, where := op.EntityKey, "a payment profile with ExternalRef "+op.EntityKey
+func unresolved(op partner.Op, req VaultRequest, why string, status, attempts int) partner.Result {
+	card, where := op.EntityKey.String(), "a payment profile with ExternalRef "+op.EntityKey.String()
 	if req.CardNumber != "" {
 		p := model.NewPAN(req.CardNumber)
-		card = p.Masked() + " (" + op.EntityKey + ")"
+		card = p.Masked() + " (" + op.EntityKey.String() + ")"
 		where = "a payment profile ending " + p.Last4()
 	}
 	if req.OwnerId > 0 {
@@ -468,15 +468,15 @@ func unresolved(op load.Op, req VaultRequest, why string, status, attempts int) 
 		where += " on member " + strconv.Itoa(req.OwnerId)
 	}
 	msg := "cannot tell whether card " + card + " was imported: " + why + ". Check ClubReady for " + where +
-		", then settle it: etl intents settle --entity " + op.EntityKey + " --as delivered|resend --by NAME --reason TEXT" +
+		", then settle it: etl intents settle --entity " + op.EntityKey.String() + " --as delivered|resend --by NAME --reason TEXT" +
 		" (a new ProfileToken would import the card a second time)"
-	return load.Result{EntityKey: op.EntityKey, Outcome: load.Uncertain, HTTPStatus: status, Attempts: attempts,
-		Err: &httpx.Error{Partner: Name, Op: "resolve", Kind: httpx.Uncertain, Code: load.CodeNeedsOperator, Message: msg}}
+	return partner.Result{EntityKey: op.EntityKey, Outcome: partner.Uncertain, HTTPStatus: status, Attempts: attempts,
+		Err: &httpx.Error{Partner: Name, Op: "resolve", Kind: httpx.Uncertain, Code: partner.CodeNeedsOperator, Message: msg}}
 }
 
 // vaultFailure maps a vault error: nothing reached ClubReady, so nothing
 // is uncertain.
-func vaultFailure(op load.Op, err error, attempts int) load.Result {
+func vaultFailure(op partner.Op, err error, attempts int) partner.Result {
 	var he *httpx.Error
 	if !errors.As(err, &he) {
 		he = &httpx.Error{Partner: Name, Op: "POST " + VaultPath, Kind: httpx.Retryable, Code: "vault",
@@ -485,23 +485,12 @@ func vaultFailure(op load.Op, err error, attempts int) load.Result {
 		he = &httpx.Error{Partner: Name, Op: he.Op, Kind: httpx.Retryable, Status: he.Status, Code: "vault_answer_lost",
 			Message: "the vault's answer was lost; no token was imported, the rerun stores the card again", Err: err}
 	}
-	return load.FailureResult(op, he, attempts)
+	return partner.FailureResult(op, he, attempts)
 }
 
-func payload(op load.Op) (VaultRequest, bool) {
-	var req VaultRequest
-	switch p := op.Payload.(type) {
-	case VaultRequest:
-		req = p
-	case *VaultRequest:
-		if p == nil {
-			return req, false
-		}
-		req = *p
-	default:
-		return req, false
-	}
-	return req, req.ExternalRef != "" && req.CardNumber != "" && req.OwnerId > 0
+func payload(op partner.Op) (VaultRequest, bool) {
+	req, ok := partner.PayloadOf[VaultRequest](op)
+	return req, ok && req.ExternalRef != "" && req.CardNumber != "" && req.OwnerId > 0
 }
 
 // errStaleToken stops an attempt whose token grew too old before it went

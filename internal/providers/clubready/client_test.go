@@ -14,14 +14,14 @@ import (
 
 	"github.com/northwind-data/etl/internal/golden"
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/clubready"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
 
-func send(t *testing.T, c *clubready.Client, op load.Op, j load.Journal) load.Result {
+func send(t *testing.T, c *clubready.Client, op partner.Op, j partner.Journal) partner.Result {
 	t.Helper()
-	res := c.Send(context.Background(), []load.Op{op}, j)
+	res := c.Send(context.Background(), []partner.Op{op}, j)
 	if len(res) != 1 {
 		t.Fatalf("%d results for one op", len(res))
 	}
@@ -48,7 +48,7 @@ func TestGoldenBodies(t *testing.T) {
 	c := newClient(t, e, nil)
 	for i, name := range []string{"default_card", "second_card"} {
 		op := ops(t, c, customer("C1"))[i]
-		if r := send(t, c, op, nil); r.Outcome != load.OK {
+		if r := send(t, c, op, nil); r.Outcome != partner.OK {
 			t.Fatalf("%s: %+v", name, r)
 		}
 		vault, imp := rec.byPath(clubready.VaultPath)[i], rec.byPath(clubready.ImportPath)[i]
@@ -94,7 +94,7 @@ func TestImportCreatesProfilesAndNotesTheTokenFirst(t *testing.T) {
 	for i, op := range all {
 		r := send(t, c, op, j)
 		want := []string{"1", "2"}[i]
-		if r.Outcome != load.OK || r.Err != nil || r.RemoteID != want || r.RequestID != "" || r.HTTPStatus != 200 || r.Attempts != 1 {
+		if r.Outcome != partner.OK || r.Err != nil || r.RemoteID != want || r.RequestID != "" || r.HTTPStatus != 200 || r.Attempts != 1 {
 			t.Fatalf("op %d: %+v", i, r)
 		}
 	}
@@ -158,7 +158,7 @@ func TestTokenTooOldIsReplacedBeforeTheImport(t *testing.T) {
 			c := newClient(t, e, func(cfg *clubready.Config) { cfg.Vault = v })
 			r := send(t, c, ops(t, c, customer("C1"))[0], j)
 			st := e.sb.State()
-			if r.Outcome != load.OK || r.RemoteID != "1" || r.Attempts != 1 {
+			if r.Outcome != partner.OK || r.RemoteID != "1" || r.Attempts != 1 {
 				t.Fatalf("result %+v", r)
 			}
 			// The first token was never sent: no refusal, one profile.
@@ -188,7 +188,7 @@ func TestTokenGrownOldWhileRetryingIsReplaced(t *testing.T) {
 	c := newClient(t, e, nil)
 	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
 	st := e.sb.State()
-	if r.Outcome != load.OK || r.RemoteID != "1" || r.Attempts != 2 {
+	if r.Outcome != partner.OK || r.RemoteID != "1" || r.Attempts != 2 {
 		t.Fatalf("result %+v", r)
 	}
 	if st.TokensIssued != 2 || st.Imports != 1 || st.ExpiredRefusals != 0 || len(st.Profiles) != 1 {
@@ -206,7 +206,7 @@ func TestExpiredAnswerFetchesANewTokenOnce(t *testing.T) {
 	})
 	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
 	st := e.sb.State()
-	if r.Outcome != load.OK || r.RemoteID != "1" || r.Err != nil || r.Attempts != 2 {
+	if r.Outcome != partner.OK || r.RemoteID != "1" || r.Err != nil || r.Attempts != 2 {
 		t.Fatalf("result %+v", r)
 	}
 	if st.ExpiredRefusals != 1 || st.TokensIssued != 2 || len(st.Profiles) != 1 || st.Duplicates != 0 {
@@ -220,7 +220,7 @@ func TestExpiredAnswerFetchesANewTokenOnce(t *testing.T) {
 		cfg.Vault, cfg.Now = v2, func() time.Time { return t0 }
 	})
 	r = send(t, c2, ops(t, c2, customer("C2"))[0], &journal{})
-	if r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Retryable || httpx.CodeOf(r.Err) != "token_expired" || v2.calls != 2 {
+	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Retryable || httpx.CodeOf(r.Err) != "token_expired" || v2.calls != 2 {
 		t.Fatalf("second expiry: %+v (vault calls %d)", r, v2.calls)
 	}
 	if st := e.sb.State(); len(st.Profiles) != 1 {
@@ -236,7 +236,7 @@ func TestForgedTokenIsRejected(t *testing.T) {
 	c := newClient(t, e, func(cfg *clubready.Config) { cfg.Vault = newVault(t, forger.URL, vaultKey) })
 	r := send(t, c, ops(t, c, customer("C1"))[0], nil)
 	var he *httpx.Error
-	if r.Outcome != load.Rejected || !errors.As(r.Err, &he) || he.Kind != httpx.Rejected || he.Status != 200 ||
+	if r.Outcome != partner.Rejected || !errors.As(r.Err, &he) || he.Kind != httpx.Rejected || he.Status != 200 ||
 		!strings.Contains(he.Message, "signature") {
 		t.Fatalf("result %+v", r)
 	}
@@ -261,7 +261,7 @@ func TestSuccessFalseIsARejectWithThePartnersMessage(t *testing.T) {
 		c := newClient(t, e, nil)
 		r := send(t, c, ops(t, c, customer("C1"))[0], nil)
 		var he *httpx.Error
-		if r.Outcome != load.Rejected || r.RemoteID != "" || !errors.As(r.Err, &he) || he.Kind != httpx.Rejected ||
+		if r.Outcome != partner.Rejected || r.RemoteID != "" || !errors.As(r.Err, &he) || he.Kind != httpx.Rejected ||
 			he.Message != tc.want || he.Code != "import_refused" || r.HTTPStatus != 200 {
 			t.Errorf("%q: %+v", tc.message, r)
 		}
@@ -280,7 +280,7 @@ func TestLostAnswerIsRetriedWithTheSameToken(t *testing.T) {
 	c := newClient(t, e, nil)
 	j := &journal{}
 	r := send(t, c, ops(t, c, customer("C1"))[0], j)
-	if r.Outcome != load.OK || r.Err != nil || r.RemoteID != "" || r.RequestID != clubready.RequestConfirmedByReuse || r.Attempts != 2 {
+	if r.Outcome != partner.OK || r.Err != nil || r.RemoteID != "" || r.RequestID != clubready.RequestConfirmedByReuse || r.Attempts != 2 {
 		t.Fatalf("result %+v", r)
 	}
 	st := e.sb.State()
@@ -307,7 +307,7 @@ func TestLostAnswerThenOutageStaysUncertain(t *testing.T) {
 	}))
 	c := newClient(t, e, nil)
 	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
-	if r.Outcome != load.Uncertain || httpx.KindOf(r.Err) != httpx.Uncertain || r.Attempts != 3 {
+	if r.Outcome != partner.Uncertain || httpx.KindOf(r.Err) != httpx.Uncertain || r.Attempts != 3 {
 		t.Fatalf("result %+v", r)
 	}
 }
@@ -321,7 +321,7 @@ func TestRefusedBeforeProcessingFails(t *testing.T) {
 	}))
 	c := newClient(t, e, nil)
 	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
-	if r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Retryable || r.HTTPStatus != 429 || r.Attempts != 3 {
+	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Retryable || r.HTTPStatus != 429 || r.Attempts != 3 {
 		t.Fatalf("result %+v", r)
 	}
 }
@@ -340,14 +340,14 @@ func TestResolve(t *testing.T) {
 		c := newClient(t, e, func(cfg *clubready.Config) { cfg.HTTP.MaxAttempts = 1 })
 		j := &journal{}
 		op := ops(t, c, customer("C1"))[0]
-		if r := send(t, c, op, j); r.Outcome != load.Uncertain {
+		if r := send(t, c, op, j); r.Outcome != partner.Uncertain {
 			t.Fatalf("lost answer, no retry: %+v", r)
 		}
 		// The rerun: the engine hands the noted token back.
 		op.Intent = j.all()[0]
 		e.clock.Advance(2 * time.Minute)
 		r := c.Resolve(ctx, op, j)
-		if r.Outcome != load.OK || r.Err != nil || r.RequestID != clubready.RequestConfirmedByReuse || r.EntityKey != op.EntityKey {
+		if r.Outcome != partner.OK || r.Err != nil || r.RequestID != clubready.RequestConfirmedByReuse || r.EntityKey != op.EntityKey {
 			t.Fatalf("resolve %+v", r)
 		}
 		if st := e.sb.State(); len(st.Profiles) != 1 || st.TokensIssued != 1 || len(j.all()) != 1 {
@@ -366,7 +366,7 @@ func TestResolve(t *testing.T) {
 		}
 		op.Intent = tok.ProfileToken
 		r := c.Resolve(ctx, op, nil)
-		if r.Outcome != load.OK || r.RemoteID != "1" || r.HTTPStatus != 200 {
+		if r.Outcome != partner.OK || r.RemoteID != "1" || r.HTTPStatus != 200 {
 			t.Fatalf("resolve %+v", r)
 		}
 		if st := e.sb.State(); len(st.Profiles) != 1 || st.TokensIssued != 1 || !st.Profiles[0].Preferred {
@@ -376,9 +376,9 @@ func TestResolve(t *testing.T) {
 
 	unresolved := []struct {
 		name   string
-		intent func(t *testing.T, e *env, op load.Op) string
+		intent func(t *testing.T, e *env, op partner.Op) string
 	}{
-		{"expired token", func(t *testing.T, e *env, op load.Op) string {
+		{"expired token", func(t *testing.T, e *env, op partner.Op) string {
 			tok, err := newVault(t, e.url, vaultKey).CreateProfile(ctx, op.Payload.(clubready.VaultRequest))
 			if err != nil {
 				t.Fatal(err)
@@ -386,8 +386,8 @@ func TestResolve(t *testing.T) {
 			e.clock.Advance(5*time.Minute + time.Second)
 			return tok.ProfileToken
 		}},
-		{"no token", func(*testing.T, *env, load.Op) string { return "" }},
-		{"unreadable token", func(*testing.T, *env, load.Op) string { return "not-a-jwt" }},
+		{"no token", func(*testing.T, *env, partner.Op) string { return "" }},
+		{"unreadable token", func(*testing.T, *env, partner.Op) string { return "not-a-jwt" }},
 	}
 	for _, tc := range unresolved {
 		t.Run(tc.name, func(t *testing.T) {
@@ -397,7 +397,7 @@ func TestResolve(t *testing.T) {
 			op.Intent = tc.intent(t, e, op)
 			r := c.Resolve(ctx, op, nil)
 			var he *httpx.Error
-			if r.Outcome != load.Uncertain || !errors.As(r.Err, &he) || he.Kind != httpx.Uncertain || he.Code != load.CodeNeedsOperator {
+			if r.Outcome != partner.Uncertain || !errors.As(r.Err, &he) || he.Kind != httpx.Uncertain || he.Code != partner.CodeNeedsOperator {
 				t.Fatalf("resolve %+v", r)
 			}
 			for _, want := range []string{"411111******1111", "card/C1/K1", "member 100123", "ending 1111", "etl intents settle --entity card/C1/K1"} {
@@ -426,7 +426,7 @@ func TestResolve(t *testing.T) {
 		op.Intent = tok.ProfileToken
 		// Failed would settle the intent and let the rerun send a fresh
 		// token, though the previous run's import may have gone through.
-		if r := c.Resolve(ctx, op, nil); r.Outcome != load.Uncertain || r.Attempts != 3 {
+		if r := c.Resolve(ctx, op, nil); r.Outcome != partner.Uncertain || r.Attempts != 3 {
 			t.Fatalf("resolve %+v", r)
 		}
 	})
@@ -447,7 +447,7 @@ func TestBadCredentialsAreFatal(t *testing.T) {
 			c := newClient(t, e, tc.mod)
 			r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
 			var he *httpx.Error
-			if r.Outcome != load.Failed || !errors.As(r.Err, &he) || he.Kind != httpx.Fatal || he.Status != 401 ||
+			if r.Outcome != partner.Failed || !errors.As(r.Err, &he) || he.Kind != httpx.Fatal || he.Status != 401 ||
 				he.Code != "Unauthorized" || he.Op != tc.op || r.HTTPStatus != 401 {
 				t.Fatalf("result %+v", r)
 			}
@@ -463,7 +463,7 @@ func TestBadCredentialsAreFatal(t *testing.T) {
 
 func TestApiKeyNeverInAnError(t *testing.T) {
 	var errs []error
-	collect := func(r load.Result) {
+	collect := func(r partner.Result) {
 		if r.Err == nil {
 			t.Errorf("no error: %+v", r)
 			return
@@ -530,16 +530,16 @@ func TestUpdateAndDeactivateAreNotSent(t *testing.T) {
 	e := newEnv(t, nil)
 	c := newClient(t, e, nil)
 	op := ops(t, c, customer("C1"))[0]
-	op.Kind, op.RemoteID = load.Update, "42"
+	op.Kind, op.RemoteID = partner.Update, "42"
 	r := send(t, c, op, &journal{})
-	if r.Outcome != load.OK || r.RemoteID != "42" || r.RequestID != clubready.RequestNoUpdateAPI {
+	if r.Outcome != partner.OK || r.RemoteID != "42" || r.RequestID != clubready.RequestNoUpdateAPI {
 		t.Fatalf("update %+v", r)
 	}
-	op.Kind, op.Payload = load.Deactivate, nil
-	if r := send(t, c, op, nil); r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
+	op.Kind, op.Payload = partner.Deactivate, nil
+	if r := send(t, c, op, nil); r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
 		t.Fatalf("deactivate %+v", r)
 	}
-	if _, ok := any(c).(load.Deactivator); ok {
+	if _, ok := any(c).(partner.Deactivator); ok {
 		t.Error("ClubReady documents no deactivation, yet the client claims to deactivate")
 	}
 	if st := e.sb.State(); st.TokensIssued != 0 || st.Imports != 0 {
@@ -552,7 +552,7 @@ func TestJournalFailureSendsNothing(t *testing.T) {
 	c := newClient(t, e, nil)
 	j := &journal{before: func(string) error { return errors.New("ledger down") }}
 	r := send(t, c, ops(t, c, customer("C1"))[0], j)
-	if r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Retryable || httpx.CodeOf(r.Err) != "journal" {
+	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Retryable || httpx.CodeOf(r.Err) != "journal" {
 		t.Fatalf("result %+v", r)
 	}
 	if st := e.sb.State(); st.Imports != 0 || st.TokensIssued != 1 {
@@ -569,7 +569,7 @@ func TestVaultRefusalIsARejectWithoutCardData(t *testing.T) {
 	op.Payload = req
 	r := send(t, c, op, &journal{})
 	var he *httpx.Error
-	if r.Outcome != load.Rejected || !errors.As(r.Err, &he) || he.Status != 400 || he.Code != "ValidationException" ||
+	if r.Outcome != partner.Rejected || !errors.As(r.Err, &he) || he.Status != 400 || he.Code != "ValidationException" ||
 		he.Op != "POST "+clubready.VaultPath || !strings.Contains(he.Message, "expired") {
 		t.Fatalf("result %+v", r)
 	}

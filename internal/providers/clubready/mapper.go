@@ -5,17 +5,16 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/transform"
 )
 
 // cardKey is the ledger key of a card, also sent as the vault ExternalRef.
-func cardKey(customerID, cardID string) string { return "card/" + customerID + "/" + cardID }
 
 // mapCustomer builds one op per open card of the customer. It is pure and
 // deterministic: nothing in it depends on the clock.
-func mapCustomer(c *model.Customer) ([]load.Op, []model.Reject) {
+func mapCustomer(c *model.Customer) ([]partner.Item, []model.Reject) {
 	var cards []*model.Card
 	for ai := range c.Accounts {
 		a := &c.Accounts[ai]
@@ -36,7 +35,7 @@ func mapCustomer(c *model.Customer) ([]load.Op, []model.Reject) {
 	}
 	owner, reason, why := memberID(c.MemberID)
 	var (
-		ops       []load.Op
+		ops       []partner.Item
 		rejects   []model.Reject
 		seen      = map[string]bool{}
 		preferred bool
@@ -63,7 +62,7 @@ func mapCustomer(c *model.Customer) ([]load.Op, []model.Reject) {
 		if cd.IsDefault && !preferred {
 			req.Preferred, preferred = true, true
 		}
-		ops = append(ops, load.Op{EntityKey: req.ExternalRef, CustomerID: c.ID, Origin: origin(c, cd), Payload: req})
+		ops = append(ops, partner.Item{EntityKey: partner.Key(req.ExternalRef), CustomerID: c.ID, Origin: origin(c, cd), Payload: req})
 	}
 	return ops, rejects
 }
@@ -102,7 +101,7 @@ func mapCard(c *model.Customer, cd *model.Card, owner int) (VaultRequest, *model
 	req := VaultRequest{
 		OwnerType:   OwnerTypeTempStUser,
 		OwnerId:     owner,
-		ExternalRef: cardKey(c.ID, cd.ID),
+		ExternalRef: partner.CardKey(c.ID, cd.ID).String(),
 		CardNumber:  cd.PAN.Reveal(),
 		ExpMonth:    cd.ExpMonth,
 		ExpYear:     cd.ExpYear,
@@ -131,7 +130,7 @@ func origin(c *model.Customer, cd *model.Card) model.Origin {
 }
 
 func cardReject(c *model.Customer, cd *model.Card, field, reason, msg string) *model.Reject {
-	return &model.Reject{Origin: origin(c, cd), EntityKey: cardKey(c.ID, cd.ID), Field: field, Reason: reason, Message: msg, Provider: Name}
+	return &model.Reject{Origin: origin(c, cd), EntityKey: partner.CardKey(c.ID, cd.ID).String(), Field: field, Reason: reason, Message: msg, Provider: Name}
 }
 
 func firstNonEmpty(s ...string) string {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/clubready"
 )
 
@@ -47,7 +47,7 @@ func TestMapOneOpPerOpenCard(t *testing.T) {
 	for i, w := range want {
 		op := ops[i]
 		req, ok := op.Payload.(clubready.VaultRequest)
-		if !ok || op.EntityKey != w.key || op.CustomerID != "C1" || op.Origin != (model.Origin{File: "cards.csv", Line: 3}) {
+		if !ok || op.EntityKey.String() != w.key || op.CustomerID != "C1" || op.Origin != (model.Origin{File: "cards.csv", Line: 3}) {
 			t.Fatalf("op %d: %s %s %v %T", i, op.EntityKey, op.CustomerID, op.Origin, op.Payload)
 		}
 		if req.ExternalRef != w.key || req.OwnerType != "TempStUser" || req.OwnerId != 100123 || req.CardNumber != w.pan ||
@@ -127,8 +127,8 @@ func TestMapIsDeterministic(t *testing.T) {
 func TestHashContentLeavesOutTheCVV(t *testing.T) {
 	ops, _ := mapper(t).Map(customer("C1"))
 	req := ops[0].Payload.(clubready.VaultRequest)
-	if _, ok := any(req).(load.Hashable); !ok {
-		t.Fatal("the payload carries a CVV but does not implement load.Hashable")
+	if _, ok := any(req).(partner.Hashable); !ok {
+		t.Fatal("the payload carries a CVV but does not implement partner.Hashable")
 	}
 	hash := func(r clubready.VaultRequest) string {
 		b, err := json.Marshal(r.HashContent())

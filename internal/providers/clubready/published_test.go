@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/clubready"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
@@ -69,7 +69,7 @@ func TestAnswerAfterTheImportWasSentKeepsItUncertain(t *testing.T) {
 			j := &journal{}
 			op := ops(t, c, customer("C1"))[0]
 			r := send(t, c, op, j)
-			if r.Outcome != load.Uncertain || httpx.KindOf(r.Err) != httpx.Uncertain {
+			if r.Outcome != partner.Uncertain || httpx.KindOf(r.Err) != httpx.Uncertain {
 				t.Fatalf("result %+v: the card may be at ClubReady, the intent must stay open", r)
 			}
 			want := 0
@@ -85,7 +85,7 @@ func TestAnswerAfterTheImportWasSentKeepsItUncertain(t *testing.T) {
 			op.Intent = j.all()[0]
 			e.clock.Advance(time.Minute)
 			r = c.Resolve(context.Background(), op, j)
-			if r.Outcome != load.OK {
+			if r.Outcome != partner.OK {
 				t.Fatalf("resolve %+v", r)
 			}
 			if st := e.sb.State(); len(st.Profiles) != 1 || st.Duplicates != 0 || st.TokensIssued != 1 {
@@ -124,7 +124,7 @@ func TestResolveRefusalKeepsTheIntentOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	op.Intent = tok.ProfileToken
-	if r := c.Resolve(context.Background(), op, nil); r.Outcome != load.Uncertain || !strings.Contains(r.Err.Error(), "Member account is frozen") {
+	if r := c.Resolve(context.Background(), op, nil); r.Outcome != partner.Uncertain || !strings.Contains(r.Err.Error(), "Member account is frozen") {
 		t.Fatalf("resolve %+v", r)
 	}
 }
@@ -134,21 +134,21 @@ func TestRefusalsThatProveNothingHappened(t *testing.T) {
 	tests := []struct {
 		name    string
 		answer  func(w http.ResponseWriter)
-		outcome load.Outcome
+		outcome partner.Outcome
 		code    string
 	}{
 		{"validation refusal with field errors", func(w http.ResponseWriter) {
 			sandbox.WriteJSON(w, http.StatusBadRequest, clubready.ErrorResponse{ResponseStatus: clubready.ResponseStatus{
 				ErrorCode: "NotEmpty", Message: "'Profile Token' must not be empty.",
 				Errors: []clubready.ResponseError{{ErrorCode: "NotEmpty", FieldName: "ProfileToken", Message: "'Profile Token' must not be empty."}}}})
-		}, load.Rejected, "NotEmpty"},
+		}, partner.Rejected, "NotEmpty"},
 		{"Success false", func(w http.ResponseWriter) {
 			sandbox.WriteJSON(w, http.StatusOK, clubready.ImportResponse{Success: false, Message: "Payment method declined"})
-		}, load.Rejected, "import_refused"},
+		}, partner.Rejected, "import_refused"},
 		{"no such route", func(w http.ResponseWriter) {
 			sandbox.WriteJSON(w, http.StatusNotFound, clubready.ErrorResponse{ResponseStatus: clubready.ResponseStatus{ErrorCode: "NotFound", Message: "Handler for Request not found"}})
-		}, load.Rejected, "NotFound"},
-		{"rate limited", rateLimited, load.Failed, "TooManyRequests"},
+		}, partner.Rejected, "NotFound"},
+		{"rate limited", rateLimited, partner.Failed, "TooManyRequests"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,22 +174,22 @@ func TestBothFailureShapesAreDecoded(t *testing.T) {
 		name    string
 		status  int
 		body    any
-		outcome load.Outcome
+		outcome partner.Outcome
 		code    string
 		message string // the error's message ("" for OK)
 	}{
 		{"200 Success false with the refusal in ResponseStatus", 200,
 			map[string]any{"Success": false, "ResponseStatus": rs{ErrorCode: "TokenUsed", Message: "ProfileToken has already been used"}},
-			load.OK, "", ""},
+			partner.OK, "", ""},
 		{"400 validation with field errors only", 400,
 			clubready.ErrorResponse{ResponseStatus: rs{ErrorCode: "ValidationException", Errors: []clubready.ResponseError{
 				{ErrorCode: "GreaterThan", FieldName: "NewOwnerId", Message: "'New Owner Id' must be greater than '0'."}}}},
-			load.Rejected, "ValidationException", "NewOwnerId: 'New Owner Id' must be greater than '0'."},
+			partner.Rejected, "ValidationException", "NewOwnerId: 'New Owner Id' must be greater than '0'."},
 		{"400 Success false", 400, clubready.ImportResponse{Success: false, Message: "Payment method declined"},
-			load.Rejected, "", "Payment method declined"},
+			partner.Rejected, "", "Payment method declined"},
 		{"500 ResponseStatus", 500, clubready.ErrorResponse{ResponseStatus: rs{ErrorCode: "Exception", Message: "Database timeout"}},
-			load.Uncertain, "import_unsettled", "Database timeout"},
-		{"200 without Success", 200, map[string]any{"Message": "ok"}, load.Uncertain, "bad_response", ""},
+			partner.Uncertain, "import_unsettled", "Database timeout"},
+		{"200 without Success", 200, map[string]any{"Message": "ok"}, partner.Uncertain, "bad_response", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,7 +202,7 @@ func TestBothFailureShapesAreDecoded(t *testing.T) {
 			if r.Outcome != tc.outcome {
 				t.Fatalf("result %+v", r)
 			}
-			if tc.outcome == load.OK {
+			if tc.outcome == partner.OK {
 				return
 			}
 			var he *httpx.Error
@@ -226,7 +226,7 @@ func TestIntentNamesTheCardForAnOperator(t *testing.T) {
 	e := newEnv(t, nil)
 	c := newClient(t, e, nil)
 	j := &journal{}
-	if r := send(t, c, ops(t, c, customer("C1"))[0], j); r.Outcome != load.OK {
+	if r := send(t, c, ops(t, c, customer("C1"))[0], j); r.Outcome != partner.OK {
 		t.Fatalf("result %+v", r)
 	}
 	note := j.all()[0]

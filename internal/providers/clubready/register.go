@@ -7,7 +7,6 @@ import (
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/partner"
 )
 
@@ -37,7 +36,7 @@ func Registration() partner.Registration {
 		Options:         options,
 		DemoCredentials: map[string]string{"api_key": "sandbox-clubready-apikey", "vault_key": "sandbox-clubready-vaultkey"},
 		DemoOptions:     map[string]string{"vault_url": "{base}", "forwarded_for": "203.0.113.10"},
-		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+		Build: func(p config.Partner, h httpx.Config) (partner.Provider, error) {
 			o, err := options.Decode(p)
 			if err != nil {
 				return nil, err
@@ -48,7 +47,7 @@ func Registration() partner.Registration {
 		Sandbox: func(c map[string]string) http.Handler {
 			return NewSandbox(SandboxOptions{ApiKey: c["api_key"], VaultKey: c["vault_key"]})
 		},
-		EntityPrefix: "card/",
+		EntityPrefix: partner.CardPrefix,
 		Count: func(h http.Handler) (int, int) {
 			st := h.(*Sandbox).State()
 			return len(st.Profiles), st.Duplicates

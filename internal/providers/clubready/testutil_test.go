@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/clubready"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
@@ -112,14 +112,15 @@ func newVault(t *testing.T, url, key string) *clubready.HTTPVault {
 }
 
 // ops maps the customer and marks every op a create.
-func ops(t *testing.T, c *clubready.Client, cu *model.Customer) []load.Op {
+func ops(t *testing.T, c *clubready.Client, cu *model.Customer) []partner.Op {
 	t.Helper()
-	out, rej := c.Map(cu)
+	items, rej := c.Map(cu)
+	out := partner.NewOps(items)
 	if len(rej) != 0 {
 		t.Fatalf("rejects: %v", rej)
 	}
 	for i := range out {
-		out[i].Kind = load.Create
+		out[i].Kind = partner.Create
 	}
 	return out
 }
@@ -131,7 +132,7 @@ type journal struct {
 	before func(detail string) error
 }
 
-func (j *journal) Note(_ context.Context, _ load.Op, detail string) error {
+func (j *journal) Note(_ context.Context, _ partner.Op, detail string) error {
 	if j.before != nil {
 		if err := j.before(detail); err != nil {
 			return err

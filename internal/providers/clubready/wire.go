@@ -77,7 +77,7 @@ type hashView struct {
 	Preferred bool `json:"Preferred"`
 }
 
-// HashContent implements load.Hashable: a CVV may not be kept in any form,
+// HashContent implements partner.Hashable: a CVV may not be kept in any form,
 // not even inside a keyed hash.
 func (r VaultRequest) HashContent() any {
 	r.Cvv = ""
@@ -85,7 +85,7 @@ func (r VaultRequest) HashContent() any {
 }
 
 // Format prints the request with the card masked, so that an op printed
-// by mistake (%v of a load.Op) cannot leak the number or the code.
+// by mistake (%v of a partner.Op) cannot leak the number or the code.
 func (r VaultRequest) Format(f fmt.State, _ rune) {
 	_, _ = fmt.Fprintf(f, "clubready.VaultRequest{ExternalRef:%s Card:%s Exp:%02d/%d Owner:%s/%d Preferred:%t}",
 		r.ExternalRef, model.NewPAN(r.CardNumber).Masked(), r.ExpMonth, r.ExpYear, r.OwnerType, r.OwnerId, r.Preferred)

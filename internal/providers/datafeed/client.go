@@ -18,8 +18,8 @@ import (
 	"strings"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // Config for the data feed client.
@@ -45,7 +45,7 @@ type Config struct {
 }
 
 // Client delivers customers to the data feed. It implements
-// load.Provider; Send is called by many workers at once and shares one
+// partner.Provider; Send is called by many workers at once and shares one
 // session between them.
 type Client struct {
 	http   *httpx.Client
@@ -280,7 +280,7 @@ func (c *Client) HTTP() *httpx.Client { return c.http }
 // Tokens is the client's session token source.
 func (c *Client) Tokens() TokenSource { return c.tokens }
 
-func (c *Client) Map(cu *model.Customer) ([]load.Op, []model.Reject) { return Map(cu, c.mapo) }
+func (c *Client) Map(cu *model.Customer) ([]partner.Item, []model.Reject) { return Map(cu, c.mapo) }
 
 // Send delivers ops in requests of at most 50 customers: updates with PUT,
 // creates with POST, never both in one request (the engine's batches mix
@@ -288,11 +288,11 @@ func (c *Client) Map(cu *model.Customer) ([]load.Op, []model.Reject) { return Ma
 // after a lost answer is safe. When the partner names the customers it
 // could not take, only those are rejected and the rest of the request is
 // sent again, so one bad record does not hold back 49 good ones.
-func (c *Client) Send(ctx context.Context, ops []load.Op, _ load.Journal) []load.Result {
-	out := make([]load.Result, len(ops))
+func (c *Client) Send(ctx context.Context, ops []partner.Op, _ partner.Journal) []partner.Result {
+	out := make([]partner.Result, len(ops))
 	var creates, updates []int
 	for i, op := range ops {
-		if op.Kind == load.Update {
+		if op.Kind == partner.Update {
 			updates = append(updates, i)
 		} else {
 			creates = append(creates, i)
@@ -314,13 +314,13 @@ func (c *Client) Send(ctx context.Context, ops []load.Op, _ load.Journal) []load
 
 // send delivers ops[idx...] with method and fills their results in out.
 // It returns the updates to send again as creates.
-func (c *Client) send(ctx context.Context, method string, ops []load.Op, idx []int, out []load.Result) (moved []int) {
+func (c *Client) send(ctx context.Context, method string, ops []partner.Op, idx []int, out []partner.Result) (moved []int) {
 	idx = append([]int(nil), idx...)
 	for len(idx) > 0 {
 		body, err := requestBody(ops, idx)
 		if err != nil {
 			for _, i := range idx {
-				out[i] = load.Result{EntityKey: ops[i].EntityKey, Outcome: load.Failed, Err: fmt.Errorf("datafeed: encode request: %w", err)}
+				out[i] = partner.Result{EntityKey: ops[i].EntityKey, Outcome: partner.Failed, Err: fmt.Errorf("datafeed: encode request: %w", err)}
 			}
 			return moved
 		}
@@ -331,14 +331,14 @@ func (c *Client) send(ctx context.Context, method string, ops []load.Op, idx []i
 				reqID = r.RequestID // the echo, which is what the partner's logs hold
 			}
 			for _, i := range idx {
-				out[i] = load.Result{EntityKey: ops[i].EntityKey, Outcome: load.OK, RequestID: reqID, HTTPStatus: resp.Status, Attempts: resp.Attempts}
+				out[i] = partner.Result{EntityKey: ops[i].EntityKey, Outcome: partner.OK, RequestID: reqID, HTTPStatus: resp.Status, Attempts: resp.Attempts}
 			}
 			return moved
 		}
 		bad := badCustomers(err, len(idx))
 		if len(bad) == 0 {
 			for _, i := range idx {
-				r := load.FailureResult(ops[i], err, 0)
+				r := partner.FailureResult(ops[i], err, 0)
 				r.RequestID = reqID
 				out[i] = r
 			}
@@ -353,7 +353,7 @@ func (c *Client) send(ctx context.Context, method string, ops []load.Op, idx []i
 			case method == http.MethodPut && onlySourceID(errs):
 				moved = append(moved, i)
 			default:
-				r := load.FailureResult(ops[i], invalidCustomer(err, errs), 0)
+				r := partner.FailureResult(ops[i], invalidCustomer(err, errs), 0)
 				r.RequestID = reqID
 				out[i] = r
 			}
@@ -395,7 +395,7 @@ func sessionRefused(err error) bool {
 // json.Marshal(Request{...}) gives, built from each op's Body when the
 // engine has already encoded it (for the content hash) instead of encoding
 // every customer a second time.
-func requestBody(ops []load.Op, idx []int) ([]byte, error) {
+func requestBody(ops []partner.Op, idx []int) ([]byte, error) {
 	// Sized up front: growing by doubling allocated twice the body.
 	n := len(`{"customers":[]}`) + len(idx)
 	for _, i := range idx {
@@ -404,7 +404,7 @@ func requestBody(ops []load.Op, idx []int) ([]byte, error) {
 	buf := bytes.NewBuffer(make([]byte, 0, n))
 	buf.WriteString(`{"customers":[`)
 	for j, i := range idx {
-		cu, ok := ops[i].Payload.(Customer)
+		cu, ok := partner.PayloadOf[Customer](ops[i])
 		if !ok {
 			return nil, errors.New("op payload is not a datafeed.Customer")
 		}

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 )
 
@@ -32,7 +32,7 @@ func (rc *recorder) wrap(h http.Handler) http.Handler {
 	})
 }
 
-func kinds(os []load.Op, k load.Kind) []load.Op {
+func kinds(os []partner.Op, k partner.Kind) []partner.Op {
 	for i := range os {
 		os[i].Kind = k
 	}
@@ -45,14 +45,14 @@ func TestUpdatesArePutAndNeverShareARequestWithCreates(t *testing.T) {
 	srv := httptest.NewServer(rc.wrap(sb))
 	defer srv.Close()
 	c := newClient(t, srv.URL, token)
-	all := kinds(ops(5), load.Create)
+	all := kinds(ops(5), partner.Create)
 	for _, r := range c.Send(context.Background(), all[:3], nil) {
-		if r.Outcome != load.OK {
+		if r.Outcome != partner.OK {
 			t.Fatalf("create: %v", r.Err)
 		}
 	}
 	// The engine's batch: two known customers changed, two new ones.
-	batch := append(kinds(ops(2), load.Update), all[3:]...)
+	batch := append(kinds(ops(2), partner.Update), all[3:]...)
 	for i := range batch[:2] {
 		cu := batch[i].Payload.(datafeed.Customer)
 		cu.PostalCode = "78701"
@@ -60,7 +60,7 @@ func TestUpdatesArePutAndNeverShareARequestWithCreates(t *testing.T) {
 	}
 	res := c.Send(context.Background(), batch, nil)
 	for i, r := range res {
-		if r.Outcome != load.OK || r.EntityKey != batch[i].EntityKey {
+		if r.Outcome != partner.OK || r.EntityKey != batch[i].EntityKey {
 			t.Fatalf("result %d: %+v", i, r)
 		}
 	}
@@ -85,11 +85,11 @@ func TestAPutOfAnUnknownCustomerBecomesACreate(t *testing.T) {
 	srv := httptest.NewServer(rc.wrap(sb))
 	defer srv.Close()
 	c := newClient(t, srv.URL, token)
-	known := kinds(ops(1), load.Create)
+	known := kinds(ops(1), partner.Create)
 	c.Send(context.Background(), known, nil)
-	batch := kinds(ops(3), load.Update) // C000 is known, C001 and C002 are not
+	batch := kinds(ops(3), partner.Update) // C000 is known, C001 and C002 are not
 	for i, r := range c.Send(context.Background(), batch, nil) {
-		if r.Outcome != load.OK {
+		if r.Outcome != partner.OK {
 			t.Fatalf("result %d: %s %v", i, r.Outcome, r.Err)
 		}
 	}
@@ -116,13 +116,13 @@ func TestOneBadCustomerInFiftyRejectsOnlyIt(t *testing.T) {
 	for i, r := range res {
 		switch {
 		case i == 17:
-			if r.Outcome != load.Rejected || httpx.CodeOf(r.Err) != "invalid_customer" || !strings.Contains(r.Err.Error(), "targetingIndicator: must be one of TARGET, DO_NOT_TARGET") {
+			if r.Outcome != partner.Rejected || httpx.CodeOf(r.Err) != "invalid_customer" || !strings.Contains(r.Err.Error(), "targetingIndicator: must be one of TARGET, DO_NOT_TARGET") {
 				t.Fatalf("bad customer: %s %v", r.Outcome, r.Err)
 			}
 			if strings.Contains(r.Err.Error(), "customers[") {
 				t.Errorf("reject message %q carries the request-wide index", r.Err)
 			}
-		case r.Outcome == load.OK:
+		case r.Outcome == partner.OK:
 			ok++
 		}
 		if r.RequestID == "" {
@@ -149,25 +149,25 @@ func TestValidationErrorsAreAttributedWhenTheyNameACustomer(t *testing.T) {
 		name   string
 		status int
 		body   string
-		want   []load.Outcome
+		want   []partner.Outcome
 		code   string // of the rejected one(s)
 	}{
 		{"path then colon", 400, `{"type":"ValidationException","title":"Bad request","status":400,"validationErrors":["customers[1].postalCode: must not be blank"],"requestId":"r"}`,
-			[]load.Outcome{load.OK, load.Rejected, load.OK}, "invalid_customer"},
+			[]partner.Outcome{partner.OK, partner.Rejected, partner.OK}, "invalid_customer"},
 		{"path then space", 400, `{"type":"ValidationException","status":400,"validationErrors":["customers[2].accounts[0].type must be one of PPD, MMA"]}`,
-			[]load.Outcome{load.OK, load.OK, load.Rejected}, "invalid_customer"},
+			[]partner.Outcome{partner.OK, partner.OK, partner.Rejected}, "invalid_customer"},
 		{"objects", 400, `{"type":"ValidationException","status":400,"validationErrors":[{"field":"customers[0].country","message":"size must be 2"}]}`,
-			[]load.Outcome{load.Rejected, load.OK, load.OK}, "invalid_customer"},
+			[]partner.Outcome{partner.Rejected, partner.OK, partner.OK}, "invalid_customer"},
 		{"seed-doc 500 with details", 500, `{"error":"validation failed","details":[{"index":1,"field":"postalCode","message":"required"}]}`,
-			[]load.Outcome{load.OK, load.Rejected, load.OK}, "invalid_customer"},
+			[]partner.Outcome{partner.OK, partner.Rejected, partner.OK}, "invalid_customer"},
 		{"names no customer", 400, `{"type":"ValidationException","status":400,"validationErrors":["customers: size must be between 1 and 50"]}`,
-			[]load.Outcome{load.Rejected, load.Rejected, load.Rejected}, "ValidationException"},
+			[]partner.Outcome{partner.Rejected, partner.Rejected, partner.Rejected}, "ValidationException"},
 		{"one named, one not", 400, `{"type":"ValidationException","status":400,"validationErrors":["customers[1].postalCode: required","request too large"]}`,
-			[]load.Outcome{load.Rejected, load.Rejected, load.Rejected}, "ValidationException"},
+			[]partner.Outcome{partner.Rejected, partner.Rejected, partner.Rejected}, "ValidationException"},
 		{"index outside the request", 400, `{"type":"ValidationException","status":400,"validationErrors":["customers[7].postalCode: required"]}`,
-			[]load.Outcome{load.Rejected, load.Rejected, load.Rejected}, "invalid:7"},
+			[]partner.Outcome{partner.Rejected, partner.Rejected, partner.Rejected}, "invalid:7"},
 		{"unreadable", 400, `{"type":"HttpMessageNotReadable","title":"Request could not be parsed","status":400}`,
-			[]load.Outcome{load.Rejected, load.Rejected, load.Rejected}, "HttpMessageNotReadable"},
+			[]partner.Outcome{partner.Rejected, partner.Rejected, partner.Rejected}, "HttpMessageNotReadable"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,7 +189,7 @@ func TestValidationErrorsAreAttributedWhenTheyNameACustomer(t *testing.T) {
 				if r.Outcome != tc.want[i] {
 					t.Fatalf("result %d: %s %v; want %s", i, r.Outcome, r.Err, tc.want[i])
 				}
-				if r.Outcome == load.Rejected && httpx.CodeOf(r.Err) != tc.code {
+				if r.Outcome == partner.Rejected && httpx.CodeOf(r.Err) != tc.code {
 					t.Fatalf("result %d: code %q; want %q (%v)", i, httpx.CodeOf(r.Err), tc.code, r.Err)
 				}
 			}
@@ -241,7 +241,7 @@ func TestSessionValidationExceptionAs500RenewsTheSession(t *testing.T) {
 	}))
 	defer srv.Close()
 	c, _ := datafeed.New(datafeed.Config{BaseURL: srv.URL})
-	if r := c.Send(context.Background(), ops(1), nil); r[0].Outcome != load.OK || calls != 2 || e.sb.State().Sessions != 2 {
+	if r := c.Send(context.Background(), ops(1), nil); r[0].Outcome != partner.OK || calls != 2 || e.sb.State().Sessions != 2 {
 		t.Fatalf("%s %v after %d calls, %d sessions; want OK after one renewal", r[0].Outcome, r[0].Err, calls, e.sb.State().Sessions)
 	}
 }

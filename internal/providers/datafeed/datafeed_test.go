@@ -17,8 +17,8 @@ import (
 
 	"github.com/northwind-data/etl/internal/golden"
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 )
 
@@ -190,11 +190,11 @@ func newClient(t *testing.T, url, tok string) *datafeed.Client {
 	return c
 }
 
-func ops(n int) []load.Op {
-	var out []load.Op
+func ops(n int) []partner.Op {
+	var out []partner.Op
 	for i := 0; i < n; i++ {
 		o, _ := datafeed.Map(customer(fmt.Sprintf("C%03d", i)), datafeed.MapOptions{})
-		out = append(out, o...)
+		out = append(out, partner.NewOps(o)...)
 	}
 	return out
 }
@@ -209,7 +209,7 @@ func TestClientSplitsIntoRequestsOfAtMost50(t *testing.T) {
 		t.Fatalf("state %+v: want two requests of 50 and 1", st)
 	}
 	for i, r := range res {
-		if r.Outcome != load.OK || !uuidRE.MatchString(r.RequestID) {
+		if r.Outcome != partner.OK || !uuidRE.MatchString(r.RequestID) {
 			t.Fatalf("result %d: %+v", i, r)
 		}
 	}
@@ -230,7 +230,7 @@ func TestClientRetries5xxThenSucceeds(t *testing.T) {
 	}))
 	defer srv.Close()
 	res := newClient(t, srv.URL, token).Send(context.Background(), ops(3), nil)
-	if res[0].Outcome != load.OK || res[0].Attempts != 3 || calls.Load() != 3 {
+	if res[0].Outcome != partner.OK || res[0].Attempts != 3 || calls.Load() != 3 {
 		t.Fatalf("result %+v after %d calls; want OK on the third attempt", res[0], calls.Load())
 	}
 }
@@ -241,7 +241,7 @@ func TestClientErrorsAreTyped(t *testing.T) {
 	defer srv.Close()
 
 	res := newClient(t, srv.URL, "wrong").Send(context.Background(), ops(2), nil)
-	if res[0].Outcome != load.Failed || httpx.KindOf(res[0].Err) != httpx.Fatal {
+	if res[0].Outcome != partner.Failed || httpx.KindOf(res[0].Err) != httpx.Fatal {
 		t.Fatalf("bad token: %+v; want Failed with a Fatal error", res[0])
 	}
 
@@ -251,7 +251,7 @@ func TestClientErrorsAreTyped(t *testing.T) {
 	c.PostalCode = ""
 	batch[1].Payload = c
 	res = newClient(t, srv.URL, token).Send(context.Background(), batch, nil)
-	if res[0].Outcome != load.OK || res[2].Outcome != load.OK || res[1].Outcome != load.Rejected {
+	if res[0].Outcome != partner.OK || res[2].Outcome != partner.OK || res[1].Outcome != partner.Rejected {
 		t.Fatalf("outcomes %v %v %v; want ok rejected ok", res[0].Outcome, res[1].Outcome, res[2].Outcome)
 	}
 	if !strings.Contains(res[1].Err.Error(), "postalCode") {
@@ -308,9 +308,9 @@ func TestRequestBodyFromEncodedOpsIsTheMarshalledRequest(t *testing.T) {
 	}
 	wantBody, _ := json.Marshal(want)
 	c := newClient(t, srv.URL, token)
-	for _, batch := range [][]load.Op{plain, encoded} {
+	for _, batch := range [][]partner.Op{plain, encoded} {
 		for _, r := range c.Send(context.Background(), batch, nil) {
-			if r.Outcome != load.OK {
+			if r.Outcome != partner.OK {
 				t.Fatalf("%s: %v %v", r.EntityKey, r.Outcome, r.Err)
 			}
 		}

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/transform"
 )
 
@@ -24,10 +24,10 @@ type MapOptions struct {
 }
 
 // Map turns one customer into one op; the client groups ops into requests.
-func Map(c *model.Customer, o MapOptions) ([]load.Op, []model.Reject) {
-	key := "customer/" + c.ID
-	rej := func(field, msg string) ([]load.Op, []model.Reject) {
-		return nil, []model.Reject{{Origin: c.Origin, EntityKey: key, Field: field, Reason: model.ReasonPartnerMapping, Message: msg, Provider: Name}}
+func Map(c *model.Customer, o MapOptions) ([]partner.Item, []model.Reject) {
+	key := partner.CustomerKey(c.ID)
+	rej := func(field, msg string) ([]partner.Item, []model.Reject) {
+		return nil, []model.Reject{{Origin: c.Origin, EntityKey: key.String(), Field: field, Reason: model.ReasonPartnerMapping, Message: msg, Provider: Name}}
 	}
 	org := c.OrganizationID
 	if org == "" {
@@ -121,7 +121,7 @@ func Map(c *model.Customer, o MapOptions) ([]load.Op, []model.Reject) {
 		}
 		wc.Accounts = append(wc.Accounts, wa)
 	}
-	return []load.Op{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: wc}}, nil
+	return []partner.Item{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: wc}}, nil
 }
 
 // networkIDs are the published networkIdentifier codes. The card's brand

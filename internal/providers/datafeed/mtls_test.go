@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 )
 
@@ -92,7 +92,7 @@ func TestMutualTLSIsRequiredAndWorks(t *testing.T) {
 				t.Fatal(err)
 			}
 			res := c.Send(context.Background(), ops(2), nil)
-			if got := res[0].Outcome == load.OK; got != tc.ok {
+			if got := res[0].Outcome == partner.OK; got != tc.ok {
 				t.Fatalf("outcome %s %v; want ok=%v", res[0].Outcome, res[0].Err, tc.ok)
 			}
 		})

@@ -7,7 +7,6 @@ import (
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/partner"
 )
 
@@ -77,7 +76,7 @@ func Registration() partner.Registration {
 		// sandbox, so they give none.
 		OptionalCredentials: []string{"token"},
 		Options:             options,
-		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+		Build: func(p config.Partner, h httpx.Config) (partner.Provider, error) {
 			o, err := options.Decode(p)
 			if err != nil {
 				return nil, err
@@ -92,7 +91,7 @@ func Registration() partner.Registration {
 			return NewSandbox(SandboxOptions{Token: c["token"]})
 		},
 		DemoOptions:  map[string]string{"organization_id": "50004"},
-		EntityPrefix: "customer/",
+		EntityPrefix: partner.CustomerPrefix,
 		Count: func(h http.Handler) (int, int) {
 			// The feed keeps customers by sourceCustomerId: a resend is an
 			// upsert, never a second customer.

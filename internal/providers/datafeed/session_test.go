@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
@@ -38,10 +38,10 @@ func newSessionEnv(t *testing.T) *sessionEnv {
 	return &sessionEnv{clock: clock, sb: sb, c: c}
 }
 
-func (e *sessionEnv) send(t *testing.T, ops []load.Op) {
+func (e *sessionEnv) send(t *testing.T, ops []partner.Op) {
 	t.Helper()
 	for _, r := range e.c.Send(context.Background(), ops, nil) {
-		if r.Outcome != load.OK {
+		if r.Outcome != partner.OK {
 			t.Fatalf("%s: %s %v", r.EntityKey, r.Outcome, r.Err)
 		}
 	}
@@ -94,7 +94,7 @@ func TestA401RightAfterAFreshSessionIsFatal(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := c.Send(context.Background(), ops(3), nil)
-	if res[0].Outcome != load.Failed || httpx.KindOf(res[0].Err) != httpx.Fatal {
+	if res[0].Outcome != partner.Failed || httpx.KindOf(res[0].Err) != httpx.Fatal {
 		t.Fatalf("result %+v; want Failed with a Fatal error", res[0])
 	}
 	if st := sb.State(); starts.Load() != 2 || st.Unauthorized != 2 {
@@ -111,7 +111,7 @@ func TestConcurrentWorkersShareOneSession(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for _, r := range e.c.Send(context.Background(), ops(3), nil) {
-					if r.Outcome != load.OK {
+					if r.Outcome != partner.OK {
 						t.Errorf("%s: %s %v", r.EntityKey, r.Outcome, r.Err)
 					}
 				}
@@ -175,7 +175,7 @@ func TestStartSessionSendsTheInstitutionScope(t *testing.T) {
 	defer srv.Close()
 	c, _ := datafeed.New(datafeed.Config{BaseURL: srv.URL})
 	for _, r := range c.Send(context.Background(), ops(1), nil) {
-		if r.Outcome != load.OK {
+		if r.Outcome != partner.OK {
 			t.Fatalf("%v", r.Err)
 		}
 	}
@@ -198,7 +198,7 @@ func TestARefusedStartSessionIsFatal(t *testing.T) {
 	defer srv.Close()
 	c, _ := datafeed.New(datafeed.Config{BaseURL: srv.URL})
 	res := c.Send(context.Background(), ops(2), nil)
-	if res[0].Outcome != load.Failed || httpx.KindOf(res[0].Err) != httpx.Fatal || starts != 1 {
+	if res[0].Outcome != partner.Failed || httpx.KindOf(res[0].Err) != httpx.Fatal || starts != 1 {
 		t.Fatalf("%s %v after %d session starts; want fatal after one", res[0].Outcome, res[0].Err, starts)
 	}
 }

@@ -1,7 +1,7 @@
 // Package providertest is the conformance suite every partner package
 // passes against its own sandbox, in the spirit of golang-migrate's driver
 // suite: the same questions asked of every partner, through the same
-// load.Provider contract the engine uses.
+// partner.Provider contract the engine uses.
 //
 // A partner's conformance_test.go calls Run with its registered name. The
 // suite builds the partner's client and sandbox from the partner registry
@@ -41,6 +41,7 @@ import (
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/partners"
 )
 
@@ -75,7 +76,7 @@ type env struct {
 	sp      partners.Spec
 	sandbox http.Handler
 	mw      *middleware
-	client  load.Provider
+	client  partner.Provider
 	journal *journal
 	errs    *errLog
 }
@@ -116,13 +117,13 @@ func (s *suite) newEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatalf("build %s client: %v", s.sp.Name, err)
 	}
-	return &env{t: t, sp: s.sp, sandbox: sb, mw: mw, client: c, journal: &journal{notes: map[string]string{}}, errs: &errLog{}}
+	return &env{t: t, sp: s.sp, sandbox: sb, mw: mw, client: c, journal: &journal{notes: map[partner.Key]string{}}, errs: &errLog{}}
 }
 
 // ops maps customers 0..n-1 (offset by base) and plans them as creates.
-func (e *env) ops(base, n int) []load.Op {
+func (e *env) ops(base, n int) []partner.Op {
 	e.t.Helper()
-	var out []load.Op
+	var out []partner.Op
 	for i := base; i < base+n; i++ {
 		ops, rejects := e.client.Map(Customer(i))
 		if len(rejects) > 0 {
@@ -132,32 +133,33 @@ func (e *env) ops(base, n int) []load.Op {
 			e.t.Fatalf("%s: Map(customer %d) gave no op", e.sp.Name, i)
 		}
 		for _, op := range ops {
-			out = append(out, Plan(e.t, e.sp.Name, op, load.Create, ""))
+			out = append(out, Plan(e.t, e.sp.Name, op, partner.Create, ""))
 		}
 	}
 	return out
 }
 
 // Plan fills what the engine's planner fills for an op of kind.
-func Plan(t testing.TB, partner string, op load.Op, kind load.Kind, remoteID string) load.Op {
+func Plan(t testing.TB, name string, it partner.Item, kind partner.Kind, remoteID string) partner.Op {
 	t.Helper()
+	op := partner.NewOp(it)
 	h, err := load.ContentHash(hmacKey, op.Payload)
 	if err != nil {
 		t.Fatal(err)
 	}
 	op.Kind, op.Hash, op.RemoteID = kind, h, remoteID
-	op.IdemKey = load.IdempotencyKey(hmacKey, partner, kind, op.EntityKey, h)
-	if kind == load.Create {
-		op.IdemKey = load.CreateKey(hmacKey, partner, op.EntityKey, 0)
+	op.IdemKey = load.IdempotencyKey(hmacKey, name, kind, op.EntityKey, h)
+	if kind == partner.Create {
+		op.IdemKey = load.CreateKey(hmacKey, name, op.EntityKey, 0)
 	}
 	return op
 }
 
 // send delivers ops in batches of the partner's MaxBatch and checks the
 // contract's shape: one result per op, in order.
-func (e *env) send(ops []load.Op) []load.Result {
+func (e *env) send(ops []partner.Op) []partner.Result {
 	e.t.Helper()
-	var out []load.Result
+	var out []partner.Result
 	max := e.client.MaxBatch()
 	if max <= 0 {
 		e.t.Fatalf("%s: MaxBatch %d", e.sp.Name, max)
@@ -173,7 +175,7 @@ func (e *env) send(ops []load.Op) []load.Result {
 	return out
 }
 
-func (e *env) checkShape(ops []load.Op, rs []load.Result) {
+func (e *env) checkShape(ops []partner.Op, rs []partner.Result) {
 	e.t.Helper()
 	if len(rs) != len(ops) {
 		e.t.Fatalf("%s: Send of %d ops returned %d results", e.sp.Name, len(ops), len(rs))
@@ -188,12 +190,12 @@ func (e *env) checkShape(ops []load.Op, rs []load.Result) {
 
 // settle finishes what a rerun would: uncertain or failed ops are sent
 // again, through Resolve when the partner journals intents.
-func (e *env) settle(ops []load.Op, rs []load.Result) []load.Result {
+func (e *env) settle(ops []partner.Op, rs []partner.Result) []partner.Result {
 	e.t.Helper()
-	res, isResolver := e.client.(load.Resolver)
-	out := append([]load.Result(nil), rs...)
+	res, isResolver := e.client.(partner.Resolver)
+	out := append([]partner.Result(nil), rs...)
 	for i, r := range rs {
-		if r.Outcome == load.OK || r.Outcome == load.Rejected {
+		if r.Outcome == partner.OK || r.Outcome == partner.Rejected {
 			continue
 		}
 		op := ops[i]
@@ -201,11 +203,11 @@ func (e *env) settle(ops []load.Op, rs []load.Result) []load.Result {
 			if d, ok := e.journal.detail(op.EntityKey); ok {
 				op.Intent = d
 				out[i] = res.Resolve(context.Background(), op, e.journal)
-				e.checkShape([]load.Op{op}, []load.Result{out[i]})
+				e.checkShape([]partner.Op{op}, []partner.Result{out[i]})
 				continue
 			}
 		}
-		out[i] = e.send([]load.Op{op})[0]
+		out[i] = e.send([]partner.Op{op})[0]
 	}
 	return out
 }
@@ -215,10 +217,10 @@ func (e *env) count() (records, duplicates int) {
 	return e.sp.Count(e.sandbox)
 }
 
-func (e *env) wantDelivered(ops []load.Op, rs []load.Result) {
+func (e *env) wantDelivered(ops []partner.Op, rs []partner.Result) {
 	e.t.Helper()
 	for i, r := range rs {
-		if r.Outcome != load.OK {
+		if r.Outcome != partner.OK {
 			e.t.Errorf("%s: %s: outcome %s (%v), want ok", e.sp.Name, ops[i].EntityKey, r.Outcome, r.Err)
 		}
 	}
@@ -233,8 +235,8 @@ func (e *env) wantDelivered(ops []load.Op, rs []load.Result) {
 }
 
 // entities is how many partner records the ops stand for.
-func entities(ops []load.Op) int {
-	seen := map[string]bool{}
+func entities(ops []partner.Op) int {
+	seen := map[partner.Key]bool{}
 	for _, op := range ops {
 		seen[op.EntityKey] = true
 	}
@@ -249,9 +251,9 @@ func (s *suite) resultsInOrder(t *testing.T) {
 	// A rerun whose ledger write was lost after the partner answered: the
 	// engine sends the op again, or resolves it from its open intent
 	// where the partner journals. Either way no second copy.
-	lost := make([]load.Result, len(rs))
+	lost := make([]partner.Result, len(rs))
 	for i := range rs {
-		lost[i] = load.Result{EntityKey: ops[i].EntityKey, Outcome: load.Uncertain}
+		lost[i] = partner.Result{EntityKey: ops[i].EntityKey, Outcome: partner.Uncertain}
 	}
 	e.wantDelivered(ops, e.settle(ops, lost))
 }
@@ -279,7 +281,7 @@ func (s *suite) authFatal(t *testing.T) {
 			ops := e.ops(0, 1)
 			rs := e.send(ops)
 			for _, r := range rs {
-				if r.Outcome == load.OK || httpx.KindOf(r.Err) != httpx.Fatal {
+				if r.Outcome == partner.OK || httpx.KindOf(r.Err) != httpx.Fatal {
 					t.Errorf("outcome %s, error kind %v (%v): want a fatal failure", r.Outcome, httpx.KindOf(r.Err), r.Err)
 				}
 			}
@@ -300,10 +302,10 @@ func (s *suite) rejected(t *testing.T) {
 			ops := e.ops(0, 1)
 			rs := e.send(ops)
 			for _, r := range rs {
-				if r.Outcome != load.Rejected && r.Outcome != load.Uncertain {
+				if r.Outcome != partner.Rejected && r.Outcome != partner.Uncertain {
 					t.Errorf("outcome %s (%v), want rejected (or uncertain, for a partner that cannot tell whether a refused step committed)", r.Outcome, r.Err)
 				}
-				if r.Outcome == load.Rejected && httpx.KindOf(r.Err) != httpx.Rejected {
+				if r.Outcome == partner.Rejected && httpx.KindOf(r.Err) != httpx.Rejected {
 					t.Errorf("rejected outcome with error kind %v (%v)", httpx.KindOf(r.Err), r.Err)
 				}
 			}
@@ -323,7 +325,7 @@ func (s *suite) transient(t *testing.T) {
 			ops := e.ops(0, 2)
 			rs := e.send(ops)
 			for i, r := range rs {
-				if r.Outcome != load.OK && r.Outcome != load.Uncertain {
+				if r.Outcome != partner.OK && r.Outcome != partner.Uncertain {
 					t.Errorf("%s: outcome %s (%v) after %d transient %d answers, want ok (retried) or uncertain", ops[i].EntityKey, r.Outcome, r.Err, 2, status)
 				}
 			}
@@ -337,7 +339,7 @@ func (s *suite) outage(t *testing.T) {
 	e.mw.answerAll(http.StatusServiceUnavailable)
 	ops := e.ops(0, 1)
 	for _, r := range e.send(ops) {
-		if r.Outcome != load.Failed && r.Outcome != load.Uncertain {
+		if r.Outcome != partner.Failed && r.Outcome != partner.Uncertain {
 			t.Errorf("outcome %s (%v) while the partner is down, want failed or uncertain", r.Outcome, r.Err)
 		}
 		if k := httpx.KindOf(r.Err); k == httpx.Fatal || k == httpx.Rejected {
@@ -358,7 +360,7 @@ func (s *suite) lostAnswer(t *testing.T) {
 			ops := e.ops(0, 1)
 			rs := e.send(ops)
 			for i, r := range rs {
-				if r.Outcome != load.OK && r.Outcome != load.Uncertain && r.Outcome != load.Failed {
+				if r.Outcome != partner.OK && r.Outcome != partner.Uncertain && r.Outcome != partner.Failed {
 					t.Errorf("%s: outcome %s (%v) after a lost answer, want ok, uncertain or failed", ops[i].EntityKey, r.Outcome, r.Err)
 				}
 			}
@@ -372,8 +374,8 @@ func (s *suite) concurrent(t *testing.T) {
 	const workers = 8
 	per := max(1, min(e.client.MaxBatch(), 3))
 	var wg sync.WaitGroup
-	all := make([][]load.Op, workers)
-	res := make([][]load.Result, workers)
+	all := make([][]partner.Op, workers)
+	res := make([][]partner.Result, workers)
 	for w := range workers {
 		all[w] = e.ops(w*per, per)
 	}
@@ -385,8 +387,8 @@ func (s *suite) concurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	var ops []load.Op
-	var rs []load.Result
+	var ops []partner.Op
+	var rs []partner.Result
 	for w := range workers {
 		e.checkShape(all[w], res[w])
 		ops = append(ops, all[w]...)
@@ -397,10 +399,10 @@ func (s *suite) concurrent(t *testing.T) {
 
 func (s *suite) deactivate(t *testing.T) {
 	e := s.newEnv(t, envOpts{})
-	d, ok := e.client.(load.Deactivator)
+	d, ok := e.client.(partner.Deactivator)
 	if !ok {
 		if s.sp.Deactivates {
-			t.Fatalf("%s is registered as deactivating but its client is no load.Deactivator", s.sp.Name)
+			t.Fatalf("%s is registered as deactivating but its client is no partner.Deactivator", s.sp.Name)
 		}
 		return
 	}
@@ -411,12 +413,12 @@ func (s *suite) deactivate(t *testing.T) {
 		if rs[i].RemoteID == "" {
 			t.Fatalf("%s: create gave no remote id to deactivate", op.EntityKey)
 		}
-		dop := load.Op{EntityKey: op.EntityKey, CustomerID: op.CustomerID, Kind: load.Deactivate, RemoteID: rs[i].RemoteID, Hash: op.Hash}
-		dop.IdemKey = load.IdempotencyKey(hmacKey, s.sp.Name, load.Deactivate, op.EntityKey, op.Hash)
+		dop := partner.Op{EntityKey: op.EntityKey, CustomerID: op.CustomerID, Kind: partner.Deactivate, RemoteID: rs[i].RemoteID, Hash: op.Hash}
+		dop.IdemKey = load.IdempotencyKey(hmacKey, s.sp.Name, partner.Deactivate, op.EntityKey, op.Hash)
 		for round := range 2 {
 			r := d.Deactivate(context.Background(), dop)
 			e.errs.add(r)
-			if r.Outcome != load.OK {
+			if r.Outcome != partner.OK {
 				t.Errorf("deactivate %s (round %d): outcome %s (%v), want ok", op.EntityKey, round+1, r.Outcome, r.Err)
 			}
 		}
@@ -428,17 +430,17 @@ func (s *suite) deactivate(t *testing.T) {
 // entity, as the ledger's intent rows do.
 type journal struct {
 	mu    sync.Mutex
-	notes map[string]string
+	notes map[partner.Key]string
 }
 
-func (j *journal) Note(_ context.Context, op load.Op, detail string) error {
+func (j *journal) Note(_ context.Context, op partner.Op, detail string) error {
 	j.mu.Lock()
 	j.notes[op.EntityKey] = detail
 	j.mu.Unlock()
 	return nil
 }
 
-func (j *journal) detail(key string) (string, bool) {
+func (j *journal) detail(key partner.Key) (string, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	d, ok := j.notes[key]
@@ -448,10 +450,10 @@ func (j *journal) detail(key string) (string, bool) {
 // errLog keeps every result for the card-data check.
 type errLog struct {
 	mu sync.Mutex
-	rs []load.Result
+	rs []partner.Result
 }
 
-func (l *errLog) add(r load.Result) {
+func (l *errLog) add(r partner.Result) {
 	l.mu.Lock()
 	l.rs = append(l.rs, r)
 	l.mu.Unlock()

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/redact"
 )
 
@@ -46,7 +46,7 @@ const (
 	// Q2 has no call that updates a client (a repeat sync is not documented
 	// to change meta, and there is no update call). Its cards were brought
 	// in step; the children carry those calls' request-ids.
-	RequestNoUpdateAPI = load.RequestNotSentNoUpdateAPI
+	RequestNoUpdateAPI = partner.RequestNotSentNoUpdateAPI
 )
 
 // intentSyncWithCards is the journal detail written, durably, before the
@@ -66,7 +66,7 @@ const intentSyncWithCards = "sync-with-cards"
 //     before it adds again after a lost answer; cards closed at the bank
 //     are deleted.
 //
-// It implements load.Provider and load.Resolver, not load.Deactivator: Q2
+// It implements partner.Provider and partner.Resolver, not partner.Deactivator: Q2
 // has no call that removes or disables a client.
 type Client struct {
 	http      *httpx.Client
@@ -76,8 +76,8 @@ type Client struct {
 }
 
 var (
-	_ load.Provider = (*Client)(nil)
-	_ load.Resolver = (*Client)(nil)
+	_ partner.Provider = (*Client)(nil)
+	_ partner.Resolver = (*Client)(nil)
 )
 
 // attemptsKey carries a per-delivery attempt counter to Sign, which runs
@@ -127,13 +127,13 @@ func (c *Client) HTTP() *httpx.Client { return c.http }
 
 // Map turns a customer into one sync op. The expiration it stamps makes a
 // dry run show a realistic body; Send stamps it again at send time.
-func (c *Client) Map(cu *model.Customer) ([]load.Op, []model.Reject) {
+func (c *Client) Map(cu *model.Customer) ([]partner.Item, []model.Reject) {
 	return mapCustomer(cu, expiration(c.now().Add(c.ttl)))
 }
 
 // Send delivers each op in turn and returns one Result per op.
-func (c *Client) Send(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
-	out := make([]load.Result, len(ops))
+func (c *Client) Send(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result {
+	out := make([]partner.Result, len(ops))
 	for i, op := range ops {
 		out[i] = c.deliver(ctx, op, j, false)
 	}
@@ -143,7 +143,7 @@ func (c *Client) Send(ctx context.Context, ops []load.Op, j load.Journal) []load
 // Resolve settles an op whose earlier run noted a sync with cards and
 // then crashed or lost the answer: the client may exist with those cards,
 // so it is found without sending cards, and only missing ones are added.
-func (c *Client) Resolve(ctx context.Context, op load.Op, j load.Journal) load.Result {
+func (c *Client) Resolve(ctx context.Context, op partner.Op, j partner.Journal) partner.Result {
 	return c.deliver(ctx, op, j, true)
 }
 
@@ -152,35 +152,27 @@ func (c *Client) Resolve(ctx context.Context, op load.Op, j load.Journal) load.R
 type delivery struct {
 	c        *Client
 	ctx      context.Context
-	op       load.Op
+	op       partner.Op
 	req      SyncRequest
 	customer string
 	attempts *atomic.Int32
 	status   int
-	children []load.Child
+	children []partner.Child
 	// clientRefused: Q2 refused the client itself, so no card of it can
 	// be at Q2 either.
 	clientRefused bool
 }
 
-func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal, resolving bool) load.Result {
-	if op.Kind == load.Deactivate {
-		// The engine only deactivates through load.Deactivator, which this
+func (c *Client) deliver(ctx context.Context, op partner.Op, j partner.Journal, resolving bool) partner.Result {
+	if op.Kind == partner.Deactivate {
+		// The engine only deactivates through partner.Deactivator, which this
 		// client does not implement: reaching here is a wiring bug.
-		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "deactivate", Kind: httpx.Fatal, Code: "unsupported",
+		return partner.FailureResult(op, &httpx.Error{Partner: Name, Op: "deactivate", Kind: httpx.Fatal, Code: "unsupported",
 			Message: "Q2 Open has no deactivation API"}, 0)
 	}
-	var req SyncRequest
-	switch p := op.Payload.(type) {
-	case SyncRequest:
-		req = p
-	case *SyncRequest:
-		if p != nil {
-			req = *p
-		}
-	}
+	req, _ := partner.PayloadOf[SyncRequest](op)
 	if req.Client.Identifier == "" {
-		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Fatal, Code: "bad_payload",
+		return partner.FailureResult(op, &httpx.Error{Partner: Name, Op: "POST " + SyncPath, Kind: httpx.Fatal, Code: "bad_payload",
 			Message: "op payload is not a q2open.SyncRequest with a client identifier"}, 0)
 	}
 	// Stamped here, not only in Map, so that a queued op never asks for a
@@ -195,7 +187,7 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal, resolv
 		return d.recover("")
 	case op.RemoteID != "":
 		return d.update()
-	case op.Kind == load.Update:
+	case op.Kind == partner.Update:
 		// Known to the ledger without a clientId (an intent an operator
 		// settled as delivered without --remote-id): Q2 may hold the
 		// client and its cards, so it is found and its cards reconciled;
@@ -217,13 +209,13 @@ func (d *delivery) do(r httpx.Request) (*httpx.Response, error) {
 	return resp, nil
 }
 
-func (d *delivery) result(remoteID, requestID string) load.Result {
-	return load.Result{EntityKey: d.op.EntityKey, Outcome: load.OK, RemoteID: remoteID, RequestID: requestID, HTTPStatus: d.status,
+func (d *delivery) result(remoteID, requestID string) partner.Result {
+	return partner.Result{EntityKey: d.op.EntityKey, Outcome: partner.OK, RemoteID: remoteID, RequestID: requestID, HTTPStatus: d.status,
 		Attempts: int(d.attempts.Load()), Children: d.children}
 }
 
-func (d *delivery) failure(remoteID string, err error) load.Result {
-	r := load.FailureResult(d.op, err, int(d.attempts.Load()))
+func (d *delivery) failure(remoteID string, err error) partner.Result {
+	r := partner.FailureResult(d.op, err, int(d.attempts.Load()))
 	r.RemoteID, r.Children = remoteID, d.children
 	if r.HTTPStatus == 0 {
 		r.HTTPStatus = d.status
@@ -236,18 +228,18 @@ func (d *delivery) failure(remoteID string, err error) load.Result {
 // settling it would let the next run send the cards again. Only Q2's
 // refusal of the client itself proves no card of it is there. A fatal
 // error keeps its kind, so the engine still stops the partner.
-func (d *delivery) mayHoldCards(r load.Result) load.Result {
-	if r.Outcome == load.OK || d.clientRefused {
+func (d *delivery) mayHoldCards(r partner.Result) partner.Result {
+	if r.Outcome == partner.OK || d.clientRefused {
 		return r
 	}
-	r.Outcome = load.Uncertain
+	r.Outcome = partner.Uncertain
 	return r
 }
 
 // create is the only path that sends cards in a sync: the intent is
 // durable before the call, so a crash or a lost answer leads the rerun to
 // Resolve (no cards in the sync) instead of a second sync with cards.
-func (d *delivery) create(j load.Journal) load.Result {
+func (d *delivery) create(j partner.Journal) partner.Result {
 	withCards := len(d.req.Cards) > 0
 	if withCards && j != nil {
 		if err := j.Note(d.ctx, d.op, intentSyncWithCards); err != nil {
@@ -287,7 +279,7 @@ func (d *delivery) create(j load.Journal) load.Result {
 	for _, cr := range ans.Cards {
 		if sent[cr.Identifier] && cr.PaymentMethodID != "" {
 			delete(sent, cr.Identifier)
-			d.children = append(d.children, load.Child{EntityKey: cardKey(d.customer, cr.Identifier), RemoteID: cr.PaymentMethodID})
+			d.children = append(d.children, partner.Child{EntityKey: partner.CardKey(d.customer, cr.Identifier), RemoteID: cr.PaymentMethodID})
 		}
 	}
 	if len(sent) == 0 {
@@ -302,15 +294,15 @@ func (d *delivery) create(j load.Journal) load.Result {
 // update brings a known client's cards in step. The client itself is not
 // sent: no documented call updates it, and that is what the customer's
 // ledger row says (RequestNoUpdateAPI).
-func (d *delivery) update() load.Result {
+func (d *delivery) update() partner.Result {
 	r := d.reconcile(d.op.RemoteID, RequestNoUpdateAPI)
-	if r.Outcome != load.OK && httpx.CodeOf(r.Err) == "client_not_found" {
+	if r.Outcome != partner.OK && httpx.CodeOf(r.Err) == "client_not_found" {
 		// The clientId we hold is gone at Q2: find (or create) the
 		// client by identifier and start again.
 		d.children = nil
 		return d.recover("")
 	}
-	if r.Outcome == load.OK {
+	if r.Outcome == partner.OK {
 		r.RequestID = RequestNoUpdateAPI
 	}
 	return r
@@ -319,7 +311,7 @@ func (d *delivery) update() load.Result {
 // recover finds the client without sending any card (POST /v1/client,
 // which answers the existing clientId for a known identifier), then
 // reconciles its cards.
-func (d *delivery) recover(clientID string) load.Result {
+func (d *delivery) recover(clientID string) partner.Result {
 	rid := ""
 	if clientID == "" {
 		body, err := json.Marshal(d.req.Client)
@@ -346,7 +338,7 @@ func (d *delivery) recover(clientID string) load.Result {
 // at the bank. Every card Q2 holds becomes a child, so the ledger has
 // each card's paymentMethodId. The first failure decides the outcome;
 // the other cards are still handled.
-func (d *delivery) reconcile(clientID, requestID string) load.Result {
+func (d *delivery) reconcile(clientID, requestID string) partner.Result {
 	held, listID, err := d.list(clientID)
 	if err != nil {
 		return d.failure(clientID, err)
@@ -356,7 +348,7 @@ func (d *delivery) reconcile(clientID, requestID string) load.Result {
 	for _, cd := range d.req.Cards {
 		keep[cd.Identifier] = true
 		if ms := held[cd.Identifier]; len(ms) > 0 {
-			d.children = append(d.children, load.Child{EntityKey: cardKey(d.customer, cd.Identifier), RemoteID: ms[0].PaymentMethodID, RequestID: listID})
+			d.children = append(d.children, partner.Child{EntityKey: partner.CardKey(d.customer, cd.Identifier), RemoteID: ms[0].PaymentMethodID, RequestID: listID})
 			continue
 		}
 		id, rid, err := d.add(clientID, cd)
@@ -366,7 +358,7 @@ func (d *delivery) reconcile(clientID, requestID string) load.Result {
 			}
 			continue
 		}
-		d.children = append(d.children, load.Child{EntityKey: cardKey(d.customer, cd.Identifier), RemoteID: id, RequestID: rid})
+		d.children = append(d.children, partner.Child{EntityKey: partner.CardKey(d.customer, cd.Identifier), RemoteID: id, RequestID: rid})
 	}
 	for _, ident := range d.req.Closed {
 		if keep[ident] {
@@ -375,7 +367,7 @@ func (d *delivery) reconcile(clientID, requestID string) load.Result {
 		if len(held[ident]) == 0 {
 			// Not at Q2 (never sent, or deleted by a run that died before
 			// its ledger write): the ledger must not keep it active.
-			d.children = append(d.children, load.Child{EntityKey: cardKey(d.customer, ident), RequestID: listID, Removed: true})
+			d.children = append(d.children, partner.Child{EntityKey: partner.CardKey(d.customer, ident), RequestID: listID, Removed: true})
 		}
 		for _, m := range held[ident] {
 			rid, err := d.remove(m, ident)
@@ -385,7 +377,7 @@ func (d *delivery) reconcile(clientID, requestID string) load.Result {
 				}
 				continue
 			}
-			d.children = append(d.children, load.Child{EntityKey: cardKey(d.customer, ident), RemoteID: m.PaymentMethodID, RequestID: rid, Removed: true})
+			d.children = append(d.children, partner.Child{EntityKey: partner.CardKey(d.customer, ident), RemoteID: m.PaymentMethodID, RequestID: rid, Removed: true})
 		}
 	}
 	if first != nil {

@@ -13,23 +13,24 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/q2open"
 )
 
-func mapOne(t *testing.T, c *q2open.Client, cu *model.Customer) load.Op {
+func mapOne(t *testing.T, c *q2open.Client, cu *model.Customer) partner.Op {
 	t.Helper()
-	ops, rej := c.Map(cu)
-	if len(ops) != 1 || len(rej) != 0 {
-		t.Fatalf("ops %d rejects %v", len(ops), rej)
+	items, rej := c.Map(cu)
+	if len(items) != 1 || len(rej) != 0 {
+		t.Fatalf("ops %d rejects %v", len(items), rej)
 	}
-	ops[0].Kind = load.Create
+	ops := partner.NewOps(items)
+	ops[0].Kind = partner.Create
 	return ops[0]
 }
 
-func children(r load.Result) map[string]string {
-	m := map[string]string{}
+func children(r partner.Result) map[partner.Key]string {
+	m := map[partner.Key]string{}
 	for _, ch := range r.Children {
 		m[ch.EntityKey] = ch.RemoteID
 	}
@@ -42,14 +43,14 @@ func TestCreateResolveAndUpdate(t *testing.T) {
 	ctx := context.Background()
 
 	op := mapOne(t, c, customer("C1"))
-	res := c.Send(ctx, []load.Op{op}, nil)
+	res := c.Send(ctx, []partner.Op{op}, nil)
 	if len(res) != 1 {
 		t.Fatalf("%d results for one op", len(res))
 	}
 	r := res[0]
 	st := sb.State()
 	cl, _ := st.Find("C1")
-	if r.Outcome != load.OK || r.Err != nil || r.EntityKey != "customer/C1" || r.RemoteID != cl.ClientID || r.HTTPStatus != 200 || r.Attempts != 1 ||
+	if r.Outcome != partner.OK || r.Err != nil || r.EntityKey != "customer/C1" || r.RemoteID != cl.ClientID || r.HTTPStatus != 200 || r.Attempts != 1 ||
 		!strings.HasPrefix(r.RequestID, "req-") {
 		t.Fatalf("create: %+v (state %+v)", r, st)
 	}
@@ -61,7 +62,7 @@ func TestCreateResolveAndUpdate(t *testing.T) {
 	// The engine resolves a create whose outcome it never recorded: the
 	// client is found without cards, and nothing is added twice.
 	again := c.Resolve(ctx, op, nil)
-	if again.Outcome != load.OK || again.RemoteID != r.RemoteID || fmt.Sprint(children(again)) != fmt.Sprint(want) {
+	if again.Outcome != partner.OK || again.RemoteID != r.RemoteID || fmt.Sprint(children(again)) != fmt.Sprint(want) {
 		t.Fatalf("resolve: %+v", again)
 	}
 
@@ -69,9 +70,9 @@ func TestCreateResolveAndUpdate(t *testing.T) {
 	cu := customer("C1")
 	cu.Accounts[0].Cards = append(cu.Accounts[0].Cards, card("C1", "K7", "6011111111111117", "", "credit", "discover"))
 	up := mapOne(t, c, cu)
-	up.Kind, up.RemoteID = load.Update, r.RemoteID
-	ur := c.Send(ctx, []load.Op{up}, nil)[0]
-	if ur.Outcome != load.OK || ur.RemoteID != r.RemoteID || len(ur.Children) != 3 || children(ur)["card/C1/K1"] != want["card/C1/K1"] {
+	up.Kind, up.RemoteID = partner.Update, r.RemoteID
+	ur := c.Send(ctx, []partner.Op{up}, nil)[0]
+	if ur.Outcome != partner.OK || ur.RemoteID != r.RemoteID || len(ur.Children) != 3 || children(ur)["card/C1/K1"] != want["card/C1/K1"] {
 		t.Fatalf("update: %+v", ur)
 	}
 	st = sb.State()
@@ -86,7 +87,7 @@ func TestCreateResolveAndUpdate(t *testing.T) {
 func TestSendReturnsOneResultPerOpInOrder(t *testing.T) {
 	sb, srv := sandboxServer(t)
 	c := newClient(t, srv.URL, token, nil)
-	ops := []load.Op{mapOne(t, c, customer("C1")), mapOne(t, c, customer("C2"))}
+	ops := []partner.Op{mapOne(t, c, customer("C1")), mapOne(t, c, customer("C2"))}
 	res := c.Send(context.Background(), ops, nil)
 	st := sb.State()
 	a, _ := st.Find("C1")
@@ -119,7 +120,7 @@ func TestTokenExpiration(t *testing.T) {
 		mu.Lock()
 		now = t0.Add(2 * time.Hour) // mapped at t0, sent two hours later
 		mu.Unlock()
-		if r := c.Send(context.Background(), []load.Op{op}, nil)[0]; r.Outcome != load.OK {
+		if r := c.Send(context.Background(), []partner.Op{op}, nil)[0]; r.Outcome != partner.OK {
 			t.Fatalf("%+v", r)
 		}
 		body, _ := rec.last()
@@ -148,7 +149,7 @@ func TestErrorsAreTyped(t *testing.T) {
 		name     string
 		status   int
 		body     string
-		outcome  load.Outcome
+		outcome  partner.Outcome
 		kind     httpx.Kind
 		code     string
 		message  string
@@ -158,26 +159,26 @@ func TestErrorsAreTyped(t *testing.T) {
 		// looked up (POST /v1/client, the second call), which the stub
 		// refuses too, so nothing can be at Q2.
 		{"validation, published shape", 400, `{"message":"cards[0].expMonth: must be two digits"}`,
-			load.Rejected, httpx.Rejected, "", "cards[0].expMonth: must be two digits", 2},
+			partner.Rejected, httpx.Rejected, "", "cards[0].expMonth: must be two digits", 2},
 		{"validation, assumed shape", 400, `{"error":{"code":"validation_error","message":"cards[0].expMonth: must be two digits"}}`,
-			load.Rejected, httpx.Rejected, "validation_error", "cards[0].expMonth: must be two digits", 2},
-		{"auth", 401, `{"message":"bad token"}`, load.Failed, httpx.Fatal, "", "bad token", 1},
-		{"conflict, no body", 409, ``, load.Rejected, httpx.Rejected, "", "Conflict", 2},
+			partner.Rejected, httpx.Rejected, "validation_error", "cards[0].expMonth: must be two digits", 2},
+		{"auth", 401, `{"message":"bad token"}`, partner.Failed, httpx.Fatal, "", "bad token", 1},
+		{"conflict, no body", 409, ``, partner.Rejected, httpx.Rejected, "", "Conflict", 2},
 		// A 5xx answer to a sync with cards may follow a commit (a
 		// gateway gave up): never resent; the client is looked up (the
 		// stub answers 503 to its three attempts too), and the intent
 		// stays open.
-		{"outage", 503, `<html>down</html>`, load.Uncertain, httpx.Retryable, "", "Service Unavailable", 4},
+		{"outage", 503, `<html>down</html>`, partner.Uncertain, httpx.Retryable, "", "Service Unavailable", 4},
 		// A 2xx without a clientId: Q2 may hold the cards, so the outcome
 		// stays uncertain (the intent stays open for the rerun).
-		{"answer without clientId", 200, `{"ssoToken":"x.y.z","cards":[]}`, load.Uncertain, httpx.Uncertain, "bad_response", "answer carries no clientId", 2},
-		{"answer not JSON", 200, `<html>ok</html>`, load.Uncertain, httpx.Uncertain, "bad_response", "answer carries no clientId", 2},
+		{"answer without clientId", 200, `{"ssoToken":"x.y.z","cards":[]}`, partner.Uncertain, httpx.Uncertain, "bad_response", "answer carries no clientId", 2},
+		{"answer not JSON", 200, `<html>ok</html>`, partner.Uncertain, httpx.Uncertain, "bad_response", "answer carries no clientId", 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			url, calls := stub(t, tc.status, tc.body)
 			c := newClient(t, url, token, nil)
-			r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, nil)[0]
+			r := c.Send(context.Background(), []partner.Op{mapOne(t, c, customer("C1"))}, nil)[0]
 			var he *httpx.Error
 			if r.Outcome != tc.outcome || !errors.As(r.Err, &he) || he.Kind != tc.kind || he.Code != tc.code || he.Message != tc.message ||
 				r.HTTPStatus != tc.status || r.Attempts != tc.attempts || int(calls.Load()) != tc.attempts || r.RemoteID != "" || len(r.Children) != 0 {
@@ -192,8 +193,8 @@ func TestErrorsAreTyped(t *testing.T) {
 func TestSandboxErrorsThroughTheClient(t *testing.T) {
 	sb, srv := sandboxServer(t)
 	bad := newClient(t, srv.URL, "wrong", nil)
-	r := bad.Send(context.Background(), []load.Op{mapOne(t, bad, customer("C1"))}, nil)[0]
-	if r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Fatal || r.HTTPStatus != 401 || !strings.Contains(r.Err.Error(), "bearer token") {
+	r := bad.Send(context.Background(), []partner.Op{mapOne(t, bad, customer("C1"))}, nil)[0]
+	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Fatal || r.HTTPStatus != 401 || !strings.Contains(r.Err.Error(), "bearer token") {
 		t.Fatalf("wrong token: %+v", r)
 	}
 
@@ -203,14 +204,14 @@ func TestSandboxErrorsThroughTheClient(t *testing.T) {
 	req.Cards = append([]q2open.Card(nil), req.Cards...)
 	req.Cards[0].ExpMonth = "13" // what Map never sends, but a partner may refuse
 	op.Payload = req
-	r = c.Send(context.Background(), []load.Op{op}, nil)[0]
+	r = c.Send(context.Background(), []partner.Op{op}, nil)[0]
 	// The refused sync is followed by a lookup without cards: the client
 	// and K2 are added, K1 is refused on its own. Q2 may hold part of the
 	// first sync, so the outcome is uncertain, never rejected: a rejected
 	// create would let the next run send the cards in a sync again.
 	st := sb.State()
 	cl, _ := st.Find("C1")
-	if r.Outcome != load.Uncertain || httpx.KindOf(r.Err) != httpx.Rejected || r.HTTPStatus != 400 ||
+	if r.Outcome != partner.Uncertain || httpx.KindOf(r.Err) != httpx.Rejected || r.HTTPStatus != 400 ||
 		!strings.Contains(r.Err.Error(), "expMonth") || len(cl.Cards) != 1 || cl.Cards[0].Identifier != "K2" ||
 		children(r)["card/C1/K2"] != cl.Cards[0].PaymentMethodID || r.RemoteID != cl.ClientID {
 		t.Fatalf("refused content: %+v state %+v", r, st)
@@ -227,7 +228,7 @@ func TestSandboxErrorsThroughTheClient(t *testing.T) {
 func TestPartnerMessagesLoseCardData(t *testing.T) {
 	url, _ := stub(t, 400, `{"message":"card 4111111111111111 (4111-1111-1111-1111) with code 123 refused; ref 12345"}`)
 	c := newClient(t, url, token, nil)
-	r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, nil)[0]
+	r := c.Send(context.Background(), []partner.Op{mapOne(t, c, customer("C1"))}, nil)[0]
 	msg := r.Err.Error()
 	for _, s := range []string{visaPAN, "4111-1111-1111-1111", " 123 "} {
 		if strings.Contains(msg, s) {
@@ -245,7 +246,7 @@ func TestSSOTokenIsNeverKept(t *testing.T) {
 	sb, _ := sandboxServer(t)
 	rec := &recorder{h: sb}
 	c := newClient(t, newServer(t, rec), token, nil)
-	r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, nil)[0]
+	r := c.Send(context.Background(), []partner.Op{mapOne(t, c, customer("C1"))}, nil)[0]
 	_, answer := rec.last()
 	var a q2open.SyncResponse
 	if err := json.Unmarshal(answer, &a); err != nil || a.SSOToken == "" {
@@ -266,8 +267,8 @@ func TestChildrenOnlyForCardsSent(t *testing.T) {
 	c := newClient(t, url, token, nil)
 	cu := customer("C1")
 	cu.Accounts[0].Cards = cu.Accounts[0].Cards[:1]
-	r := c.Send(context.Background(), []load.Op{mapOne(t, c, cu)}, nil)[0]
-	if r.Outcome != load.OK || r.RemoteID != "c1" || len(r.Children) != 1 || r.Children[0] != (load.Child{EntityKey: "card/C1/K1", RemoteID: "p1"}) {
+	r := c.Send(context.Background(), []partner.Op{mapOne(t, c, cu)}, nil)[0]
+	if r.Outcome != partner.OK || r.RemoteID != "c1" || len(r.Children) != 1 || r.Children[0] != (partner.Child{EntityKey: "card/C1/K1", RemoteID: "p1"}) {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -288,10 +289,10 @@ func TestLostSyncAnswerIsNotResentWithCards(t *testing.T) {
 		sb.ServeHTTP(w, r)
 	}))
 	c := newClient(t, url, token, nil)
-	r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, nil)[0]
+	r := c.Send(context.Background(), []partner.Op{mapOne(t, c, customer("C1"))}, nil)[0]
 	st := sb.State()
 	cl, _ := st.Find("C1")
-	if r.Outcome != load.OK || len(st.Clients) != 1 || st.Totals.DuplicateClients != 0 || r.RemoteID != cl.ClientID ||
+	if r.Outcome != partner.OK || len(st.Clients) != 1 || st.Totals.DuplicateClients != 0 || r.RemoteID != cl.ClientID ||
 		st.Totals.DuplicatePaymentMethods != 0 || st.Totals.DuplicateAdds != 0 || len(cl.Cards) != 2 {
 		t.Fatalf("result %+v state %+v", r, st)
 	}
@@ -329,11 +330,11 @@ func TestNewChecksConfig(t *testing.T) {
 // plan deactivations for it.
 func TestNoDeactivation(t *testing.T) {
 	c := newClient(t, "http://127.0.0.1:1", token, nil)
-	if _, ok := any(c).(load.Deactivator); ok {
+	if _, ok := any(c).(partner.Deactivator); ok {
 		t.Fatal("q2open claims to deactivate, but Q2 documents no such call")
 	}
-	r := c.Send(context.Background(), []load.Op{{EntityKey: "customer/C1", Kind: load.Deactivate, RemoteID: "x"}}, nil)[0]
-	if r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
+	r := c.Send(context.Background(), []partner.Op{{EntityKey: "customer/C1", Kind: partner.Deactivate, RemoteID: "x"}}, nil)[0]
+	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -341,8 +342,8 @@ func TestNoDeactivation(t *testing.T) {
 func TestWrongPayloadFailsLoudly(t *testing.T) {
 	c := newClient(t, "http://127.0.0.1:1", token, nil)
 	for _, p := range []any{nil, "x", q2open.SyncRequest{}} {
-		r := c.Send(context.Background(), []load.Op{{EntityKey: "customer/C1", Kind: load.Create, Payload: p}}, nil)[0]
-		if r.Outcome != load.Failed || httpx.CodeOf(r.Err) != "bad_payload" {
+		r := c.Send(context.Background(), []partner.Op{{EntityKey: "customer/C1", Kind: partner.Create, Payload: p}}, nil)[0]
+		if r.Outcome != partner.Failed || httpx.CodeOf(r.Err) != "bad_payload" {
 			t.Errorf("payload %#v: %+v", p, r)
 		}
 	}

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/transform"
 )
 
@@ -16,17 +16,15 @@ const expirationLayout = "2006-01-02T15:04:05.000Z"
 func expiration(t time.Time) string { return t.UTC().Format(expirationLayout) }
 
 // customerKey is the ledger key of a Q2 client.
-func customerKey(customerID string) string { return "customer/" + customerID }
 
 // cardKey is the ledger key of a card Q2 holds as a payment method.
-func cardKey(customerID, cardID string) string { return "card/" + customerID + "/" + cardID }
 
 // mapCustomer builds the one sync op of a customer. It is pure: the token
 // expiration comes in from the caller, which owns the clock.
-func mapCustomer(c *model.Customer, exp string) ([]load.Op, []model.Reject) {
-	key := customerKey(c.ID)
+func mapCustomer(c *model.Customer, exp string) ([]partner.Item, []model.Reject) {
+	key := partner.CustomerKey(c.ID)
 	if strings.TrimSpace(c.ID) == "" {
-		return nil, []model.Reject{{Origin: c.Origin, EntityKey: key, Field: "customer_id", Reason: model.ReasonMissingField,
+		return nil, []model.Reject{{Origin: c.Origin, EntityKey: key.String(), Field: "customer_id", Reason: model.ReasonMissingField,
 			Message: "Q2 requires client.identifier (the customer id)", Provider: Name}}
 	}
 	req := SyncRequest{
@@ -87,7 +85,7 @@ func mapCustomer(c *model.Customer, exp string) ([]load.Op, []model.Reject) {
 			req.Cards = append(req.Cards, wc)
 		}
 	}
-	return []load.Op{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: req}}, rejects
+	return []partner.Item{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: req}}, rejects
 }
 
 // isOpen treats a missing status as open, as the other partners do.
@@ -130,7 +128,7 @@ func cardReject(c *model.Customer, cd *model.Card, field, reason, msg string) *m
 	if o == (model.Origin{}) {
 		o = c.Origin
 	}
-	return &model.Reject{Origin: o, EntityKey: cardKey(c.ID, cd.ID), Field: field, Reason: reason, Message: msg, Provider: Name}
+	return &model.Reject{Origin: o, EntityKey: partner.CardKey(c.ID, cd.ID).String(), Field: field, Reason: reason, Message: msg, Provider: Name}
 }
 
 func twoDigits(n int) string {

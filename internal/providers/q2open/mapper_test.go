@@ -13,6 +13,7 @@ import (
 	"github.com/northwind-data/etl/internal/golden"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/q2open"
 )
 
@@ -56,8 +57,8 @@ func TestRequestBodiesGolden(t *testing.T) {
 			if len(rej) != 0 || len(ops) != 1 {
 				t.Fatalf("ops %d rejects %v", len(ops), rej)
 			}
-			res := c.Send(context.Background(), ops, nil)
-			if res[0].Outcome != load.OK || len(res[0].Children) != tc.cards {
+			res := c.Send(context.Background(), partner.NewOps(ops), nil)
+			if res[0].Outcome != partner.OK || len(res[0].Children) != tc.cards {
 				t.Fatalf("result %+v", res[0])
 			}
 			body, _ := rec.last()
@@ -128,7 +129,7 @@ func TestMapSendsADuplicateCardIDOnce(t *testing.T) {
 	}
 }
 
-func ids(op load.Op) string {
+func ids(op partner.Item) string {
 	var out []string
 	for _, c := range op.Payload.(q2open.SyncRequest).Cards {
 		out = append(out, c.Identifier)
@@ -176,7 +177,7 @@ func TestContentHashIgnoresExpirationAndCardCode(t *testing.T) {
 	}
 
 	ops, _ := newClient(t, "http://127.0.0.1:1", token, nil).Map(customer("C1"))
-	hc, _ := json.Marshal(ops[0].Payload.(load.Hashable).HashContent())
+	hc, _ := json.Marshal(ops[0].Payload.(partner.Hashable).HashContent())
 	if bytes.Contains(hc, []byte(`"cardCode"`)) || bytes.Contains(hc, []byte("2026-11-24")) {
 		t.Fatalf("hash content %s carries the code or the expiration", hc)
 	}

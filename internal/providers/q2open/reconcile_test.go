@@ -17,8 +17,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/q2open"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
@@ -30,13 +30,13 @@ type journal struct {
 	err   error
 }
 
-func (j *journal) Note(_ context.Context, op load.Op, detail string) error {
+func (j *journal) Note(_ context.Context, op partner.Op, detail string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.err != nil {
 		return j.err
 	}
-	j.notes = append(j.notes, op.EntityKey+" "+detail)
+	j.notes = append(j.notes, op.EntityKey.String()+" "+detail)
 	return nil
 }
 
@@ -76,8 +76,8 @@ func TestResendAfterLostSyncAnswerCreatesNoDuplicatePaymentMethod(t *testing.T) 
 	ctx := context.Background()
 	var j journal
 	op := mapOne(t, c, customer("C1"))
-	first := c.Send(ctx, []load.Op{op}, &j)[0]
-	if first.Outcome != load.OK {
+	first := c.Send(ctx, []partner.Op{op}, &j)[0]
+	if first.Outcome != partner.OK {
 		t.Fatalf("create: %+v", first)
 	}
 	// The crash: the engine saw no outcome, so it resolves the open intent.
@@ -85,7 +85,7 @@ func TestResendAfterLostSyncAnswerCreatesNoDuplicatePaymentMethod(t *testing.T) 
 	for i := 0; i < 2; i++ {
 		r := c.Resolve(ctx, op, &j)
 		noDuplicates(t, sb.State())
-		if r.Outcome != load.OK || r.RemoteID != first.RemoteID || fmt.Sprint(children(r)) != fmt.Sprint(children(first)) {
+		if r.Outcome != partner.OK || r.RemoteID != first.RemoteID || fmt.Sprint(children(r)) != fmt.Sprint(children(first)) {
 			t.Fatalf("resolve %d: %+v, want the first sync's client and cards %v", i, r, children(first))
 		}
 	}
@@ -105,11 +105,11 @@ func TestResendAfterLostSyncAnswerCreatesNoDuplicatePaymentMethod(t *testing.T) 
 		h.ServeHTTP(w, r)
 	}))
 	c2 := newClient(t, url, token, nil)
-	r := c2.Send(ctx, []load.Op{mapOne(t, c2, customer("C1"))}, &journal{})[0]
+	r := c2.Send(ctx, []partner.Op{mapOne(t, c2, customer("C1"))}, &journal{})[0]
 	st := sb2.State()
 	cl, _ := st.Find("C1")
 	noDuplicates(t, st)
-	if r.Outcome != load.OK || len(cl.Cards) != 2 || posts.Load() != 2 || st.Totals.PaymentMethodsAdded != 2 {
+	if r.Outcome != partner.OK || len(cl.Cards) != 2 || posts.Load() != 2 || st.Totals.PaymentMethodsAdded != 2 {
 		t.Fatalf("lost answer: %+v, %d posts, state %+v", r, posts.Load(), st)
 	}
 }
@@ -119,26 +119,26 @@ func TestNoSyncWithCardsWithoutADurableIntent(t *testing.T) {
 	sb, srv := sandboxServer(t)
 	c := newClient(t, srv.URL, token, nil)
 	j := &journal{err: errors.New("ledger down")}
-	r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, j)[0]
-	if r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Retryable || sb.State().Totals.Requests != 0 {
+	r := c.Send(context.Background(), []partner.Op{mapOne(t, c, customer("C1"))}, j)[0]
+	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Retryable || sb.State().Totals.Requests != 0 {
 		t.Fatalf("%+v, %d requests", r, sb.State().Totals.Requests)
 	}
 }
 
 // seed creates C1 with K1 and K2 at the sandbox and returns the result.
-func seed(t *testing.T, c *q2open.Client) load.Result {
+func seed(t *testing.T, c *q2open.Client) partner.Result {
 	t.Helper()
-	r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, nil)[0]
-	if r.Outcome != load.OK || len(r.Children) != 2 {
+	r := c.Send(context.Background(), []partner.Op{mapOne(t, c, customer("C1"))}, nil)[0]
+	if r.Outcome != partner.OK || len(r.Children) != 2 {
 		t.Fatalf("seed: %+v", r)
 	}
 	return r
 }
 
-func update(t *testing.T, c *q2open.Client, cu *model.Customer, remoteID string) load.Op {
+func update(t *testing.T, c *q2open.Client, cu *model.Customer, remoteID string) partner.Op {
 	t.Helper()
 	op := mapOne(t, c, cu)
-	op.Kind, op.RemoteID = load.Update, remoteID
+	op.Kind, op.RemoteID = partner.Update, remoteID
 	return op
 }
 
@@ -153,17 +153,17 @@ func TestUpdateOfKnownClientAddsOnlyMissingCards(t *testing.T) {
 
 	cu := customer("C1")
 	cu.Accounts[0].Cards = append(cu.Accounts[0].Cards, card("C1", "K7", "6011111111111117", "321", "credit", "discover"))
-	r := c.Send(context.Background(), []load.Op{update(t, c, cu, created.RemoteID)}, nil)[0]
+	r := c.Send(context.Background(), []partner.Op{update(t, c, cu, created.RemoteID)}, nil)[0]
 	st := sb.State()
 	cl, _ := st.Find("C1")
 	got := children(r)
 	noDuplicates(t, st)
-	if r.Outcome != load.OK || r.RemoteID != created.RemoteID || len(cl.Cards) != 3 || len(got) != 3 {
+	if r.Outcome != partner.OK || r.RemoteID != created.RemoteID || len(cl.Cards) != 3 || len(got) != 3 {
 		t.Fatalf("update: %+v state %+v", r, st)
 	}
 	for _, k := range []string{"K1", "K2", "K7"} {
-		if got["card/C1/"+k] != cl.Method(k)[0].PaymentMethodID {
-			t.Fatalf("child of %s is %q, Q2 holds %+v", k, got["card/C1/"+k], cl.Method(k))
+		if got[partner.CardKey("C1", k)] != cl.Method(k)[0].PaymentMethodID {
+			t.Fatalf("child of %s is %q, Q2 holds %+v", k, got[partner.CardKey("C1", k)], cl.Method(k))
 		}
 	}
 	for _, ch := range r.Children {
@@ -183,8 +183,8 @@ func TestUpdateOfKnownClientAddsOnlyMissingCards(t *testing.T) {
 	}
 
 	// The same update again (a rerun after a crash) adds nothing.
-	again := c.Send(context.Background(), []load.Op{update(t, c, cu, created.RemoteID)}, nil)[0]
-	if again.Outcome != load.OK || fmt.Sprint(children(again)) != fmt.Sprint(got) || sb.State().Totals.PaymentMethodsAdded != 3 {
+	again := c.Send(context.Background(), []partner.Op{update(t, c, cu, created.RemoteID)}, nil)[0]
+	if again.Outcome != partner.OK || fmt.Sprint(children(again)) != fmt.Sprint(got) || sb.State().Totals.PaymentMethodsAdded != 3 {
 		t.Fatalf("repeated update: %+v, totals %+v", again, sb.State().Totals)
 	}
 }
@@ -196,10 +196,10 @@ func TestLostAddAnswerIsListedNotAddedAgain(t *testing.T) {
 	c := newClient(t, newServer(t, loseAnswers(sb, 1, isPost(q2open.PaymentPath))), token, nil)
 	cu := customer("C1")
 	cu.Accounts[0].Cards = append(cu.Accounts[0].Cards, card("C1", "K7", "6011111111111117", "", "credit", "discover"))
-	r := c.Send(context.Background(), []load.Op{update(t, c, cu, created.RemoteID)}, nil)[0]
+	r := c.Send(context.Background(), []partner.Op{update(t, c, cu, created.RemoteID)}, nil)[0]
 	st := sb.State()
 	cl, _ := st.Find("C1")
-	if r.Outcome != load.OK || len(cl.Method("K7")) != 1 || children(r)["card/C1/K7"] != cl.Method("K7")[0].PaymentMethodID {
+	if r.Outcome != partner.OK || len(cl.Method("K7")) != 1 || children(r)["card/C1/K7"] != cl.Method("K7")[0].PaymentMethodID {
 		t.Fatalf("%+v state %+v", r, st)
 	}
 	noDuplicates(t, st)
@@ -222,9 +222,9 @@ func TestClosedCardIsDeletedAndTheDayRuleIsRetried(t *testing.T) {
 	cu.Accounts[0].Cards[1].Status = "CLOSED"
 	op := update(t, c, cu, created.RemoteID)
 
-	refused := c.Send(context.Background(), []load.Op{op}, nil)[0]
+	refused := c.Send(context.Background(), []partner.Op{op}, nil)[0]
 	var he *httpx.Error
-	if refused.Outcome != load.Failed || !errors.As(refused.Err, &he) || he.Kind != httpx.Retryable || he.Code != "delete_refused" ||
+	if refused.Outcome != partner.Failed || !errors.As(refused.Err, &he) || he.Kind != httpx.Retryable || he.Code != "delete_refused" ||
 		!strings.Contains(he.Message, "24 hours") || !strings.Contains(he.Message, k2) || refused.HTTPStatus != 400 {
 		t.Fatalf("refused delete: %+v", refused)
 	}
@@ -237,13 +237,13 @@ func TestClosedCardIsDeletedAndTheDayRuleIsRetried(t *testing.T) {
 	}
 
 	clock.Advance(24 * time.Hour)
-	r := c.Send(context.Background(), []load.Op{op}, nil)[0]
+	r := c.Send(context.Background(), []partner.Op{op}, nil)[0]
 	st := sb.State()
 	cl, _ := st.Find("C1")
-	if r.Outcome != load.OK || len(cl.Cards) != 1 || cl.Cards[0].Identifier != "K1" || st.Totals.PaymentMethodsDeleted != 1 {
+	if r.Outcome != partner.OK || len(cl.Cards) != 1 || cl.Cards[0].Identifier != "K1" || st.Totals.PaymentMethodsDeleted != 1 {
 		t.Fatalf("delete a day later: %+v state %+v", r, st)
 	}
-	var removed load.Child
+	var removed partner.Child
 	for _, ch := range r.Children {
 		if ch.EntityKey == "card/C1/K2" {
 			removed = ch
@@ -255,8 +255,8 @@ func TestClosedCardIsDeletedAndTheDayRuleIsRetried(t *testing.T) {
 	// Gone already (say, deleted by a run killed before its ledger
 	// write): a repeat deletes nothing and still marks K2 removed, so the
 	// ledger does not keep it active.
-	again := c.Send(context.Background(), []load.Op{op}, nil)[0]
-	if again.Outcome != load.OK || sb.State().Totals.PaymentMethodsDeleted != 1 || len(again.Children) != 2 ||
+	again := c.Send(context.Background(), []partner.Op{op}, nil)[0]
+	if again.Outcome != partner.OK || sb.State().Totals.PaymentMethodsDeleted != 1 || len(again.Children) != 2 ||
 		again.Children[1].EntityKey != "card/C1/K2" || !again.Children[1].Removed {
 		t.Fatalf("repeat: %+v", again)
 	}
@@ -271,10 +271,10 @@ func TestMetaChangeIsRecordedNotSent(t *testing.T) {
 	created := seed(t, c)
 	cu := customer("C1")
 	cu.Email = "ada@lovelace.example"
-	r := c.Send(context.Background(), []load.Op{update(t, c, cu, created.RemoteID)}, nil)[0]
+	r := c.Send(context.Background(), []partner.Op{update(t, c, cu, created.RemoteID)}, nil)[0]
 	st := sb.State()
 	cl, _ := st.Find("C1")
-	if r.Outcome != load.OK || r.RequestID != "not-sent-no-update-api" || cl.Email != "ada@example.com" ||
+	if r.Outcome != partner.OK || r.RequestID != "not-sent-no-update-api" || cl.Email != "ada@example.com" ||
 		cl.Syncs != 1 || len(r.Children) != 2 {
 		t.Fatalf("meta change: %+v, state %+v", r, st)
 	}
@@ -286,9 +286,9 @@ func TestUnknownClientIDIsFoundAgainByIdentifier(t *testing.T) {
 	sb, srv := sandboxServer(t)
 	c := newClient(t, srv.URL, token, nil)
 	created := seed(t, c)
-	r := c.Send(context.Background(), []load.Op{update(t, c, customer("C1"), "000000000000000000000000")}, nil)[0]
+	r := c.Send(context.Background(), []partner.Op{update(t, c, customer("C1"), "000000000000000000000000")}, nil)[0]
 	noDuplicates(t, sb.State())
-	if r.Outcome != load.OK || r.RemoteID != created.RemoteID || fmt.Sprint(children(r)) != fmt.Sprint(children(created)) {
+	if r.Outcome != partner.OK || r.RemoteID != created.RemoteID || fmt.Sprint(children(r)) != fmt.Sprint(children(created)) {
 		t.Fatalf("%+v", r)
 	}
 	noDuplicates(t, sb.State())
@@ -339,10 +339,10 @@ func TestReconcileCreatesAddsNothingQ2Holds(t *testing.T) {
 	c := newClient(t, srv.URL, token, func(cfg *q2open.Config) { cfg.ReconcileCreates = true })
 	cu := customer("C1")
 	cu.Accounts[0].Cards = append(cu.Accounts[0].Cards, card("C1", "K7", "6011111111111117", "", "credit", "discover"))
-	r := c.Send(context.Background(), []load.Op{mapOne(t, c, cu)}, &journal{})[0]
+	r := c.Send(context.Background(), []partner.Op{mapOne(t, c, cu)}, &journal{})[0]
 	st := sb.State()
 	noDuplicates(t, st)
-	if cl, _ := st.Find("C1"); r.Outcome != load.OK || len(cl.Cards) != 3 || len(r.Children) != 3 || r.RemoteID != cl.ClientID {
+	if cl, _ := st.Find("C1"); r.Outcome != partner.OK || len(cl.Cards) != 3 || len(r.Children) != 3 || r.RemoteID != cl.ClientID {
 		t.Fatalf("%+v state %+v", r, st)
 	}
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/partner"
 )
 
@@ -25,7 +24,7 @@ func Registration() partner.Registration {
 		Credentials:     []string{"token"},
 		Options:         options,
 		DemoCredentials: map[string]string{"token": "sandbox-q2open-token"},
-		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+		Build: func(p config.Partner, h httpx.Config) (partner.Provider, error) {
 			o, err := options.Decode(p)
 			if err != nil {
 				return nil, err
@@ -35,7 +34,7 @@ func Registration() partner.Registration {
 		Sandbox: func(c map[string]string) http.Handler {
 			return NewSandbox(SandboxOptions{Token: c["token"]})
 		},
-		EntityPrefix: "customer/",
+		EntityPrefix: partner.CustomerPrefix,
 		Count: func(h http.Handler) (int, int) {
 			// Q2 dedups clients by identifier but keeps a card sent twice
 			// as a second payment method: both are duplicates here.

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/q2open"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
@@ -24,12 +24,12 @@ func TestReview_UpdateWithoutClientIDDoesNotAddCardsAgain(t *testing.T) {
 	c := newClient(t, srv.URL, token, nil)
 	ctx := context.Background()
 	op := mapOne(t, c, customer("C1"))
-	if r := c.Send(ctx, []load.Op{op}, nil)[0]; r.Outcome != load.OK {
+	if r := c.Send(ctx, []partner.Op{op}, nil)[0]; r.Outcome != partner.OK {
 		t.Fatalf("create: %+v", r)
 	}
 	up := mapOne(t, c, customer("C1"))
-	up.Kind, up.RemoteID = load.Update, ""
-	r := c.Send(ctx, []load.Op{up}, nil)[0]
+	up.Kind, up.RemoteID = partner.Update, ""
+	r := c.Send(ctx, []partner.Op{up}, nil)[0]
 	cl, _ := sb.State().Find("C1")
 	if len(cl.Cards) != 2 {
 		t.Errorf("Q2 holds %d payment methods for C1's 2 cards after an update without a clientId (outcome %s)", len(cl.Cards), r.Outcome)
@@ -67,11 +67,11 @@ func TestReview_SyncWithCards504AfterCommit(t *testing.T) {
 			srv := httptest.NewServer(gateway504{sb, left})
 			t.Cleanup(srv.Close)
 			c := newClient(t, srv.URL, token, nil)
-			r := c.Send(context.Background(), []load.Op{mapOne(t, c, customer("C1"))}, nil)[0]
+			r := c.Send(context.Background(), []partner.Op{mapOne(t, c, customer("C1"))}, nil)[0]
 			if d := sb.State().Totals.DuplicatePaymentMethods; d != 0 {
 				t.Errorf("a sync answered 504 after Q2 committed it: %d duplicate payment methods (outcome %s)", d, r.Outcome)
 			}
-			if r.Outcome != load.OK && r.Outcome != load.Uncertain {
+			if r.Outcome != partner.OK && r.Outcome != partner.Uncertain {
 				t.Errorf("outcome %s (%v) after a sync with cards that may have landed: the engine settles the intent of anything but uncertain", r.Outcome, r.Err)
 			}
 		})

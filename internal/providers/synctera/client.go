@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // MaxPageSize is the largest page the list answers (more acts as this).
@@ -38,8 +38,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Client delivers customers to Synctera. It implements load.Provider,
-// load.Deactivator and load.Resolver. Safe for concurrent use.
+// Client delivers customers to Synctera. It implements partner.Provider,
+// partner.Deactivator and partner.Resolver. Safe for concurrent use.
 type Client struct {
 	http     *httpx.Client
 	pageSize int
@@ -48,9 +48,9 @@ type Client struct {
 }
 
 var (
-	_ load.Provider    = (*Client)(nil)
-	_ load.Deactivator = (*Client)(nil)
-	_ load.Resolver    = (*Client)(nil)
+	_ partner.Provider    = (*Client)(nil)
+	_ partner.Deactivator = (*Client)(nil)
+	_ partner.Resolver    = (*Client)(nil)
 )
 
 // attemptsKey carries a per-call attempt counter to the signing hook,
@@ -116,7 +116,7 @@ func (c *Client) HTTP() *httpx.Client { return c.http }
 // Map turns a validated customer into one op whose payload is a
 // CustomerInBody, or into a reject for this partner. Pure and
 // deterministic.
-func (c *Client) Map(cu *model.Customer) ([]load.Op, []model.Reject) { return mapCustomer(cu) }
+func (c *Client) Map(cu *model.Customer) ([]partner.Item, []model.Reject) { return mapCustomer(cu) }
 
 // Send delivers each op in turn and returns one Result per op: Create is
 // POST with Op.IdemKey as Idempotency-Key, Update (Op.RemoteID set) is PUT
@@ -128,34 +128,26 @@ func (c *Client) Map(cu *model.Customer) ([]load.Op, []model.Reject) { return ma
 // it instead of creating blind. A create refused with
 // IDEMPOTENCY_INVALID_REUSE (the key went out before with another body)
 // is settled by a lookup, never by a second create.
-func (c *Client) Send(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
-	out := make([]load.Result, len(ops))
+func (c *Client) Send(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result {
+	out := make([]partner.Result, len(ops))
 	for i, op := range ops {
 		out[i] = c.deliver(ctx, op, j)
 	}
 	return out
 }
 
-func payloadOf(op load.Op) (CustomerInBody, load.Result, bool) {
-	var body CustomerInBody
-	switch p := op.Payload.(type) {
-	case CustomerInBody:
-		body = p
-	case *CustomerInBody:
-		if p != nil {
-			body = *p
-		}
-	}
+func payloadOf(op partner.Op) (CustomerInBody, partner.Result, bool) {
+	body, _ := partner.PayloadOf[CustomerInBody](op)
 	if body.Status == "" {
 		// Map always sets a status: reaching here is a wiring bug.
-		return body, load.FailureResult(op, &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey, Kind: httpx.Fatal, Code: "bad_payload",
+		return body, partner.FailureResult(op, &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey.String(), Kind: httpx.Fatal, Code: "bad_payload",
 			Message: "op payload is not a synctera.CustomerInBody with a status"}, 0), false
 	}
-	return body, load.Result{}, true
+	return body, partner.Result{}, true
 }
 
-func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.Result {
-	if op.Kind == load.Deactivate {
+func (c *Client) deliver(ctx context.Context, op partner.Op, j partner.Journal) partner.Result {
+	if op.Kind == partner.Deactivate {
 		return c.Deactivate(ctx, op)
 	}
 	body, bad, ok := payloadOf(op)
@@ -166,19 +158,19 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 	if op.RemoteID != "" {
 		return c.put(ctx, op, op.RemoteID, body, n)
 	}
-	if op.Kind == load.Update {
+	if op.Kind == partner.Update {
 		// The ledger knows the entity but not its Synctera id (an intent
 		// an operator settled as delivered without --remote-id): the
 		// customer exists, so it is found, never created a second time.
 		if r, found := c.adopt(ctx, op, body, n); found {
 			return r
 		}
-		return uncertain(op, 0, n, "no_remote_id", "the ledger holds "+op.EntityKey+" as delivered without a Synctera id, and no customer carrying it was found "+
+		return uncertain(op, 0, n, "no_remote_id", "the ledger holds "+string(op.EntityKey)+" as delivered without a Synctera id, and no customer carrying it was found "+
 			"by e-mail, phone or name; settle it again with --remote-id", nil)
 	}
 	if j != nil {
 		if err := j.Note(ctx, op, noteIntent(op.IdemKey, c.now())); err != nil {
-			return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal",
+			return partner.FailureResult(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal",
 				Message: "could not record the intent before the create; nothing was sent", Err: err}, 0)
 		}
 	}
@@ -186,25 +178,25 @@ func (c *Client) deliver(ctx context.Context, op load.Op, j load.Journal) load.R
 }
 
 // put delivers body to customer id.
-func (c *Client) put(ctx context.Context, op load.Op, id string, body CustomerInBody, n *atomic.Int32) load.Result {
+func (c *Client) put(ctx context.Context, op partner.Op, id string, body CustomerInBody, n *atomic.Int32) partner.Result {
 	cu, status, err := c.update(ctx, id, body)
 	if err != nil {
-		return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+		return partner.FailureResult(op, wrapOp(err, op), int(n.Load()))
 	}
 	if cu.ID != "" {
 		id = cu.ID
 	}
-	return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: id, HTTPStatus: status, Attempts: int(n.Load())}
+	return partner.Result{EntityKey: op.EntityKey, Outcome: partner.OK, RemoteID: id, HTTPStatus: status, Attempts: int(n.Load())}
 }
 
 // post creates with key. IDEMPOTENCY_INVALID_REUSE (under any 4xx: its
 // status is unpublished) means the key went out before with another
 // body, so a customer may exist: it is looked up, not created again.
-func (c *Client) post(ctx context.Context, op load.Op, body CustomerInBody, key string, n *atomic.Int32) load.Result {
+func (c *Client) post(ctx context.Context, op partner.Op, body CustomerInBody, key string, n *atomic.Int32) partner.Result {
 	cu, status, err := c.create(ctx, body, key)
 	switch {
 	case err == nil:
-		return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: cu.ID, HTTPStatus: status, Attempts: int(n.Load())}
+		return partner.Result{EntityKey: op.EntityKey, Outcome: partner.OK, RemoteID: cu.ID, HTTPStatus: status, Attempts: int(n.Load())}
 	case invalidReuse(err):
 		r, found := c.adopt(ctx, op, body, n)
 		if found {
@@ -212,10 +204,10 @@ func (c *Client) post(ctx context.Context, op load.Op, body CustomerInBody, key 
 		}
 		return uncertain(op, httpx.StatusOf(err), n, CodeKeyReused,
 			"this create's Idempotency-Key went out before with another body, so Synctera may hold the customer, and no customer carrying "+
-				op.EntityKey+" was found by e-mail, phone or name; see docs/partners/synctera.md, \"uncertain\"", err)
+				op.EntityKey.String()+" was found by e-mail, phone or name; see docs/partners/synctera.md, \"uncertain\"", err)
 	}
-	r := load.FailureResult(op, wrapOp(err, op), int(n.Load()))
-	if r.Outcome == load.Failed && (lostAnswer(ctx) || httpx.CodeOf(err) == CodeKeyInUse) {
+	r := partner.FailureResult(op, wrapOp(err, op), int(n.Load()))
+	if r.Outcome == partner.Failed && (lostAnswer(ctx) || httpx.CodeOf(err) == CodeKeyInUse) {
 		// The last attempt failed, but an earlier one reached Synctera
 		// and its answer was lost (httpx reports the last error), or the
 		// key's first request was still running: it may have created the
@@ -236,8 +228,8 @@ func (c *Client) post(ctx context.Context, op load.Op, body CustomerInBody, key 
 // (provably absent as far as the filters reach) is created with the key
 // the intent noted, so that a create the lookup missed within the key's
 // life is answered, not repeated.
-func (c *Client) Resolve(ctx context.Context, op load.Op, _ load.Journal) load.Result {
-	if op.Kind == load.Deactivate || op.RemoteID != "" {
+func (c *Client) Resolve(ctx context.Context, op partner.Op, _ partner.Journal) partner.Result {
+	if op.Kind == partner.Deactivate || op.RemoteID != "" {
 		return c.deliver(ctx, op, nil)
 	}
 	body, bad, ok := payloadOf(op)
@@ -257,9 +249,9 @@ func (c *Client) Resolve(ctx context.Context, op load.Op, _ load.Journal) load.R
 	// first landed and the lookup missed it (the record's e-mail, phone
 	// and name all changed since). That case goes to an operator.
 	if noted.IsZero() || c.now().Sub(noted) >= c.keyLife-time.Hour {
-		return uncertain(op, 0, n, load.CodeNeedsOperator,
-			"a create of "+op.EntityKey+" may have landed, its Idempotency-Key is past Synctera's replay window, and no customer carrying it was found "+
-				"by e-mail, phone or name: look it up at Synctera, then etl intents settle --provider synctera --entity "+op.EntityKey, nil)
+		return uncertain(op, 0, n, partner.CodeNeedsOperator,
+			"a create of "+string(op.EntityKey)+" may have landed, its Idempotency-Key is past Synctera's replay window, and no customer carrying it was found "+
+				"by e-mail, phone or name: look it up at Synctera, then etl intents settle --provider synctera --entity "+string(op.EntityKey), nil)
 	}
 	return c.post(ctx, op, body, key, n)
 }
@@ -294,26 +286,26 @@ func readIntent(detail string) (key string, noted time.Time) {
 // adopt looks the entity's customer up. found is false only when no
 // customer carries the entity key; a failed lookup or several matches
 // are an uncertain result, never grounds for a create.
-func (c *Client) adopt(ctx context.Context, op load.Op, body CustomerInBody, n *atomic.Int32) (load.Result, bool) {
-	ids, err := c.Lookup(ctx, op.EntityKey, body)
+func (c *Client) adopt(ctx context.Context, op partner.Op, body CustomerInBody, n *atomic.Int32) (partner.Result, bool) {
+	ids, err := c.Lookup(ctx, op.EntityKey.String(), body)
 	switch {
 	case err != nil:
 		return uncertain(op, httpx.StatusOf(err), n, "lookup_failed",
 			"could not look up whether Synctera holds the customer; the rerun tries again", err), true
 	case len(ids) > 1:
 		return uncertain(op, 0, n, "ambiguous",
-			strconv.Itoa(len(ids))+" Synctera customers carry "+op.EntityKey+" ("+strings.Join(ids, ", ")+
+			strconv.Itoa(len(ids))+" Synctera customers carry "+op.EntityKey.String()+" ("+strings.Join(ids, ", ")+
 				"): deactivate the extra ones at Synctera, then rerun", nil), true
 	case len(ids) == 0:
-		return load.Result{}, false
+		return partner.Result{}, false
 	}
 	r := c.put(ctx, op, ids[0], body, n)
-	if r.Outcome != load.OK {
+	if r.Outcome != partner.OK {
 		// The customer exists: a create must never follow. Uncertain
 		// keeps the intent open, so the rerun adopts it again.
-		r.Outcome, r.RemoteID = load.Uncertain, ids[0]
+		r.Outcome, r.RemoteID = partner.Uncertain, ids[0]
 		r.Err = &httpx.Error{Partner: Name, Op: "PUT " + CustomersPath + "/{id}", Kind: httpx.Uncertain, Status: r.HTTPStatus,
-			Code: "adopt_update_failed", Message: "found customer " + ids[0] + " for " + op.EntityKey + " but could not update it", Err: r.Err}
+			Code: "adopt_update_failed", Message: "found customer " + ids[0] + " for " + op.EntityKey.String() + " but could not update it", Err: r.Err}
 	}
 	return r, true
 }
@@ -369,9 +361,9 @@ func (c *Client) Lookup(ctx context.Context, entityKey string, body CustomerInBo
 // than this is no way to find one.
 const maxLookup = 2000
 
-func uncertain(op load.Op, status int, n *atomic.Int32, code, msg string, err error) load.Result {
-	return load.Result{EntityKey: op.EntityKey, Outcome: load.Uncertain, HTTPStatus: status, Attempts: int(n.Load()),
-		Err: &httpx.Error{Partner: Name, Op: "create " + op.EntityKey, Kind: httpx.Uncertain, Status: status, Code: code, Message: msg, Err: err}}
+func uncertain(op partner.Op, status int, n *atomic.Int32, code, msg string, err error) partner.Result {
+	return partner.Result{EntityKey: op.EntityKey, Outcome: partner.Uncertain, HTTPStatus: status, Attempts: int(n.Load()),
+		Err: &httpx.Error{Partner: Name, Op: "create " + op.EntityKey.String(), Kind: httpx.Uncertain, Status: status, Code: code, Message: msg, Err: err}}
 }
 
 // invalidReuse reports whether err is Synctera's IDEMPOTENCY_INVALID_REUSE
@@ -393,23 +385,23 @@ func invalidReuse(err error) bool {
 // without applying it. So a replayed answer is checked with a GET and, if
 // the customer is not inactive, patched again without a key: setting a
 // status is idempotent by itself.
-func (c *Client) Deactivate(ctx context.Context, op load.Op) load.Result {
+func (c *Client) Deactivate(ctx context.Context, op partner.Op) partner.Result {
 	if op.RemoteID == "" {
-		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "PATCH " + CustomersPath + "/{id}", Kind: httpx.Rejected, Code: "bad_remote_id",
+		return partner.FailureResult(op, &httpx.Error{Partner: Name, Op: "PATCH " + CustomersPath + "/{id}", Kind: httpx.Rejected, Code: "bad_remote_id",
 			Message: "no synctera customer id to deactivate"}, 0)
 	}
 	ctx, n := counting(ctx)
 	p := customerPath(op.RemoteID)
-	done := func(status int, err error) load.Result {
+	done := func(status int, err error) partner.Result {
 		switch {
 		case httpx.StatusOf(err) == http.StatusNotFound:
 			// Judged by status alone: whatever type a 404 carries, the
 			// customer is not there.
-			return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: op.RemoteID, HTTPStatus: http.StatusNotFound, Attempts: int(n.Load())}
+			return partner.Result{EntityKey: op.EntityKey, Outcome: partner.OK, RemoteID: op.RemoteID, HTTPStatus: http.StatusNotFound, Attempts: int(n.Load())}
 		case err != nil:
-			return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+			return partner.FailureResult(op, wrapOp(err, op), int(n.Load()))
 		}
-		return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: op.RemoteID, HTTPStatus: status, Attempts: int(n.Load())}
+		return partner.Result{EntityKey: op.EntityKey, Outcome: partner.OK, RemoteID: op.RemoteID, HTTPStatus: status, Attempts: int(n.Load())}
 	}
 	_, resp, err := c.send(ctx, http.MethodPatch, p, DeactivateBody(), op.IdemKey, true)
 	if err != nil || resp.Header.Get(ReplayedHeader) != "true" {
@@ -754,10 +746,10 @@ func defaultTransport() http.RoundTripper {
 
 // wrapOp turns a cancellation (not an *httpx.Error) into one, so the
 // engine reads every failure the same way.
-func wrapOp(err error, op load.Op) error {
+func wrapOp(err error, op partner.Op) error {
 	var he *httpx.Error
 	if errors.As(err, &he) {
 		return err
 	}
-	return &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey, Kind: httpx.Retryable, Code: "cancelled", Err: err}
+	return &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey.String(), Kind: httpx.Retryable, Code: "cancelled", Err: err}
 }

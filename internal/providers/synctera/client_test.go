@@ -12,6 +12,7 @@ import (
 
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/synctera"
 )
 
@@ -40,9 +41,9 @@ func TestNewConfigErrors(t *testing.T) {
 	}
 }
 
-func sendOne(t *testing.T, c *synctera.Client, op load.Op) load.Result {
+func sendOne(t *testing.T, c *synctera.Client, op partner.Op) partner.Result {
 	t.Helper()
-	rs := c.Send(context.Background(), []load.Op{op}, nil)
+	rs := c.Send(context.Background(), []partner.Op{op}, nil)
 	if len(rs) != 1 {
 		t.Fatalf("%d results for one op", len(rs))
 	}
@@ -61,12 +62,12 @@ func TestClientCreateTwiceSameKey(t *testing.T) {
 
 	op := createOp(t, customer("C1001"))
 	first := sendOne(t, c, op)
-	if first.Outcome != load.OK || !reUUID.MatchString(first.RemoteID) || first.HTTPStatus != http.StatusCreated || first.Attempts != 1 || first.Err != nil {
+	if first.Outcome != partner.OK || !reUUID.MatchString(first.RemoteID) || first.HTTPStatus != http.StatusCreated || first.Attempts != 1 || first.Err != nil {
 		t.Fatalf("first send: %+v", first)
 	}
 	// The rerun of the same content plans the same op with the same key.
 	again := sendOne(t, c, createOp(t, customer("C1001")))
-	if again.Outcome != load.OK || again.RemoteID != first.RemoteID {
+	if again.Outcome != partner.OK || again.RemoteID != first.RemoteID {
 		t.Fatalf("second send: %+v, want remote id %s", again, first.RemoteID)
 	}
 	st := sb.State()
@@ -97,9 +98,9 @@ func TestClientUpdate(t *testing.T) {
 	cu := customer("C1001")
 	cu.Email, cu.Address.Line1 = "ada.l@example.com", "2 Elm St"
 	ops, _ := c.Map(cu)
-	op := plan(t, ops[0], load.Update, created.RemoteID)
+	op := plan(t, partner.NewOp(ops[0]), partner.Update, created.RemoteID)
 	res := sendOne(t, c, op)
-	if res.Outcome != load.OK || res.RemoteID != created.RemoteID || res.HTTPStatus != http.StatusOK || res.Attempts != 1 {
+	if res.Outcome != partner.OK || res.RemoteID != created.RemoteID || res.HTTPStatus != http.StatusOK || res.Attempts != 1 {
 		t.Fatalf("update: %+v", res)
 	}
 	last := rec.requests()[len(rec.requests())-1]
@@ -124,11 +125,11 @@ func TestClientDeactivate(t *testing.T) {
 	c := newClient(t, front.URL+synctera.BasePath, token, nil)
 	created := sendOne(t, c, createOp(t, customer("C1001")))
 
-	op := load.Op{EntityKey: "customer/C1001", CustomerID: "C1001", Kind: load.Deactivate, RemoteID: created.RemoteID,
-		IdemKey: load.IdempotencyKey(hmacKey, synctera.Name, load.Deactivate, "customer/C1001", "h")}
+	op := partner.Op{EntityKey: "customer/C1001", CustomerID: "C1001", Kind: partner.Deactivate, RemoteID: created.RemoteID,
+		IdemKey: load.IdempotencyKey(hmacKey, synctera.Name, partner.Deactivate, "customer/C1001", "h")}
 	// The engine calls Deactivate; Send routes a deactivation the same way.
-	for i, res := range []load.Result{c.Deactivate(context.Background(), op), sendOne(t, c, op)} {
-		if res.Outcome != load.OK || res.RemoteID != created.RemoteID || res.HTTPStatus != http.StatusOK {
+	for i, res := range []partner.Result{c.Deactivate(context.Background(), op), sendOne(t, c, op)} {
+		if res.Outcome != partner.OK || res.RemoteID != created.RemoteID || res.HTTPStatus != http.StatusOK {
 			t.Errorf("deactivate %d: %+v", i+1, res)
 		}
 	}
@@ -150,10 +151,10 @@ func TestClientDeactivate(t *testing.T) {
 	// engine plans the same key, the sandbox replays the first answer, and
 	// the client notices and patches again.
 	ops, _ := c.Map(customer("C1001"))
-	if res := sendOne(t, c, plan(t, ops[0], load.Update, created.RemoteID)); res.Outcome != load.OK {
+	if res := sendOne(t, c, plan(t, partner.NewOp(ops[0]), partner.Update, created.RemoteID)); res.Outcome != partner.OK {
 		t.Fatalf("reactivate: %+v", res)
 	}
-	if res := c.Deactivate(context.Background(), op); res.Outcome != load.OK || res.HTTPStatus != http.StatusOK {
+	if res := c.Deactivate(context.Background(), op); res.Outcome != partner.OK || res.HTTPStatus != http.StatusOK {
 		t.Errorf("deactivate again: %+v", res)
 	}
 	st = sb.State()
@@ -164,11 +165,11 @@ func TestClientDeactivate(t *testing.T) {
 	// Gone at the partner already: the goal holds.
 	sb.Delete(created.RemoteID)
 	op.IdemKey = "another-key"
-	if res := c.Deactivate(context.Background(), op); res.Outcome != load.OK || res.HTTPStatus != http.StatusNotFound {
+	if res := c.Deactivate(context.Background(), op); res.Outcome != partner.OK || res.HTTPStatus != http.StatusNotFound {
 		t.Errorf("deactivate a deleted customer: %+v", res)
 	}
 	op.RemoteID = ""
-	if res := c.Deactivate(context.Background(), op); res.Outcome != load.Rejected || httpx.CodeOf(res.Err) != "bad_remote_id" {
+	if res := c.Deactivate(context.Background(), op); res.Outcome != partner.Rejected || httpx.CodeOf(res.Err) != "bad_remote_id" {
 		t.Errorf("deactivate without a remote id: %+v", res)
 	}
 }
@@ -179,7 +180,7 @@ func TestClientErrorTyping(t *testing.T) {
 	c := newClient(t, base, token, nil)
 	existing := sendOne(t, c, createOp(t, customer("C1")))
 	gone := sendOne(t, c, createOp(t, customer("C2"))) // same person: refused with 409 by RejectDuplicates
-	if gone.Outcome != load.Rejected || httpx.CodeOf(gone.Err) != synctera.CodeAlreadyExists || gone.HTTPStatus != http.StatusConflict {
+	if gone.Outcome != partner.Rejected || httpx.CodeOf(gone.Err) != synctera.CodeAlreadyExists || gone.HTTPStatus != http.StatusConflict {
 		t.Fatalf("duplicate person: %+v", gone)
 	}
 	other := customer("C3")
@@ -192,22 +193,22 @@ func TestClientErrorTyping(t *testing.T) {
 	body.FirstName, body.Dob = "Bad", "1985-13-01"
 	badDob.Payload = body
 
-	update := func(op load.Op, id string) load.Op { op.Kind, op.RemoteID = load.Update, id; return op }
+	update := func(op partner.Op, id string) partner.Op { op.Kind, op.RemoteID = partner.Update, id; return op }
 	tests := []struct {
 		name    string
 		client  *synctera.Client
-		op      load.Op
-		outcome load.Outcome
+		op      partner.Op
+		outcome partner.Outcome
 		kind    httpx.Kind
 		status  int
 		code    string
 		inMsg   string
 	}{
-		{"401 is fatal", newClient(t, base, "wrong", nil), createOp(t, customer("C9")), load.Failed, httpx.Fatal, 401, synctera.CodeUnauthorized, "bearer"},
-		{"400 names the field", c, badDob, load.Rejected, httpx.Rejected, 400, synctera.CodeBadRequest, "dob"},
-		{"404 on update of a deleted customer", c, update(createOp(t, other), deleted.RemoteID), load.Rejected, httpx.Rejected, 404, synctera.CodeNotFound, "no customer"},
-		{"409 already exists", c, createOp(t, customer("C6")), load.Rejected, httpx.Rejected, 409, synctera.CodeAlreadyExists, "already exists"},
-		{"payload of the wrong type", c, load.Op{EntityKey: "customer/X", Kind: load.Create, Payload: "nope"}, load.Failed, httpx.Fatal, 0, "bad_payload", "CustomerInBody"},
+		{"401 is fatal", newClient(t, base, "wrong", nil), createOp(t, customer("C9")), partner.Failed, httpx.Fatal, 401, synctera.CodeUnauthorized, "bearer"},
+		{"400 names the field", c, badDob, partner.Rejected, httpx.Rejected, 400, synctera.CodeBadRequest, "dob"},
+		{"404 on update of a deleted customer", c, update(createOp(t, other), deleted.RemoteID), partner.Rejected, httpx.Rejected, 404, synctera.CodeNotFound, "no customer"},
+		{"409 already exists", c, createOp(t, customer("C6")), partner.Rejected, httpx.Rejected, 409, synctera.CodeAlreadyExists, "already exists"},
+		{"payload of the wrong type", c, partner.Op{EntityKey: "customer/X", Kind: partner.Create, Payload: "nope"}, partner.Failed, httpx.Fatal, 0, "bad_payload", "CustomerInBody"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,11 +241,11 @@ func TestClientKeyInFlightIsRetried(t *testing.T) {
 		cfg.HTTP.MaxAttempts, cfg.HTTP.BackoffBase, cfg.HTTP.BackoffMax = 20, 2*time.Millisecond, 10*time.Millisecond
 	})
 	op := createOp(t, customer("C1001"))
-	firstDone := make(chan load.Result, 1)
-	go func() { firstDone <- c.Send(context.Background(), []load.Op{op}, nil)[0] }()
+	firstDone := make(chan partner.Result, 1)
+	go func() { firstDone <- c.Send(context.Background(), []partner.Op{op}, nil)[0] }()
 	waitFor(t, entered, "the first request to hold its key")
-	secondDone := make(chan load.Result, 1)
-	go func() { secondDone <- c.Send(context.Background(), []load.Op{op}, nil)[0] }()
+	secondDone := make(chan partner.Result, 1)
+	go func() { secondDone <- c.Send(context.Background(), []partner.Op{op}, nil)[0] }()
 	deadline := time.Now().Add(5 * time.Second)
 	for sb.State().Totals.KeyConflicts == 0 {
 		if time.Now().After(deadline) {
@@ -254,7 +255,7 @@ func TestClientKeyInFlightIsRetried(t *testing.T) {
 	}
 	release()
 	first, second := recv(t, firstDone), recv(t, secondDone)
-	if first.Outcome != load.OK || second.Outcome != load.OK || first.RemoteID != second.RemoteID || second.Attempts < 2 {
+	if first.Outcome != partner.OK || second.Outcome != partner.OK || first.RemoteID != second.RemoteID || second.Attempts < 2 {
 		t.Errorf("first %+v, second %+v", first, second)
 	}
 	if st := sb.State(); st.Totals.Creates != 1 || len(st.Customers) != 1 {
@@ -287,7 +288,7 @@ func TestClientLostAnswerIsReplayed(t *testing.T) {
 	t.Cleanup(front.Close)
 	c := newClient(t, front.URL+synctera.BasePath, token, nil)
 	res := sendOne(t, c, createOp(t, customer("C1001")))
-	if res.Outcome != load.OK || res.RemoteID == "" {
+	if res.Outcome != partner.OK || res.RemoteID == "" {
 		t.Fatalf("result %+v", res)
 	}
 	st := sb.State()
@@ -405,17 +406,17 @@ func TestClientDecodesForeignErrors(t *testing.T) {
 		status  int
 		ctype   string
 		body    string
-		outcome load.Outcome
+		outcome partner.Outcome
 		code    string
 		msg     string
 	}{
-		{"html 400", 400, "text/html", "<html>card 4111111111111111</html>", load.Rejected, synctera.CodeBadRequest, "Bad Request"},
-		{"about:blank 404", 404, synctera.ProblemContentType, `{"type":"about:blank","title":"Not Found","status":404}`, load.Rejected, synctera.CodeNotFound, "Not Found"},
-		{"problem with detail only", 409, synctera.ProblemContentType, `{"title":"Conflict","status":409,"detail":"customer exists"}`, load.Rejected, "conflict", "customer exists"},
-		{"403", 403, "application/json", `{}`, load.Failed, "forbidden", "Forbidden"},
+		{"html 400", 400, "text/html", "<html>card 4111111111111111</html>", partner.Rejected, synctera.CodeBadRequest, "Bad Request"},
+		{"about:blank 404", 404, synctera.ProblemContentType, `{"type":"about:blank","title":"Not Found","status":404}`, partner.Rejected, synctera.CodeNotFound, "Not Found"},
+		{"problem with detail only", 409, synctera.ProblemContentType, `{"title":"Conflict","status":409,"detail":"customer exists"}`, partner.Rejected, "conflict", "customer exists"},
+		{"403", 403, "application/json", `{}`, partner.Failed, "forbidden", "Forbidden"},
 		// A create that only ever met a gateway's 502 may have landed
 		// behind it: uncertain, with the 502 decoded underneath.
-		{"502 retried then uncertain", 502, "text/plain", "bad gateway 4111111111111111", load.Uncertain, "http_502", "Bad Gateway"},
+		{"502 retried then uncertain", 502, "text/plain", "bad gateway 4111111111111111", partner.Uncertain, "http_502", "Bad Gateway"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -431,7 +432,7 @@ func TestClientDecodesForeignErrors(t *testing.T) {
 			res := sendOne(t, c, createOp(t, customer("C1")))
 			var he *httpx.Error
 			ok := errors.As(res.Err, &he)
-			if ok && res.Outcome == load.Uncertain {
+			if ok && res.Outcome == partner.Uncertain {
 				ok = errors.As(he.Err, &he) // the answer's own error, under "maybe created"
 			}
 			if !ok || res.Outcome != tt.outcome || he.Code != tt.code || he.Message != tt.msg || res.HTTPStatus != tt.status {

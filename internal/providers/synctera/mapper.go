@@ -5,8 +5,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/transform"
 )
 
@@ -17,7 +17,6 @@ var (
 )
 
 // CustomerKey is the ledger's entity key of a customer.
-func CustomerKey(customerID string) string { return "customer/" + customerID }
 
 // problem is one reason a customer cannot go to Synctera, by canonical
 // field name.
@@ -25,8 +24,8 @@ type problem struct{ field, reason, msg string }
 
 // mapCustomer turns a validated customer into one create-or-update op.
 // Pure and deterministic: the same customer always gives the same body.
-func mapCustomer(c *model.Customer) ([]load.Op, []model.Reject) {
-	key := CustomerKey(c.ID)
+func mapCustomer(c *model.Customer) ([]partner.Item, []model.Reject) {
+	key := partner.CustomerKey(c.ID)
 	var probs []problem
 	bad := func(field, reason, msg string) { probs = append(probs, problem{field, reason, msg}) }
 
@@ -90,7 +89,7 @@ func mapCustomer(c *model.Customer) ([]load.Op, []model.Reject) {
 		for i, p := range probs {
 			msgs[i] = p.msg
 		}
-		return nil, []model.Reject{{Origin: c.Origin, EntityKey: key, Field: probs[0].field, Reason: probs[0].reason,
+		return nil, []model.Reject{{Origin: c.Origin, EntityKey: key.String(), Field: probs[0].field, Reason: probs[0].reason,
 			Message: strings.Join(msgs, "; "), Provider: Name}}
 	}
 	body := CustomerInBody{
@@ -104,9 +103,9 @@ func mapCustomer(c *model.Customer) ([]load.Op, []model.Reject) {
 		LegalAddress: legal,
 		// shipping_address is left out: Synctera copies legal_address on
 		// create and update, and the source has no separate one.
-		Metadata: entityMetadata(key),
+		Metadata: entityMetadata(key.String()),
 	}
-	return []load.Op{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: body}}, nil
+	return []partner.Item{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: body}}, nil
 }
 
 // entityMetadata is the metadata every customer carries: our entity key,

@@ -54,7 +54,7 @@ func TestMapGolden(t *testing.T) {
 				t.Fatalf("ops %d, rejects %v", len(ops), rejects)
 			}
 			op := ops[0]
-			if op.EntityKey != "customer/"+cu.ID || op.CustomerID != cu.ID || op.Origin != cu.Origin {
+			if op.EntityKey.String() != "customer/"+cu.ID || op.CustomerID != cu.ID || op.Origin != cu.Origin {
 				t.Errorf("op identity = %q %q %v", op.EntityKey, op.CustomerID, op.Origin)
 			}
 			body, ok := op.Payload.(synctera.CustomerInBody)

@@ -6,7 +6,6 @@ import (
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/verify"
 )
@@ -20,7 +19,7 @@ func Registration() partner.Registration {
 		Options:         partner.NoOptions,
 		DemoCredentials: map[string]string{"token": "sandbox-synctera-token"},
 		BasePath:        "/v0",
-		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+		Build: func(p config.Partner, h httpx.Config) (partner.Provider, error) {
 			if _, err := partner.NoOptions.Decode(p); err != nil {
 				return nil, err
 			}
@@ -29,9 +28,9 @@ func Registration() partner.Registration {
 		Sandbox: func(c map[string]string) http.Handler {
 			return NewSandbox(SandboxOptions{Token: c["token"]})
 		},
-		EntityPrefix: "customer/",
+		EntityPrefix: partner.CustomerPrefix,
 		Deactivates:  true,
-		List: func(p load.Provider) verify.Lister {
+		List: func(p partner.Provider) verify.Lister {
 			c := p.(*Client)
 			return func(ctx context.Context, fn func(verify.Remote) error) error {
 				return c.ListAll(ctx, func(cu Customer) error {

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/synctera"
 )
 
@@ -31,7 +31,7 @@ func lostCreate(t *testing.T, c *synctera.Client, cu *model.Customer) (key, remo
 	t.Helper()
 	op := createOp(t, cu)
 	r := sendOne(t, c, op)
-	if r.Outcome != load.OK {
+	if r.Outcome != partner.OK {
 		t.Fatalf("setup create: %+v", r)
 	}
 	return op.IdemKey, r.RemoteID
@@ -47,7 +47,7 @@ func TestClientInvalidReuseAdoptsInsteadOfCreating(t *testing.T) {
 	_, id := lostCreate(t, c, customer("C1001"))
 
 	res := sendOne(t, c, createOp(t, moved("C1001")))
-	if res.Outcome != load.OK || res.RemoteID != id || res.HTTPStatus != http.StatusOK {
+	if res.Outcome != partner.OK || res.RemoteID != id || res.HTTPStatus != http.StatusOK {
 		t.Fatalf("rerun after the change: %+v", res)
 	}
 	st := sb.State()
@@ -63,10 +63,10 @@ func TestClientInvalidReuseAdoptsInsteadOfCreating(t *testing.T) {
 func TestClientInvalidReuseWithoutUniqueMatchIsUncertain(t *testing.T) {
 	tests := []struct {
 		name  string
-		setup func(t *testing.T, c *synctera.Client, sb *synctera.Sandbox) load.Op
+		setup func(t *testing.T, c *synctera.Client, sb *synctera.Sandbox) partner.Op
 		code  string
 	}{
-		{"no customer carries the entity key", func(t *testing.T, c *synctera.Client, _ *synctera.Sandbox) load.Op {
+		{"no customer carries the entity key", func(t *testing.T, c *synctera.Client, _ *synctera.Sandbox) partner.Op {
 			// The key went out with another body whose customer is
 			// nowhere to be found by the new body's e-mail, phone or name
 			// (or the first answer was a refusal whose ledger write was
@@ -76,16 +76,16 @@ func TestClientInvalidReuseWithoutUniqueMatchIsUncertain(t *testing.T) {
 			op := createOp(t, other)
 			op.EntityKey = "customer/C9"
 			op.IdemKey = createOp(t, customer("C9")).IdemKey
-			if r := sendOne(t, c, op); r.Outcome != load.OK {
+			if r := sendOne(t, c, op); r.Outcome != partner.OK {
 				t.Fatalf("setup: %+v", r)
 			}
 			return createOp(t, customer("C9"))
 		}, synctera.CodeKeyReused},
-		{"two customers carry the entity key", func(t *testing.T, c *synctera.Client, _ *synctera.Sandbox) load.Op {
+		{"two customers carry the entity key", func(t *testing.T, c *synctera.Client, _ *synctera.Sandbox) partner.Op {
 			lostCreate(t, c, customer("C2"))
 			dup := createOp(t, customer("C2"))
 			dup.IdemKey = "another-key"
-			if r := sendOne(t, c, dup); r.Outcome != load.OK {
+			if r := sendOne(t, c, dup); r.Outcome != partner.OK {
 				t.Fatalf("setup: %+v", r)
 			}
 			return createOp(t, moved("C2"))
@@ -98,7 +98,7 @@ func TestClientInvalidReuseWithoutUniqueMatchIsUncertain(t *testing.T) {
 			op := tt.setup(t, c, sb)
 			before := sb.State().Totals
 			res := sendOne(t, c, op)
-			if res.Outcome != load.Uncertain || httpx.CodeOf(res.Err) != tt.code || httpx.KindOf(res.Err) != httpx.Uncertain {
+			if res.Outcome != partner.Uncertain || httpx.CodeOf(res.Err) != tt.code || httpx.KindOf(res.Err) != httpx.Uncertain {
 				t.Errorf("result %+v, want uncertain %s", res, tt.code)
 			}
 			if after := sb.State().Totals; after.Creates != before.Creates || after.Updates != before.Updates {
@@ -147,7 +147,7 @@ func TestClientMatchesInvalidReuseByTypeOrCode(t *testing.T) {
 			front := httptest.NewServer(codeOnly{h: sb, status: tt.status, body: tt.body})
 			t.Cleanup(front.Close)
 			fc := newClient(t, front.URL+synctera.BasePath, token, nil)
-			if res := sendOne(t, fc, createOp(t, moved("C1001"))); res.Outcome != load.OK || res.RemoteID != id {
+			if res := sendOne(t, fc, createOp(t, moved("C1001"))); res.Outcome != partner.OK || res.RemoteID != id {
 				t.Errorf("result %+v, want the customer %s adopted", res, id)
 			}
 		})
@@ -205,8 +205,8 @@ func TestClientDeactivate404ByStatusAlone(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	c := newClient(t, srv.URL+synctera.BasePath, token, nil)
-	res := c.Deactivate(context.Background(), load.Op{EntityKey: "customer/C1", Kind: load.Deactivate, RemoteID: docID, IdemKey: "k"})
-	if res.Outcome != load.OK || res.HTTPStatus != http.StatusNotFound {
+	res := c.Deactivate(context.Background(), partner.Op{EntityKey: "customer/C1", Kind: partner.Deactivate, RemoteID: docID, IdemKey: "k"})
+	if res.Outcome != partner.OK || res.HTTPStatus != http.StatusNotFound {
 		t.Errorf("deactivate of a customer gone: %+v", res)
 	}
 }
@@ -240,13 +240,13 @@ type journal struct {
 	fail  bool
 }
 
-func (j *journal) Note(_ context.Context, op load.Op, detail string) error {
+func (j *journal) Note(_ context.Context, op partner.Op, detail string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.fail {
 		return errors.New("ledger down")
 	}
-	j.notes = append(j.notes, op.EntityKey+" "+detail)
+	j.notes = append(j.notes, op.EntityKey.String()+" "+detail)
 	j.seen = append(j.seen, j.sb.State().Totals.Creates)
 	return nil
 }
@@ -259,18 +259,18 @@ func TestClientNotesAnIntentBeforeEachCreate(t *testing.T) {
 	c := newClient(t, srv.URL+synctera.BasePath, token, nil)
 	j := &journal{sb: sb}
 	op := createOp(t, customer("C1"))
-	res := c.Send(context.Background(), []load.Op{op}, j)[0]
-	if res.Outcome != load.OK || len(j.notes) != 1 || !strings.HasPrefix(j.notes[0], "customer/C1 ") || !strings.Contains(j.notes[0], op.IdemKey) || j.seen[0] != 0 {
+	res := c.Send(context.Background(), []partner.Op{op}, j)[0]
+	if res.Outcome != partner.OK || len(j.notes) != 1 || !strings.HasPrefix(j.notes[0], "customer/C1 ") || !strings.Contains(j.notes[0], op.IdemKey) || j.seen[0] != 0 {
 		t.Fatalf("result %+v, notes %v (creates before each %v)", res, j.notes, j.seen)
 	}
 	// Updates are not journaled: a PUT can be resent.
-	up := plan(t, op, load.Update, res.RemoteID)
-	if r := c.Send(context.Background(), []load.Op{up}, j)[0]; r.Outcome != load.OK || len(j.notes) != 1 {
+	up := plan(t, op, partner.Update, res.RemoteID)
+	if r := c.Send(context.Background(), []partner.Op{up}, j)[0]; r.Outcome != partner.OK || len(j.notes) != 1 {
 		t.Errorf("update: %+v, notes %v", r, j.notes)
 	}
 	j.fail = true
-	r := c.Send(context.Background(), []load.Op{createOp(t, customer("C2"))}, j)[0]
-	if r.Outcome != load.Failed || sb.State().Totals.Creates != 1 {
+	r := c.Send(context.Background(), []partner.Op{createOp(t, customer("C2"))}, j)[0]
+	if r.Outcome != partner.Failed || sb.State().Totals.Creates != 1 {
 		t.Errorf("create without a durable intent: %+v, creates %d", r, sb.State().Totals.Creates)
 	}
 }
@@ -281,43 +281,43 @@ func TestClientNotesAnIntentBeforeEachCreate(t *testing.T) {
 func TestClientResolve(t *testing.T) {
 	tests := []struct {
 		name    string
-		setup   func(t *testing.T, c *synctera.Client, sb *synctera.Sandbox) (op load.Op, adopted string)
-		outcome load.Outcome
+		setup   func(t *testing.T, c *synctera.Client, sb *synctera.Sandbox) (op partner.Op, adopted string)
+		outcome partner.Outcome
 		creates int // at the partner after Resolve
 	}{
-		{"created, changed, key forgotten: adopted", func(t *testing.T, c *synctera.Client, sb *synctera.Sandbox) (load.Op, string) {
+		{"created, changed, key forgotten: adopted", func(t *testing.T, c *synctera.Client, sb *synctera.Sandbox) (partner.Op, string) {
 			key, id := lostCreate(t, c, customer("C1"))
 			sb.AdvanceClock(8 * 24 * time.Hour)
 			op := createOp(t, moved("C1"))
 			op.Intent = key
 			return op, id
-		}, load.OK, 1},
-		{"created, unchanged, key forgotten: adopted", func(t *testing.T, c *synctera.Client, sb *synctera.Sandbox) (load.Op, string) {
+		}, partner.OK, 1},
+		{"created, unchanged, key forgotten: adopted", func(t *testing.T, c *synctera.Client, sb *synctera.Sandbox) (partner.Op, string) {
 			key, id := lostCreate(t, c, customer("C1"))
 			sb.AdvanceClock(8 * 24 * time.Hour)
 			op := createOp(t, customer("C1"))
 			op.Intent = key
 			return op, id
-		}, load.OK, 1},
-		{"never created: created now", func(t *testing.T, _ *synctera.Client, _ *synctera.Sandbox) (load.Op, string) {
+		}, partner.OK, 1},
+		{"never created: created now", func(t *testing.T, _ *synctera.Client, _ *synctera.Sandbox) (partner.Op, string) {
 			op := createOp(t, customer("C1"))
 			op.Intent = synctera.IntentDetail(op.IdemKey, time.Now())
 			return op, ""
-		}, load.OK, 1},
-		{"a bare prospect cannot be looked up: the key answers", func(t *testing.T, c *synctera.Client, _ *synctera.Sandbox) (load.Op, string) {
+		}, partner.OK, 1},
+		{"a bare prospect cannot be looked up: the key answers", func(t *testing.T, c *synctera.Client, _ *synctera.Sandbox) (partner.Op, string) {
 			cu := customer("C1")
 			cu.FirstName, cu.Email, cu.Phone, cu.Status = "", "", "", "PROSPECT"
 			key, id := lostCreate(t, c, cu)
 			op := createOp(t, cu)
 			op.Intent = synctera.IntentDetail(key, time.Now())
 			return op, id
-		}, load.OK, 1},
-		{"an update with an old intent is just an update", func(t *testing.T, c *synctera.Client, _ *synctera.Sandbox) (load.Op, string) {
+		}, partner.OK, 1},
+		{"an update with an old intent is just an update", func(t *testing.T, c *synctera.Client, _ *synctera.Sandbox) (partner.Op, string) {
 			key, id := lostCreate(t, c, customer("C1"))
-			op := plan(t, createOp(t, moved("C1")), load.Update, id)
+			op := plan(t, createOp(t, moved("C1")), partner.Update, id)
 			op.Intent = key
 			return op, id
-		}, load.OK, 1},
+		}, partner.OK, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -353,8 +353,8 @@ func TestClientResolve(t *testing.T) {
 			op := createOp(t, customer("C1"))
 			op.Intent = tc.detail(op.IdemKey)
 			res := c.Resolve(context.Background(), op, nil)
-			if res.Outcome != load.Uncertain || httpx.CodeOf(res.Err) != load.CodeNeedsOperator || sb.State().Totals.Creates != 0 {
-				t.Errorf("resolve: %+v, creates %d: want uncertain %s and nothing created", res, sb.State().Totals.Creates, load.CodeNeedsOperator)
+			if res.Outcome != partner.Uncertain || httpx.CodeOf(res.Err) != partner.CodeNeedsOperator || sb.State().Totals.Creates != 0 {
+				t.Errorf("resolve: %+v, creates %d: want uncertain %s and nothing created", res, sb.State().Totals.Creates, partner.CodeNeedsOperator)
 			}
 		})
 	}
@@ -373,7 +373,7 @@ func TestClientResolve(t *testing.T) {
 		op := createOp(t, customer("C1"))
 		op.Intent = op.IdemKey
 		res := c.Resolve(context.Background(), op, nil)
-		if res.Outcome != load.Uncertain || httpx.CodeOf(res.Err) != "lookup_failed" || sb.State().Totals.Creates != 0 {
+		if res.Outcome != partner.Uncertain || httpx.CodeOf(res.Err) != "lookup_failed" || sb.State().Totals.Creates != 0 {
 			t.Errorf("resolve with the list down: %+v, creates %d", res, sb.State().Totals.Creates)
 		}
 	})
@@ -414,7 +414,7 @@ func TestClientCreateFailingAfterALostAnswerIsUncertain(t *testing.T) {
 	t.Cleanup(front.Close)
 	c := newClient(t, front.URL+synctera.BasePath, token, nil)
 	res := sendOne(t, c, createOp(t, customer("C1")))
-	if res.Outcome != load.Uncertain || sb.State().Totals.Creates != 1 {
+	if res.Outcome != partner.Uncertain || sb.State().Totals.Creates != 1 {
 		t.Errorf("result %+v with %d created, want uncertain", res, sb.State().Totals.Creates)
 	}
 }

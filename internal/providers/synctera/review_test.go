@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/synctera"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
@@ -33,7 +33,7 @@ func TestReview_ResolveAfterKeyExpiryAndRenameCreatesTwice(t *testing.T) {
 	// Within the key's life the rerun is (rightly) uncertain ...
 	op := createOp(t, married)
 	op.Intent = key
-	if r := c.Resolve(context.Background(), op, nil); r.Outcome == load.OK && r.RemoteID != id {
+	if r := c.Resolve(context.Background(), op, nil); r.Outcome == partner.OK && r.RemoteID != id {
 		t.Fatalf("within 7 days Resolve made another customer %s (first %s)", r.RemoteID, id)
 	}
 	// ... and the nightly reruns stay uncertain until Synctera forgets
@@ -54,7 +54,7 @@ func TestReview_UpdateWithoutRemoteIDDoesNotCreate(t *testing.T) {
 	sb, srv := newSandbox(t, nil)
 	c := newClient(t, srv.URL+synctera.BasePath, token, nil)
 	_, id := lostCreate(t, c, customer("C1"))
-	up := plan(t, createOp(t, moved("C1")), load.Update, "")
+	up := plan(t, createOp(t, moved("C1")), partner.Update, "")
 	r := sendOne(t, c, up)
 	if n := len(sb.State().Customers); n != 1 || r.RemoteID != id {
 		t.Errorf("update without a remote id: Synctera holds %d customers, result %+v (first %s)", n, r, id)
@@ -90,7 +90,7 @@ func TestReview_Create504AfterCommitIsUncertain(t *testing.T) {
 	if st := sb.State(); len(st.Customers) != 1 {
 		t.Fatalf("setup: Synctera holds %d customers", len(st.Customers))
 	}
-	if r.Outcome != load.Uncertain {
+	if r.Outcome != partner.Uncertain {
 		t.Errorf("create answered 504 after Synctera committed it: outcome %s (%v), want uncertain: the engine settles the intent of anything else", r.Outcome, r.Err)
 	}
 	// What the next run does once the intent is settled and the key forgotten.
@@ -98,7 +98,7 @@ func TestReview_Create504AfterCommitIsUncertain(t *testing.T) {
 	plain := httptest.NewServer(sb)
 	t.Cleanup(plain.Close)
 	direct := newClient(t, plain.URL+synctera.BasePath, token, nil)
-	if r.Outcome != load.Uncertain {
+	if r.Outcome != partner.Uncertain {
 		sendOne(t, direct, op)
 	}
 	if n := len(sb.State().Customers); n != 1 {

@@ -15,6 +15,7 @@ import (
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/synctera"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
@@ -61,17 +62,17 @@ func person(i int) synctera.CustomerInBody {
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 // createOp is what the engine plans for a new customer.
-func createOp(t *testing.T, c *model.Customer) load.Op {
+func createOp(t *testing.T, c *model.Customer) partner.Op {
 	t.Helper()
 	ops, rejects := (&synctera.Client{}).Map(c)
 	if len(rejects) > 0 || len(ops) != 1 {
 		t.Fatalf("Map: ops %d, rejects %v", len(ops), rejects)
 	}
-	return plan(t, ops[0], load.Create, "")
+	return plan(t, partner.NewOp(ops[0]), partner.Create, "")
 }
 
 // plan fills what the engine fills: kind, hash, key and remote id.
-func plan(t *testing.T, op load.Op, kind load.Kind, remoteID string) load.Op {
+func plan(t *testing.T, op partner.Op, kind partner.Kind, remoteID string) partner.Op {
 	t.Helper()
 	h, err := load.ContentHash(hmacKey, op.Payload)
 	if err != nil {
@@ -79,7 +80,7 @@ func plan(t *testing.T, op load.Op, kind load.Kind, remoteID string) load.Op {
 	}
 	op.Kind, op.Hash, op.RemoteID = kind, h, remoteID
 	op.IdemKey = load.IdempotencyKey(hmacKey, synctera.Name, kind, op.EntityKey, h)
-	if kind == load.Create {
+	if kind == partner.Create {
 		op.IdemKey = load.CreateKey(hmacKey, synctera.Name, op.EntityKey, 0)
 	}
 	return op

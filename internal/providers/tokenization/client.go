@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // DefaultNamePrefix starts every client name we create.
@@ -59,7 +59,7 @@ type Config struct {
 }
 
 // Client delivers customers as tokenization clients. It implements
-// load.Provider and load.Deactivator. Safe for concurrent use.
+// partner.Provider and partner.Deactivator. Safe for concurrent use.
 type Client struct {
 	http     *httpx.Client
 	prefix   string
@@ -69,8 +69,8 @@ type Client struct {
 }
 
 var (
-	_ load.Provider    = (*Client)(nil)
-	_ load.Deactivator = (*Client)(nil)
+	_ partner.Provider    = (*Client)(nil)
+	_ partner.Deactivator = (*Client)(nil)
 )
 
 // attemptsKey carries a per-op attempt counter to the signing hook, which
@@ -154,7 +154,7 @@ func (c *Client) MaxBatch() int { return 1 }
 func (c *Client) HTTP() *httpx.Client { return c.http }
 
 // Map turns a customer into one client op. Pure and deterministic.
-func (c *Client) Map(cu *model.Customer) ([]load.Op, []model.Reject) {
+func (c *Client) Map(cu *model.Customer) ([]partner.Item, []model.Reject) {
 	return mapCustomer(cu, c.prefix, c.partner)
 }
 
@@ -165,14 +165,14 @@ func (c *Client) ClientName(customerID string) string { return c.prefix + custom
 // did not name (for reconciliation with the list API).
 func (c *Client) EntityKey(clientName string) string {
 	if id := customerOfName(c.prefix, clientName); id != "" {
-		return customerKey(id)
+		return partner.CustomerKey(id).String()
 	}
 	return ""
 }
 
 // Send delivers each op in turn and returns one Result per op.
-func (c *Client) Send(ctx context.Context, ops []load.Op, _ load.Journal) []load.Result {
-	out := make([]load.Result, len(ops))
+func (c *Client) Send(ctx context.Context, ops []partner.Op, _ partner.Journal) []partner.Result {
+	out := make([]partner.Result, len(ops))
 	for i, op := range ops {
 		out[i] = c.deliver(ctx, op)
 	}
@@ -183,47 +183,39 @@ func (c *Client) Send(ctx context.Context, ops []load.Op, _ load.Journal) []load
 // is never used: the doc says clients cannot be deleted (while documenting
 // a DELETE), and an inactive client can be switched back on, keeps its
 // templates and stays in the platform's audit trail.
-func (c *Client) Deactivate(ctx context.Context, op load.Op) load.Result {
+func (c *Client) Deactivate(ctx context.Context, op partner.Op) partner.Result {
 	id, err := c.remoteID(op, "PATCH")
 	if err != nil {
-		return load.FailureResult(op, err, 0)
+		return partner.FailureResult(op, err, 0)
 	}
 	ctx, n := counting(ctx)
 	off := false
 	_, status, err := c.patch(ctx, id, PatchRequest{IsActive: &off})
 	if err != nil {
-		return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+		return partner.FailureResult(op, wrapOp(err, op), int(n.Load()))
 	}
 	return ok(op, id, status, int(n.Load()))
 }
 
-func (c *Client) deliver(ctx context.Context, op load.Op) load.Result {
-	if op.Kind == load.Deactivate {
+func (c *Client) deliver(ctx context.Context, op partner.Op) partner.Result {
+	if op.Kind == partner.Deactivate {
 		return c.Deactivate(ctx, op)
 	}
-	var req ClientRequest
-	switch p := op.Payload.(type) {
-	case ClientRequest:
-		req = p
-	case *ClientRequest:
-		if p != nil {
-			req = *p
-		}
-	}
+	req, _ := partner.PayloadOf[ClientRequest](op)
 	if req.Name == "" {
 		// Map always sets a name: reaching here is a wiring bug.
-		return load.FailureResult(op, &httpx.Error{Partner: Name, Op: "deliver", Kind: httpx.Fatal, Code: "bad_payload",
+		return partner.FailureResult(op, &httpx.Error{Partner: Name, Op: "deliver", Kind: httpx.Fatal, Code: "bad_payload",
 			Message: "op payload is not a tokenization.ClientRequest with a name"}, 0)
 	}
 	ctx, n := counting(ctx)
 	if op.RemoteID != "" {
 		id, err := c.remoteID(op, "PATCH")
 		if err != nil {
-			return load.FailureResult(op, err, 0)
+			return partner.FailureResult(op, err, 0)
 		}
 		_, status, err := c.patch(ctx, id, req.Patch())
 		if err != nil {
-			return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+			return partner.FailureResult(op, wrapOp(err, op), int(n.Load()))
 		}
 		return ok(op, id, status, int(n.Load()))
 	}
@@ -234,9 +226,9 @@ func (c *Client) deliver(ctx context.Context, op load.Op) load.Result {
 // platform has no idempotency key, but names are unique, so the name says
 // whether an earlier attempt (a lost answer, a run that died before its
 // ledger write) already created the client. If so it is patched instead.
-func (c *Client) upsert(ctx context.Context, op load.Op, req ClientRequest, n *atomic.Int32) load.Result {
+func (c *Client) upsert(ctx context.Context, op partner.Op, req ClientRequest, n *atomic.Int32) partner.Result {
 	if err := c.idx.ready(ctx, c.walk); err != nil {
-		return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+		return partner.FailureResult(op, wrapOp(err, op), int(n.Load()))
 	}
 	if id, found := c.idx.get(req.Name); found {
 		_, status, err := c.patch(ctx, id, req.Patch())
@@ -244,7 +236,7 @@ func (c *Client) upsert(ctx context.Context, op load.Op, req ClientRequest, n *a
 			return ok(op, id, status, int(n.Load()))
 		}
 		if httpx.CodeOf(err) != CodeNotFound {
-			return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+			return partner.FailureResult(op, wrapOp(err, op), int(n.Load()))
 		}
 		// Gone since the walk (the doc says that cannot happen, but it
 		// documents DELETE): create it anew.
@@ -264,17 +256,17 @@ func (c *Client) upsert(ctx context.Context, op load.Op, req ClientRequest, n *a
 		// The create may have landed: look before leaving it to the rerun.
 		return c.resolve(ctx, op, req, n, err)
 	}
-	return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+	return partner.FailureResult(op, wrapOp(err, op), int(n.Load()))
 }
 
 // resolve settles a create that was refused as a duplicate or whose answer
 // was lost, by finding the name in a fresh walk and patching that client.
-func (c *Client) resolve(ctx context.Context, op load.Op, req ClientRequest, n *atomic.Int32, cause error) load.Result {
+func (c *Client) resolve(ctx context.Context, op partner.Op, req ClientRequest, n *atomic.Int32, cause error) partner.Result {
 	if err := c.idx.refresh(ctx, c.walk); err != nil {
 		if httpx.KindOf(cause) == httpx.Uncertain {
-			return load.FailureResult(op, wrapOp(cause, op), int(n.Load()))
+			return partner.FailureResult(op, wrapOp(cause, op), int(n.Load()))
 		}
-		return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+		return partner.FailureResult(op, wrapOp(err, op), int(n.Load()))
 	}
 	id, found := c.idx.get(req.Name)
 	if !found {
@@ -289,11 +281,11 @@ func (c *Client) resolve(ctx context.Context, op load.Op, req ClientRequest, n *
 				cause = &cp
 			}
 		}
-		return load.FailureResult(op, wrapOp(cause, op), int(n.Load()))
+		return partner.FailureResult(op, wrapOp(cause, op), int(n.Load()))
 	}
 	_, status, err := c.patch(ctx, id, req.Patch())
 	if err != nil {
-		return load.FailureResult(op, wrapOp(err, op), int(n.Load()))
+		return partner.FailureResult(op, wrapOp(err, op), int(n.Load()))
 	}
 	return ok(op, id, status, int(n.Load()))
 }
@@ -426,7 +418,7 @@ func (c *Client) ListAll(ctx context.Context, fn func(ClientSummary) error) erro
 	}
 }
 
-func (c *Client) remoteID(op load.Op, method string) (int, error) {
+func (c *Client) remoteID(op partner.Op, method string) (int, error) {
 	id, err := strconv.Atoi(op.RemoteID)
 	if err != nil || id <= 0 {
 		return 0, &httpx.Error{Partner: Name, Op: method + " " + ClientsPath + "/{id}", Kind: httpx.Rejected, Code: "bad_remote_id",
@@ -471,18 +463,18 @@ func counting(ctx context.Context) (context.Context, *atomic.Int32) {
 	return context.WithValue(ctx, attemptsKey{}, n), n
 }
 
-func ok(op load.Op, id, status, attempts int) load.Result {
-	return load.Result{EntityKey: op.EntityKey, Outcome: load.OK, RemoteID: strconv.Itoa(id), HTTPStatus: status, Attempts: attempts}
+func ok(op partner.Op, id, status, attempts int) partner.Result {
+	return partner.Result{EntityKey: op.EntityKey, Outcome: partner.OK, RemoteID: strconv.Itoa(id), HTTPStatus: status, Attempts: attempts}
 }
 
 // wrapOp turns a cancellation (not an *httpx.Error) into one, so the
 // engine reads every failure the same way.
-func wrapOp(err error, op load.Op) error {
+func wrapOp(err error, op partner.Op) error {
 	var he *httpx.Error
 	if errors.As(err, &he) {
 		return err
 	}
-	return &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey, Kind: httpx.Retryable, Code: "cancelled", Err: err}
+	return &httpx.Error{Partner: Name, Op: string(op.Kind) + " " + op.EntityKey.String(), Kind: httpx.Retryable, Code: "cancelled", Err: err}
 }
 
 // decodeError reads the documented error body {uuid, errorCode, message},

@@ -15,31 +15,31 @@ import (
 
 	"github.com/northwind-data/etl/internal/golden"
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/tokenization"
 )
 
 var ctx = context.Background()
 
-func send(t *testing.T, c *tokenization.Client, op load.Op) load.Result {
+func send(t *testing.T, c *tokenization.Client, op partner.Op) partner.Result {
 	t.Helper()
-	res := c.Send(ctx, []load.Op{op}, nil)
+	res := c.Send(ctx, []partner.Op{op}, nil)
 	if len(res) != 1 {
 		t.Fatalf("%d results for one op", len(res))
 	}
 	return res[0]
 }
 
-func createOp(t *testing.T, c *tokenization.Client, cu *model.Customer) load.Op {
+func createOp(t *testing.T, c *tokenization.Client, cu *model.Customer) partner.Op {
 	op := mapOne(t, c, cu)
-	op.Kind = load.Create
+	op.Kind = partner.Create
 	return op
 }
 
-func mustOK(t *testing.T, what string, r load.Result) {
+func mustOK(t *testing.T, what string, r partner.Result) {
 	t.Helper()
-	if r.Outcome != load.OK || r.Err != nil || r.RemoteID == "" {
+	if r.Outcome != partner.OK || r.Err != nil || r.RemoteID == "" {
 		t.Fatalf("%s: %+v", what, r)
 	}
 }
@@ -98,7 +98,7 @@ func TestCreateRerunUpdateDeactivate(t *testing.T) {
 	cu := customer("C1")
 	cu.Email = "ada@lovelace.example"
 	up := mapOne(t, c, cu)
-	up.Kind, up.RemoteID = load.Update, r.RemoteID
+	up.Kind, up.RemoteID = partner.Update, r.RemoteID
 	ur := send(t, fresh, up)
 	mustOK(t, "update", ur)
 	id, _ := strconv.Atoi(r.RemoteID)
@@ -108,7 +108,7 @@ func TestCreateRerunUpdateDeactivate(t *testing.T) {
 	}
 
 	// Deactivation: isActive false, nothing else.
-	off := load.Op{EntityKey: "customer/C1", CustomerID: "C1", Kind: load.Deactivate, RemoteID: r.RemoteID}
+	off := partner.Op{EntityKey: "customer/C1", CustomerID: "C1", Kind: partner.Deactivate, RemoteID: r.RemoteID}
 	mustOK(t, "deactivate", c.Deactivate(ctx, off))
 	golden.Assert(t, "deactivate_request.golden.json", s.rec.last(http.MethodPatch).req)
 	if d, _ = c.Get(ctx, id); d.IsActive || d.Version != 4 || d.Contact.Email != "ada@lovelace.example" {
@@ -250,7 +250,7 @@ func TestNameHeldByAnotherClientIsRejected(t *testing.T) {
 			seed(t, s, tc.holder, tc.partner)
 			c := newClient(t, s.url, nil)
 			r := send(t, c, createOp(t, c, customer("C5")))
-			if r.Outcome != load.Rejected || httpx.CodeOf(r.Err) != tokenization.CodeDuplicateName || r.HTTPStatus != http.StatusConflict ||
+			if r.Outcome != partner.Rejected || httpx.CodeOf(r.Err) != tokenization.CodeDuplicateName || r.HTTPStatus != http.StatusConflict ||
 				!strings.Contains(r.Err.Error(), "does not list") {
 				t.Fatalf("%+v", r)
 			}
@@ -309,7 +309,7 @@ func TestLostCreateAnswer(t *testing.T) {
 		c := newClient(t, url, nil)
 		op := createOp(t, c, customer("C1"))
 		r := send(t, c, op)
-		if r.Outcome != load.Uncertain || httpx.KindOf(r.Err) != httpx.Uncertain {
+		if r.Outcome != partner.Uncertain || httpx.KindOf(r.Err) != httpx.Uncertain {
 			t.Fatalf("%+v", r)
 		}
 		if st := s.sb.State(); len(st.Clients) != 0 {
@@ -345,9 +345,9 @@ func TestErrorTyping(t *testing.T) {
 	mustOK(t, "seed", known)
 	badEmail := customer("C2")
 	badEmail.Email = "not-an-email"
-	update := func(c *tokenization.Client, cu *model.Customer, remote string) load.Op {
+	update := func(c *tokenization.Client, cu *model.Customer, remote string) partner.Op {
 		op := mapOne(t, c, cu)
-		op.Kind, op.RemoteID = load.Update, remote
+		op.Kind, op.RemoteID = partner.Update, remote
 		return op
 	}
 	wrongPass := newClient(t, s.url, func(cfg *tokenization.Config) { cfg.Password = "wrong" })
@@ -355,22 +355,22 @@ func TestErrorTyping(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		c       *tokenization.Client
-		op      load.Op
-		outcome load.Outcome
+		op      partner.Op
+		outcome partner.Outcome
 		kind    httpx.Kind
 		status  int
 		code    string
 	}{
-		{"401 on create (the list)", wrongPass, createOp(t, wrongPass, customer("C3")), load.Failed, httpx.Fatal, 401, ""},
-		{"401 on update", wrongPass, update(wrongPass, customer("C1"), known.RemoteID), load.Failed, httpx.Fatal, 401, ""},
-		{"401 on deactivate", wrongPass, load.Op{EntityKey: "customer/C1", Kind: load.Deactivate, RemoteID: known.RemoteID}, load.Failed, httpx.Fatal, 401, ""},
-		{"409 validation on create", good, createOp(t, good, badEmail), load.Rejected, httpx.Rejected, 409, tokenization.CodeValidation},
-		{"409 validation on update", good, update(good, badEmail, known.RemoteID), load.Rejected, httpx.Rejected, 409, tokenization.CodeValidation},
-		{"404 on update", good, update(good, customer("C1"), "999999"), load.Rejected, httpx.Rejected, 404, tokenization.CodeNotFound},
-		{"404 on deactivate", good, load.Op{EntityKey: "customer/C1", Kind: load.Deactivate, RemoteID: "999999"}, load.Rejected, httpx.Rejected, 404, tokenization.CodeNotFound},
-		{"bad remote id", good, update(good, customer("C1"), "abc"), load.Rejected, httpx.Rejected, 0, "bad_remote_id"},
-		{"list refused: wrong partner stops the partner", unknownPartner, createOp(t, unknownPartner, customer("C4")), load.Failed, httpx.Fatal, 404, tokenization.CodeNotFound},
-		{"not our payload", good, load.Op{EntityKey: "customer/C1", Kind: load.Create, Payload: "x"}, load.Failed, httpx.Fatal, 0, "bad_payload"},
+		{"401 on create (the list)", wrongPass, createOp(t, wrongPass, customer("C3")), partner.Failed, httpx.Fatal, 401, ""},
+		{"401 on update", wrongPass, update(wrongPass, customer("C1"), known.RemoteID), partner.Failed, httpx.Fatal, 401, ""},
+		{"401 on deactivate", wrongPass, partner.Op{EntityKey: "customer/C1", Kind: partner.Deactivate, RemoteID: known.RemoteID}, partner.Failed, httpx.Fatal, 401, ""},
+		{"409 validation on create", good, createOp(t, good, badEmail), partner.Rejected, httpx.Rejected, 409, tokenization.CodeValidation},
+		{"409 validation on update", good, update(good, badEmail, known.RemoteID), partner.Rejected, httpx.Rejected, 409, tokenization.CodeValidation},
+		{"404 on update", good, update(good, customer("C1"), "999999"), partner.Rejected, httpx.Rejected, 404, tokenization.CodeNotFound},
+		{"404 on deactivate", good, partner.Op{EntityKey: "customer/C1", Kind: partner.Deactivate, RemoteID: "999999"}, partner.Rejected, httpx.Rejected, 404, tokenization.CodeNotFound},
+		{"bad remote id", good, update(good, customer("C1"), "abc"), partner.Rejected, httpx.Rejected, 0, "bad_remote_id"},
+		{"list refused: wrong partner stops the partner", unknownPartner, createOp(t, unknownPartner, customer("C4")), partner.Failed, httpx.Fatal, 404, tokenization.CodeNotFound},
+		{"not our payload", good, partner.Op{EntityKey: "customer/C1", Kind: partner.Create, Payload: "x"}, partner.Failed, httpx.Fatal, 0, "bad_payload"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := send(t, tc.c, tc.op)
@@ -418,10 +418,10 @@ func TestErrorBodies(t *testing.T) {
 		s := newSandbox(t, nil)
 		c := newClient(t, newServerURL(t, stubbed(s.rec, 1, http.StatusUnprocessableEntity, tc.body)), nil)
 		op := mapOne(t, c, customer("C1"))
-		op.Kind, op.RemoteID = load.Update, "1001"
+		op.Kind, op.RemoteID = partner.Update, "1001"
 		r := send(t, c, op)
 		var he *httpx.Error
-		if r.Outcome != load.Rejected || !errors.As(r.Err, &he) || he.Code != tc.code || he.Message != tc.msg {
+		if r.Outcome != partner.Rejected || !errors.As(r.Err, &he) || he.Code != tc.code || he.Message != tc.msg {
 			t.Errorf("%s: %+v", tc.body, r.Err)
 		}
 	}
@@ -434,7 +434,7 @@ func TestPatchRetriedAndAttemptsCounted(t *testing.T) {
 	known := send(t, good, createOp(t, good, customer("C1")))
 	c := newClient(t, newServerURL(t, stubbed(s.rec, 1, http.StatusServiceUnavailable, `{"errorCode":7503,"message":"busy"}`)), nil)
 	op := mapOne(t, c, customer("C1"))
-	op.Kind, op.RemoteID = load.Update, known.RemoteID
+	op.Kind, op.RemoteID = partner.Update, known.RemoteID
 	r := send(t, c, op)
 	mustOK(t, "update", r)
 	if r.Attempts != 2 || r.HTTPStatus != http.StatusOK {
@@ -459,7 +459,7 @@ func TestCreateRetriedOn5xx(t *testing.T) {
 		})
 		c := newClient(t, newServerURL(t, h), nil)
 		r := send(t, c, createOp(t, c, customer("C1")))
-		if r.Outcome != load.Uncertain || posts.Load() != 1 || len(s.sb.State().Clients) != 0 {
+		if r.Outcome != partner.Uncertain || posts.Load() != 1 || len(s.sb.State().Clients) != 0 {
 			t.Fatalf("%+v, %d posts, state %+v", r, posts.Load(), s.sb.State())
 		}
 		mustOK(t, "rerun", send(t, c, createOp(t, c, customer("C1"))))
@@ -503,20 +503,21 @@ func TestConcurrentSends(t *testing.T) {
 	c := newClient(t, s.url, func(cfg *tokenization.Config) { cfg.PageSize = 10 })
 	m := s.rec.mark()
 	var wg sync.WaitGroup
-	results := make([]load.Result, 40)
+	results := make([]partner.Result, 40)
 	for i := range results {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			cu := customer(fmt.Sprintf("C%02d", i))
-			ops, _ := c.Map(cu)
-			ops[0].Kind = load.Create
+			items, _ := c.Map(cu)
+			ops := partner.NewOps(items)
+			ops[0].Kind = partner.Create
 			results[i] = c.Send(ctx, ops, nil)[0]
 		}()
 	}
 	wg.Wait()
 	for i, r := range results {
-		if r.Outcome != load.OK {
+		if r.Outcome != partner.OK {
 			t.Errorf("C%02d: %+v", i, r)
 		}
 	}
@@ -550,7 +551,7 @@ func TestSignerReplacesBasicAuth(t *testing.T) {
 	failing := newClient(t, s.url, func(cfg *tokenization.Config) {
 		cfg.Signer = tokenization.SignerFunc(func(*http.Request) error { return errors.New("no key") })
 	})
-	if r := send(t, failing, createOp(t, failing, customer("C2"))); r.Outcome != load.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
+	if r := send(t, failing, createOp(t, failing, customer("C2"))); r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
 		t.Fatalf("%+v", r)
 	}
 	if got := fmt.Sprintf("%v %+v %#v", tokenization.BasicSigner(user, pass), tokenization.BasicSigner(user, pass), tokenization.BasicSigner(user, pass)); strings.Contains(got, pass) {
@@ -590,7 +591,7 @@ func TestNewChecksConfig(t *testing.T) {
 func TestResultsInOrder(t *testing.T) {
 	s := newSandbox(t, nil)
 	c := newClient(t, s.url, nil)
-	ops := []load.Op{createOp(t, c, customer("C1")), createOp(t, c, customer("C2"))}
+	ops := []partner.Op{createOp(t, c, customer("C1")), createOp(t, c, customer("C2"))}
 	res := c.Send(ctx, ops, nil)
 	st := s.sb.State()
 	a, _ := st.Find("etl-C1")

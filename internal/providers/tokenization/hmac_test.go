@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/tokenization"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
@@ -257,14 +257,14 @@ func TestHMACClientAgainstSandbox(t *testing.T) {
 	first := send(t, c, createOp(t, c, customer("C1")))
 	mustOK(t, "create", first)
 	upd := mapOne(t, c, customer("C1"))
-	upd.Kind, upd.RemoteID = load.Update, first.RemoteID
+	upd.Kind, upd.RemoteID = partner.Update, first.RemoteID
 	sb.FailNext(1) // a 500, then the retry with a fresh nonce
 	r := send(t, c, upd)
 	mustOK(t, "update", r)
 	if r.Attempts != 2 {
 		t.Fatalf("update took %d attempts, want 2 (a 500 and a retry)", r.Attempts)
 	}
-	mustOK(t, "deactivate", c.Deactivate(ctx, load.Op{EntityKey: "customer/C1", Kind: load.Deactivate, RemoteID: first.RemoteID}))
+	mustOK(t, "deactivate", c.Deactivate(ctx, partner.Op{EntityKey: "customer/C1", Kind: partner.Deactivate, RemoteID: first.RemoteID}))
 	if st := sb.State(); st.Totals.Unauthorized != 0 || st.Totals.Creates != 1 || st.Totals.Patches != 2 {
 		t.Fatalf("totals %+v", st.Totals)
 	}
@@ -286,7 +286,7 @@ func TestPublishedErrorBodies(t *testing.T) {
 	r := send(t, c, createOp(t, c, bad))
 	var he *httpx.Error
 	var ve *tokenization.ValidationError
-	if r.Outcome != load.Rejected || !errors.As(r.Err, &he) || he.Status != 409 || he.Code != tokenization.CodeValidation ||
+	if r.Outcome != partner.Rejected || !errors.As(r.Err, &he) || he.Status != 409 || he.Code != tokenization.CodeValidation ||
 		he.Message != "Validation failed. (contact.email: must be an e-mail address [invalid])" {
 		t.Fatalf("409: %+v", r.Err)
 	}
@@ -299,9 +299,9 @@ func TestPublishedErrorBodies(t *testing.T) {
 
 	s.sb.FailNext(10)
 	up := mapOne(t, c, customer("C1"))
-	up.Kind, up.RemoteID = load.Update, "1001"
+	up.Kind, up.RemoteID = partner.Update, "1001"
 	r = send(t, c, up)
-	if r.Outcome != load.Failed || !errors.As(r.Err, &he) || he.Kind != httpx.Retryable || he.Status != 500 || he.Code != tokenization.CodeInternal || he.Message != "Internal server error." {
+	if r.Outcome != partner.Failed || !errors.As(r.Err, &he) || he.Kind != httpx.Retryable || he.Status != 500 || he.Code != tokenization.CodeInternal || he.Message != "Internal server error." {
 		t.Fatalf("500: %+v", r.Err)
 	}
 
@@ -313,7 +313,7 @@ func TestPublishedErrorBodies(t *testing.T) {
 		s := newSandbox(t, nil)
 		c := newClient(t, newServerURL(t, stubbed(s.rec, 1, http.StatusUnprocessableEntity, tc.body)), nil)
 		op := mapOne(t, c, customer("C1"))
-		op.Kind, op.RemoteID = load.Update, "1001"
+		op.Kind, op.RemoteID = partner.Update, "1001"
 		r := send(t, c, op)
 		if !errors.As(r.Err, &he) || he.Code != tc.code || he.Message != tc.msg {
 			t.Errorf("%s: %+v", tc.body, r.Err)

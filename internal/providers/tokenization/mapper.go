@@ -3,21 +3,20 @@ package tokenization
 import (
 	"strings"
 
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // customerKey is the ledger key of a tokenization client.
-func customerKey(customerID string) string { return "customer/" + customerID }
 
 // mapCustomer builds the one client op of a customer. The name is prefix +
 // customer id, never a display name: it must stay the same when the
 // customer is renamed (it is how a rerun finds the client) and must not
 // collide between two customers called alike.
-func mapCustomer(c *model.Customer, prefix string, partner PartnerRef) ([]load.Op, []model.Reject) {
-	key := customerKey(c.ID)
+func mapCustomer(c *model.Customer, prefix string, ref PartnerRef) ([]partner.Item, []model.Reject) {
+	key := partner.CustomerKey(c.ID)
 	rej := func(field, msg string) model.Reject {
-		return model.Reject{Origin: c.Origin, EntityKey: key, Field: field, Reason: model.ReasonMissingField, Message: msg, Provider: Name}
+		return model.Reject{Origin: c.Origin, EntityKey: key.String(), Field: field, Reason: model.ReasonMissingField, Message: msg, Provider: Name}
 	}
 	// Validation upstream already requires these; the checks stay so the
 	// mapper never sends a client the platform would refuse.
@@ -40,10 +39,10 @@ func mapCustomer(c *model.Customer, prefix string, partner PartnerRef) ([]load.O
 	req := ClientRequest{
 		Name:          prefix + c.ID,
 		IsActive:      strings.EqualFold(strings.TrimSpace(c.Status), "ACTIVE"),
-		DirectPartner: partner,
+		DirectPartner: ref,
 		Contact:       Contact{FirstName: c.FirstName, LastName: c.LastName, Email: c.Email},
 	}
-	return []load.Op{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: req}}, nil
+	return []partner.Item{{EntityKey: key, CustomerID: c.ID, Origin: c.Origin, Payload: req}}, nil
 }
 
 // customerOfName is the inverse of the name rule: the customer id of a

@@ -6,18 +6,18 @@ import (
 	"testing"
 
 	"github.com/northwind-data/etl/internal/golden"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/tokenization"
 )
 
-func mapOne(t *testing.T, c *tokenization.Client, cu *model.Customer) load.Op {
+func mapOne(t *testing.T, c *tokenization.Client, cu *model.Customer) partner.Op {
 	t.Helper()
 	ops, rej := c.Map(cu)
 	if len(ops) != 1 || len(rej) != 0 {
 		t.Fatalf("ops %d rejects %v", len(ops), rej)
 	}
-	return ops[0]
+	return partner.NewOp(ops[0])
 }
 
 // The request bodies for representative customers, as the engine hashes
@@ -49,7 +49,7 @@ func TestMapGolden(t *testing.T) {
 				cl = newClient(t, "http://127.0.0.1:1", tc.cfg)
 			}
 			op := mapOne(t, cl, tc.c)
-			if op.EntityKey != "customer/"+tc.c.ID || op.CustomerID != tc.c.ID || op.Origin != tc.c.Origin {
+			if op.EntityKey.String() != "customer/"+tc.c.ID || op.CustomerID != tc.c.ID || op.Origin != tc.c.Origin {
 				t.Fatalf("op %+v", op)
 			}
 			b, _ := json.MarshalIndent(op.Payload, "", "  ")

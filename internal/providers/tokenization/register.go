@@ -9,7 +9,6 @@ import (
 
 	"github.com/northwind-data/etl/internal/config"
 	"github.com/northwind-data/etl/internal/httpx"
-	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/verify"
 )
@@ -73,7 +72,7 @@ func Registration() partner.Registration {
 		DemoCredentials: map[string]string{"username": "sandbox-user", "password": "sandbox-password",
 			"secret": "c2FuZGJveC1obWFjLXNlY3JldA=="}, // base64 of "sandbox-hmac-secret"
 		DemoOptions: map[string]string{"partner_id": "792", "partner_name": "partnerName", "auth": "hmac"},
-		Build: func(p config.Partner, h httpx.Config) (load.Provider, error) {
+		Build: func(p config.Partner, h httpx.Config) (partner.Provider, error) {
 			o, err := options.Decode(p)
 			if err != nil {
 				return nil, err
@@ -86,9 +85,9 @@ func Registration() partner.Registration {
 			return NewSandbox(SandboxOptions{Username: c["username"], Password: c["password"],
 				HMACSecret: c["secret"], HMACSecretBase64: true})
 		},
-		EntityPrefix: "customer/",
+		EntityPrefix: partner.CustomerPrefix,
 		Deactivates:  true,
-		List: func(p load.Provider) verify.Lister {
+		List: func(p partner.Provider) verify.Lister {
 			c := p.(*Client)
 			return func(ctx context.Context, fn func(verify.Remote) error) error {
 				return c.ListAll(ctx, func(s ClientSummary) error {

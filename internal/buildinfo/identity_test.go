@@ -1,4 +1,4 @@
-package main
+package buildinfo_test
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/northwind-data/etl/internal/buildinfo"
 )
 
 // The fingerprint scope names the build by the Go build ID in the
@@ -22,7 +24,7 @@ func TestBinaryIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go tool buildid: %v", err)
 	}
-	got, err := binaryIdentity(exe)
+	got, err := buildinfo.BinaryIdentity(exe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func TestBinaryIdentity(t *testing.T) {
 	if err := os.WriteFile(script, body, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	got, err = binaryIdentity(script)
+	got, err = buildinfo.BinaryIdentity(script)
 	if err != nil {
 		t.Fatal(err)
 	}
