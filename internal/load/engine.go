@@ -721,6 +721,9 @@ func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*
 	if err := w.Sync(ctx); err != nil { // run_seen must be complete
 		return err
 	}
+	if err := e.settleVanishedIntents(ctx, runID, lanes, order, w); err != nil {
+		return err
+	}
 	for _, name := range order {
 		l := lanes[name]
 		if _, ok := l.p.(Deactivator); !ok {
@@ -774,6 +777,59 @@ func (e *Engine) deactivate(ctx context.Context, runID int64, lanes map[string]*
 		}
 	}
 	return nil
+}
+
+// settleVanishedIntents settles the open intents of customers the run did
+// not see, before the vanished records are listed. A run killed after a
+// partner committed a create, but before the ledger heard of it, leaves
+// only an intent; if the customer then leaves the export, no rerun plans
+// it and sync_state does not know the partner holds it. Where the partner
+// can look the entity up by key (Finder): found, it is recorded active
+// with its remote id, so the vanished pass below switches it off (and
+// the mass-deactivation guard counts it); absent, the intent is closed.
+// Otherwise, or when the lookup fails, the op is recorded uncertain with
+// CodeNeedsOperator and the intent stays open for `etl intents settle`.
+func (e *Engine) settleVanishedIntents(ctx context.Context, runID int64, lanes map[string]*lane, order []string, w *ledger.Writer) error {
+	for _, name := range order {
+		l := lanes[name]
+		if !l.journals {
+			continue
+		}
+		open, err := e.Store.VanishedIntents(ctx, runID, name, e.Keep)
+		if err != nil {
+			return err
+		}
+		finder, _ := l.p.(Finder)
+		for _, v := range open {
+			op := Op{EntityKey: v.EntityKey, CustomerID: v.CustomerID, Kind: Create, Intent: v.Detail}
+			why := name + " cannot look this record up without its content, which left the source"
+			if finder != nil {
+				remoteID, found, err := finder.Find(ctx, op)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if err == nil {
+					st := ledger.Settlement{Provider: name, EntityKey: v.EntityKey, As: ledger.SettledResend,
+						By: fmt.Sprintf("etl run %d", runID), Reason: "customer left the source; " + name + " does not hold the record",
+						// This run is the one marked running.
+						Force: true}
+					if found {
+						st.As, st.RemoteID = ledger.SettledDelivered, remoteID
+						st.Reason = "customer left the source; " + name + " holds the record (found by key)"
+					}
+					if _, err := e.Store.SettleIntent(ctx, st); err != nil && !errors.Is(err, ledger.ErrNoOpenIntent) {
+						return err
+					}
+					continue
+				}
+				why = "looking the record up at " + name + " failed: " + err.Error()
+			}
+			e.record(l, op, Result{EntityKey: v.EntityKey, Outcome: Uncertain,
+				Err: &httpx.Error{Partner: name, Op: "find", Kind: httpx.Uncertain, Code: CodeNeedsOperator,
+					Message: "customer left the source with a call in doubt: " + why + "; look it up at the partner and run `etl intents settle`"}}, 0, w)
+		}
+	}
+	return w.Sync(ctx)
 }
 
 // deactivateLimit is how many of a shard's active records it may switch
