@@ -82,9 +82,12 @@ type Engine struct {
 
 // runState is what Unchanged needs of the run in progress.
 type runState struct {
-	ctx         context.Context
-	runID       int64 // 0 in a dry run: nothing is marked seen
-	deactivates bool  // some partner deactivates vanished records: mark skipped customers seen
+	ctx   context.Context
+	runID int64 // 0 in a dry run: nothing is marked seen
+	// deactivates: the run reads run_seen afterwards (some partner
+	// deactivates vanished records, or journals intents that a vanished
+	// customer would leave open), so skipped customers are marked seen.
+	deactivates bool
 	fpOnce      sync.Once
 	fpCursor    *ledger.FingerprintCursor
 	lanes       map[string]*lane
@@ -262,7 +265,7 @@ func (e *Engine) Run(ctx context.Context, runID int64, src Source) (*Summary, er
 	}
 	for _, l := range lanes {
 		_, ok := l.p.(Deactivator)
-		rs.deactivates = rs.deactivates || (ok && e.Deactivate)
+		rs.deactivates = rs.deactivates || ((ok || l.journals) && e.Deactivate)
 	}
 	e.cur.Store(rs)
 	defer func() {

@@ -133,3 +133,59 @@ func TestOpenIntentOfVanishedCustomerWithoutFinderNeedsOperator(t *testing.T) {
 		t.Fatal("the intent was closed: an operator would see nothing")
 	}
 }
+
+// resolverOnly is a journaling partner with no deactivation (ClubReady,
+// Q2): it implements Provider and Resolver, not Deactivator.
+type resolverOnly struct {
+	f       *fake
+	resolve func(op load.Op) load.Result
+}
+
+func (r *resolverOnly) Name() string  { return r.f.Name() }
+func (r *resolverOnly) MaxBatch() int { return r.f.MaxBatch() }
+func (r *resolverOnly) Map(c *model.Customer) ([]load.Op, []model.Reject) {
+	return r.f.Map(c)
+}
+func (r *resolverOnly) Send(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
+	return r.f.Send(ctx, ops, j)
+}
+func (r *resolverOnly) Resolve(_ context.Context, op load.Op, _ load.Journal) load.Result {
+	return r.resolve(op)
+}
+
+// Without a partner that deactivates, the run must still record what it
+// saw before it settles open intents as vanished: an intent of a customer
+// still in the source is the planner's to resolve, never the operator's;
+// one of a customer that left is the operator's.
+func TestOpenIntentsOfSeenCustomersAreNotVanishedWithoutADeactivator(t *testing.T) {
+	cs := makeCustomers(12)
+	base := &fake{}
+	base.send = func(ctx context.Context, ops []load.Op, j load.Journal) []load.Result {
+		out := allOK(ops)
+		for i, op := range ops {
+			_ = j.Note(ctx, op, "d")
+			if op.CustomerID == "C0005" || op.CustomerID == "C0007" {
+				out[i] = load.Result{EntityKey: op.EntityKey, Outcome: load.Uncertain, Attempts: 1,
+					Err: &httpx.Error{Partner: "fake", Kind: httpx.Uncertain, Code: "timeout"}}
+			}
+		}
+		return out
+	}
+	p := &resolverOnly{f: base, resolve: func(op load.Op) load.Result {
+		return load.Result{EntityKey: op.EntityKey, Outcome: load.Uncertain, Attempts: 1,
+			Err: &httpx.Error{Partner: "fake", Kind: httpx.Uncertain, Code: "timeout"}}
+	}}
+	r := newFakeRig(t, base)
+	r.eng.Providers = []load.Provider{p}
+	r.eng.Deactivate = true
+	r.run(t, cs)
+	kept := append(append([]*model.Customer{}, cs[:7]...), cs[8:]...) // C0007 leaves
+	sum := r.run(t, kept)
+	c := sum.Providers["fake"]
+	if c.ErrorCodes[load.CodeNeedsOperator] != 1 || c.Resolve != 1 {
+		t.Fatalf("counts %+v: want C0005 resolved by the planner and only C0007 needing an operator", c)
+	}
+	if n := r.count(t, `SELECT count(*) FROM ledger WHERE error_code = $1 AND customer_id <> 'C0007'`, load.CodeNeedsOperator); n != 0 {
+		t.Fatalf("%d needs_operator rows for customers still in the source", n)
+	}
+}
