@@ -29,7 +29,15 @@ the card is uncertain and 'etl run' exits 5 until an operator settles it:
   etl intents settled    the decisions recorded so far (who, why, when)
 
 Look each card up at the partner first (ClubReady: the member's payment profiles, by the last
-four): settling a card ClubReady has as resend imports it a second time.`
+four): settling a card ClubReady has as resend imports it a second time.
+
+Every journaling partner (ClubReady, Q2, Synctera, tokenization) also leaves an intent when a
+run dies mid-call and the customer then leaves the source: no rerun plans that customer again.
+A run with deactivation on settles it when the partner can look the record up by key alone
+(tokenization, by client name); otherwise (Synctera) it is needs-operator: find the record at
+the partner (Synctera: the customer whose metadata.etl_entity_key is the entity key), then
+  etl intents settle --provider synctera --entity KEY --as delivered --remote-id ID ...
+and the next run switches it off as vanished; --as resend closes it when the partner has none.`
 
 func cmdIntents(ctx context.Context, args []string) int {
 	fs := newFlags("intents", "intents list|settle|settled [flags]", intentsAbout,
@@ -84,6 +92,9 @@ const (
 func viewIntent(o ledger.OpenIntent, now time.Time) intentView {
 	v := intentView{Provider: o.Provider, EntityKey: o.EntityKey, CustomerID: o.CustomerID, AgeSeconds: int64(o.Age / time.Second),
 		Created: o.Created, RunID: o.RunID, RunStatus: o.RunStatus, LastOutcome: o.LastOutcome, LastCode: o.LastCode, State: stateOpen}
+	if o.LastCode == partner.CodeNeedsOperator {
+		v.State = stateNeedsOperator
+	}
 	sp, ok := partners.Get(o.Provider)
 	if !ok || sp.Intent == nil {
 		return v
@@ -187,7 +198,7 @@ func intentsSettle(ctx context.Context, args []string) int {
 		"etl intents settle --entity card/C0000042/K1 --as delivered --by ana.diaz --reason 'profile 81234 ending 4242 on member 100123'",
 		"etl intents settle --entity card/C0000043/K1 --as resend --by ana.diaz --reason 'no profile ending 1881 on member 100124'")
 	db := dbFlag(fs)
-	provider := fs.String("provider", "clubready", "the partner")
+	provider := fs.String("provider", "", "the partner (default: the one partner with an open intent for --entity)")
 	entity := fs.String("entity", "", "entity key, as etl intents list shows it (required)")
 	as := fs.String("as", "", "delivered or resend (required)")
 	by := fs.String("by", "", "who decided: your name (required; recorded)")
@@ -220,6 +231,13 @@ func intentsSettle(ctx context.Context, args []string) int {
 	if err := store.EnsureSchema(ctx); err != nil {
 		return fail(exitFatal, "%v", err)
 	}
+	if *provider == "" {
+		p, err := providerOfIntent(ctx, store, *entity)
+		if err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+		*provider = p
+	}
 	if !*force {
 		open, err := store.ListOpenIntents(ctx, *provider)
 		if err != nil {
@@ -250,6 +268,27 @@ func intentsSettle(ctx context.Context, args []string) int {
 	fmt.Printf("settled %s %s (customer %s) as %s by %s: %d intent row(s) closed, settlement %d; %s\n",
 		*provider, *entity, s.CustomerID, *as, strings.TrimSpace(*by), s.Intents, s.ID, next)
 	return exitOK
+}
+
+// providerOfIntent is the one partner with an open intent for entity.
+func providerOfIntent(ctx context.Context, store *ledger.Store, entity string) (string, error) {
+	open, err := store.ListOpenIntents(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	var found []string
+	for _, o := range open {
+		if o.EntityKey == entity {
+			found = append(found, o.Provider)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("%w for %s: see `etl intents list`", ledger.ErrNoOpenIntent, entity)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%s has open intents at %s: pass --provider", entity, strings.Join(found, ", "))
 }
 
 func intentsSettled(ctx context.Context, args []string) int {

@@ -313,3 +313,38 @@ func (s *Store) ActiveShare(ctx context.Context, provider string, keep func(cust
 	}
 	return kept, total, nil
 }
+
+// VanishedIntent is an open intent of a customer the run did not see: the
+// partner call it journaled may have taken effect, and no rerun will plan
+// the customer again, so nothing else would ever settle it.
+type VanishedIntent struct {
+	EntityKey, CustomerID, Detail string
+}
+
+// VanishedIntents lists, one per entity, provider's latest open intents
+// whose customer the run did not see in its source (run_seen must be
+// complete). keep filters to this shard's customers.
+func (s *Store) VanishedIntents(ctx context.Context, runID int64, provider string, keep func(customerID string) bool) ([]VanishedIntent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (l.entity_key) l.entity_key, l.customer_id, coalesce(l.intent_detail, '')
+		FROM ledger l WHERE l.operation = 'intent' AND l.outcome = 'pending' AND l.provider = $1
+		AND NOT EXISTS (SELECT 1 FROM run_seen r WHERE r.run_id = $2 AND r.customer_id = l.customer_id)
+		ORDER BY l.entity_key, l.id DESC`, provider, runID)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: vanished intents: %w", err)
+	}
+	defer rows.Close()
+	var out []VanishedIntent
+	for rows.Next() {
+		var v VanishedIntent
+		if err := rows.Scan(&v.EntityKey, &v.CustomerID, &v.Detail); err != nil {
+			return nil, fmt.Errorf("ledger: vanished intents: %w", err)
+		}
+		if keep == nil || keep(v.CustomerID) {
+			out = append(out, v)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: vanished intents: %w", err)
+	}
+	return out, nil
+}

@@ -57,9 +57,12 @@ type Engine struct {
 
 // runState is one run's lanes and flow, and what Unchanged needs of it.
 type runState struct {
-	ctx         context.Context
-	runID       int64 // 0 in a dry run: nothing is marked seen
-	deactivates bool  // some partner deactivates vanished records: mark skipped customers seen
+	ctx   context.Context
+	runID int64 // 0 in a dry run: nothing is marked seen
+	// deactivates: the run reads run_seen afterwards (some partner
+	// deactivates vanished records, or journals intents that a vanished
+	// customer would leave open), so skipped customers are marked seen.
+	deactivates bool
 	fpOnce      sync.Once
 	fpCursor    *ledger.FingerprintCursor
 	lanes       map[string]*lane
@@ -259,7 +262,7 @@ func (e *Engine) newRun(ctx context.Context, runID int64) (*runState, map[string
 		rs.order = append(rs.order, p.Name())
 		rs.flow.lanes = append(rs.flow.lanes, l)
 		_, deactivates := p.(partner.Deactivator)
-		rs.deactivates = rs.deactivates || (deactivates && e.deactivate)
+		rs.deactivates = rs.deactivates || ((deactivates || l.journals) && e.deactivate)
 		if l.journals && !e.dryRun {
 			has, err := e.store.HasOpenIntents(ctx, p.Name())
 			if err != nil {
@@ -516,6 +519,9 @@ func (e *Engine) deactivateVanished(ctx context.Context, runID int64, rs *runSta
 	if err := w.Sync(ctx); err != nil { // run_seen must be complete
 		return err
 	}
+	if err := e.settleVanishedIntents(ctx, runID, rs, w); err != nil {
+		return err
+	}
 	for _, name := range rs.order {
 		l := rs.lanes[name]
 		if _, ok := l.p.(partner.Deactivator); !ok {
@@ -627,4 +633,57 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// settleVanishedIntents settles the open intents of customers the run did
+// not see, before the vanished records are listed. A run killed after a
+// partner committed a create, but before the ledger heard of it, leaves
+// only an intent; if the customer then leaves the export, no rerun plans
+// it and sync_state does not know the partner holds it. Where the partner
+// can look the entity up by key (partner.Finder): found, it is recorded
+// active with its remote id, so the vanished pass switches it off (and
+// the mass-deactivation guard counts it); absent, the intent is closed.
+// Otherwise, or when the lookup fails, the op is recorded uncertain with
+// CodeNeedsOperator and the intent stays open for `etl intents settle`.
+func (e *Engine) settleVanishedIntents(ctx context.Context, runID int64, rs *runState, w *ledger.Writer) error {
+	for _, name := range rs.order {
+		l := rs.lanes[name]
+		if !l.journals {
+			continue
+		}
+		open, err := e.store.VanishedIntents(ctx, runID, name, e.keep)
+		if err != nil {
+			return err
+		}
+		finder, _ := l.p.(partner.Finder)
+		for _, v := range open {
+			op := partner.Op{EntityKey: partner.Key(v.EntityKey), CustomerID: v.CustomerID, Kind: partner.Create, Intent: v.Detail}
+			why := name + " cannot look this record up without its content, which left the source"
+			if finder != nil {
+				remoteID, found, err := finder.Find(ctx, op)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if err == nil {
+					st := ledger.Settlement{Provider: name, EntityKey: v.EntityKey, As: ledger.SettledResend,
+						By: fmt.Sprintf("etl run %d", runID), Reason: "customer left the source; " + name + " does not hold the record",
+						// This run is the one marked running.
+						Force: true}
+					if found {
+						st.As, st.RemoteID = ledger.SettledDelivered, remoteID
+						st.Reason = "customer left the source; " + name + " holds the record (found by key)"
+					}
+					if _, err := e.store.SettleIntent(ctx, st); err != nil && !errors.Is(err, ledger.ErrNoOpenIntent) {
+						return err
+					}
+					continue
+				}
+				why = "looking the record up at " + name + " failed: " + err.Error()
+			}
+			e.record(l, op, partner.Result{EntityKey: partner.Key(v.EntityKey), Outcome: partner.Uncertain,
+				Err: &httpx.Error{Partner: name, Op: "find", Kind: httpx.Uncertain, Code: partner.CodeNeedsOperator,
+					Message: "customer left the source with a call in doubt: " + why + "; look it up at the partner and run `etl intents settle`"}}, 0, w)
+		}
+	}
+	return w.Sync(ctx)
 }

@@ -97,6 +97,7 @@ func keys(ops []partner.Op) map[string]bool {
 type fakeRig struct {
 	store *ledger.Store
 	p     *fake
+	prov  partner.Provider // wraps p when set (a fake with more interfaces)
 	eng   *load.Engine
 	opts  []load.Option
 }
@@ -105,7 +106,11 @@ type fakeRig struct {
 func (r *fakeRig) with(t *testing.T, opts ...load.Option) {
 	t.Helper()
 	r.opts = append(r.opts, opts...)
-	eng, err := load.New(r.store, []partner.Provider{r.p}, []byte("guards-test-key-0123456789abcdef"), r.opts...)
+	var prov partner.Provider = r.p
+	if r.prov != nil {
+		prov = r.prov
+	}
+	eng, err := load.New(r.store, []partner.Provider{prov}, []byte("guards-test-key-0123456789abcdef"), r.opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

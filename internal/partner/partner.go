@@ -178,6 +178,19 @@ type Resolver interface {
 	Resolve(ctx context.Context, op Op, j Journal) Result
 }
 
+// Finder is implemented by Resolvers whose partner can look an entity up
+// by its key alone, without the record's content. The engine calls it,
+// from its deactivation pass only (one goroutine), for an open intent
+// whose customer vanished from the source: no rerun will plan that
+// customer, so the call the intent journaled is settled from what the
+// partner holds. found with remoteID: the partner has it (the engine
+// records it and switches it off as vanished); !found with a nil error:
+// the partner provably does not; an error: it cannot tell, and the intent
+// waits for an operator.
+type Finder interface {
+	Find(ctx context.Context, op Op) (remoteID string, found bool, err error)
+}
+
 // Hashable lets a payload choose what its content hash covers: a CVV must
 // not be stored in any form, not even inside a keyed hash, so payloads
 // carrying one return a copy without it.

@@ -108,6 +108,9 @@ type CustomerState struct {
 	CreationTime    time.Time `json:"creation_time"`
 	LastUpdatedTime time.Time `json:"last_updated_time"`
 	Version         int       `json:"version"` // 1 at creation, +1 per update or patch
+	// EntityKey is what metadata.etl_entity_key holds ("" without one):
+	// what an operator matches a record in doubt with.
+	EntityKey string `json:"entity_key,omitempty"`
 }
 
 // Totals count what happened. Duplicates counts customers beyond the
@@ -183,7 +186,8 @@ func (s *Sandbox) State() State {
 	for _, sc := range s.all {
 		c := sc.c
 		st.Customers = append(st.Customers, CustomerState{ID: c.ID, FirstName: c.FirstName, LastName: c.LastName, Email: c.Email,
-			Status: c.Status, CreationTime: c.CreationTime, LastUpdatedTime: c.LastUpdatedTime, Version: sc.version})
+			Status: c.Status, CreationTime: c.CreationTime, LastUpdatedTime: c.LastUpdatedTime, Version: sc.version,
+			EntityKey: EntityRef(c.Metadata)})
 		if k, ok := personKey(c.CustomerInBody); ok {
 			people[k]++
 		}

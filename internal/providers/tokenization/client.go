@@ -59,7 +59,11 @@ type Config struct {
 }
 
 // Client delivers customers as tokenization clients. It implements
-// partner.Provider and partner.Deactivator. Safe for concurrent use.
+// partner.Provider, partner.Deactivator, partner.Resolver and partner.Finder: a create
+// is journaled first (the platform has no idempotency key, and a run that
+// dies after the POST but before its ledger write would otherwise leave a
+// client the ledger never heard of), and its name finds it again. Safe
+// for concurrent use.
 type Client struct {
 	http     *httpx.Client
 	prefix   string
@@ -71,7 +75,13 @@ type Client struct {
 var (
 	_ partner.Provider    = (*Client)(nil)
 	_ partner.Deactivator = (*Client)(nil)
+	_ partner.Resolver    = (*Client)(nil)
+	_ partner.Finder      = (*Client)(nil)
 )
+
+// intentCreate is the journal detail of a create: the name is what finds
+// the client again, and it follows from the customer id.
+const intentCreate = "create"
 
 // attemptsKey carries a per-op attempt counter to the signing hook, which
 // runs once per attempt: httpx reports attempts on success only.
@@ -170,13 +180,48 @@ func (c *Client) EntityKey(clientName string) string {
 	return ""
 }
 
-// Send delivers each op in turn and returns one Result per op.
-func (c *Client) Send(ctx context.Context, ops []partner.Op, _ partner.Journal) []partner.Result {
+// Send delivers each op in turn and returns one Result per op. An op
+// with no remote id may create a client, so its intent is noted first;
+// when the note fails nothing is sent.
+func (c *Client) Send(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result {
 	out := make([]partner.Result, len(ops))
 	for i, op := range ops {
+		if op.Kind != partner.Deactivate && op.RemoteID == "" && j != nil {
+			if err := j.Note(ctx, op, intentCreate); err != nil {
+				out[i] = partner.FailureResult(op, &httpx.Error{Partner: Name, Op: "journal", Kind: httpx.Retryable, Code: "journal", Err: err,
+					Message: "intent not written: create not sent"}, 0)
+				continue
+			}
+		}
 		out[i] = c.deliver(ctx, op)
 	}
 	return out
+}
+
+// Resolve settles an op an earlier run left pending or uncertain. The
+// create path already looks the name up before it posts (and patches
+// what it finds), so resolving is delivering: no new intent is needed,
+// the open one stays until this outcome settles it.
+func (c *Client) Resolve(ctx context.Context, op partner.Op, _ partner.Journal) partner.Result {
+	return c.deliver(ctx, op)
+}
+
+// Find looks the client of op's customer up by its name alone (the
+// engine calls it for an open intent whose customer left the source).
+// It reads the run's name index, walked once per run and kept current by
+// this run's own creates: a client created by an earlier run is in it.
+func (c *Client) Find(ctx context.Context, op partner.Op) (string, bool, error) {
+	if op.CustomerID == "" {
+		return "", false, errors.New("tokenization: find: no customer id")
+	}
+	if err := c.idx.ready(ctx, c.walk); err != nil {
+		return "", false, wrapOp(err, op)
+	}
+	id, found := c.idx.get(c.ClientName(op.CustomerID))
+	if !found {
+		return "", false, nil
+	}
+	return strconv.Itoa(id), true, nil
 }
 
 // Deactivate switches the client off with PATCH {isActive: false}. DELETE
