@@ -64,10 +64,24 @@ func TestClubReady504AfterCommitThenOutageImportsEachCardOnce(t *testing.T) {
 		t.Fatalf("run with a 504 after commit, then an outage: exit %d, want 3\n%s", r.code, r.stdout)
 	}
 	st := sb.State()
-	if st.GatewayErrors != 1 || len(st.Profiles) != 1 {
+	// Workers run side by side: an import already on its way when the
+	// outage began may have committed too. The one answered 504 is the
+	// card whose intent stays open.
+	if st.GatewayErrors != 1 || len(st.Profiles) < 1 {
 		t.Fatalf("the fault did not fire as planned: %+v", st.Totals)
 	}
-	committed := st.Profiles[0].ExternalRef
+	committed, last4 := "", ""
+	for _, p := range st.Profiles {
+		if e.scalar(`SELECT count(*) FROM ledger WHERE provider = 'clubready' AND entity_key = $1 AND operation = 'intent' AND outcome = 'pending'`, p.ExternalRef) > 0 {
+			if committed != "" {
+				t.Fatalf("two imported cards have open intents (%s, %s): only one answer was a 504", committed, p.ExternalRef)
+			}
+			committed, last4 = p.ExternalRef, p.Last4
+		}
+	}
+	if committed == "" {
+		t.Fatalf("no imported card kept its intent open after the 504: %+v", st.Profiles)
+	}
 	if n := e.scalar(`SELECT count(*) FROM ledger WHERE provider = 'clubready' AND entity_key = $1 AND operation = 'intent' AND outcome = 'pending'`, committed); n != 1 {
 		t.Fatalf("%s: ClubReady has it, its answer was a 504: %d open intents, want 1 (the op must stay uncertain)", committed, n)
 	}
@@ -81,7 +95,7 @@ func TestClubReady504AfterCommitThenOutageImportsEachCardOnce(t *testing.T) {
 	found := false
 	for _, o := range open {
 		if o.EntityKey == committed {
-			found = o.State == "retrying" && o.Last4 == st.Profiles[0].Last4
+			found = o.State == "retrying" && o.Last4 == last4
 		}
 	}
 	if lr.code != 3 || !found {
