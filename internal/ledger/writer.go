@@ -55,6 +55,7 @@ type RejectRow struct {
 
 type item struct {
 	entry  *Entry
+	group  []Entry // entries that commit in one batch (AddAll)
 	reject *RejectRow
 	fp     *Fingerprint
 	scope  string
@@ -97,7 +98,20 @@ func (s *Store) NewLoggedWriter(runID int64, onErr func(error), log *zap.Logger)
 	return w
 }
 
-func (w *Writer) Add(e Entry)        { w.ch <- item{entry: &e} }
+func (w *Writer) Add(e Entry) { w.ch <- item{entry: &e} }
+
+// AddAll queues entries that must commit together: an operation's row and
+// its children's (a Q2 client and the cards the same call confirmed). A
+// batch boundary between them, then a crash, would settle the parent's
+// intent and checkpoint the parent while the children's ids are lost, and
+// the next run, seeing the parent unchanged, would never record them.
+func (w *Writer) AddAll(es []Entry) {
+	if len(es) == 1 {
+		w.Add(es[0])
+		return
+	}
+	w.ch <- item{group: es}
+}
 func (w *Writer) Reject(r RejectRow) { w.ch <- item{reject: &r} }
 func (w *Writer) Seen(customerID string) {
 	w.ch <- item{seen: customerID}
@@ -194,7 +208,17 @@ func (w *Writer) write(ctx context.Context, batch []item) error {
 	var settleP, settleC, settleK []string
 	var fps fpArrays
 	refused := map[[3]string]int{} // provider, entity, customer -> refusals in this batch
+	var flat []item
 	for _, it := range batch {
+		if it.group == nil {
+			flat = append(flat, it)
+			continue
+		}
+		for i := range it.group {
+			flat = append(flat, item{entry: &it.group[i]})
+		}
+	}
+	for _, it := range flat {
 		switch {
 		case it.entry != nil:
 			e := it.entry

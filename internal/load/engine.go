@@ -481,7 +481,8 @@ func (e *Engine) record(l *lane, op partner.Op, r partner.Result, lat time.Durat
 	if w == nil {
 		return
 	}
-	w.Add(ledger.Entry{
+	// The operation's row and its children's commit together (AddAll).
+	entries := []ledger.Entry{{
 		Provider: name, EntityKey: string(op.EntityKey), CustomerID: op.CustomerID, Operation: string(op.Kind),
 		IdemKey: op.IdemKey, Hash: op.Hash, RemoteID: firstNonEmpty(r.RemoteID, op.RemoteID), RequestID: r.RequestID,
 		HTTPStatus: r.HTTPStatus, Outcome: string(r.Outcome), Attempts: r.Attempts, Latency: lat,
@@ -495,16 +496,17 @@ func (e *Engine) record(l *lane, op partner.Op, r partner.Result, lat time.Durat
 		// partner: its key may replay the refusal, so the next create
 		// gets a new one.
 		Refused: op.Kind == partner.Create && r.Outcome == partner.Rejected && r.RemoteID == "" && r.HTTPStatus >= 400 && r.HTTPStatus < 500,
-	})
+	}}
 	for _, ch := range r.Children {
 		kind := op.Kind
 		if ch.Removed {
 			kind = partner.Deactivate
 		}
-		w.Add(ledger.Entry{Provider: name, EntityKey: string(ch.EntityKey), CustomerID: op.CustomerID, Operation: string(kind),
+		entries = append(entries, ledger.Entry{Provider: name, EntityKey: string(ch.EntityKey), CustomerID: op.CustomerID, Operation: string(kind),
 			RemoteID: ch.RemoteID, RequestID: firstNonEmpty(ch.RequestID, r.RequestID), HTTPStatus: r.HTTPStatus, Outcome: string(partner.OK),
 			Attempts: r.Attempts, Latency: lat, Hash: op.Hash, Deliver: !ch.Removed, Deactivated: ch.Removed})
 	}
+	w.AddAll(entries)
 	// Queued after the customer's ledger rows, so it commits with or after them.
 	if fp, ok := e.fps.done(op.CustomerID, r.Outcome == partner.OK); ok {
 		crashpoint.HitAfter(crashpoint.BeforeFingerprint, func() { _ = w.Sync(context.Background()) })
