@@ -16,6 +16,7 @@ import (
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/clubready"
+	"github.com/northwind-data/etl/internal/providers/providertest"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
 
@@ -43,36 +44,36 @@ func indent(t *testing.T, b []byte) []byte {
 // TestGoldenBodies pins both requests of an import, for the default card
 // (with a code) and a second card (no code: fallbacks).
 func TestGoldenBodies(t *testing.T) {
-	var rec *recorder
-	e := newEnv(t, func(h http.Handler) http.Handler { rec = &recorder{next: h}; return rec })
+	var rec *providertest.Recorder
+	e := newEnv(t, func(h http.Handler) http.Handler { rec = providertest.NewRecorder(h); return rec })
 	c := newClient(t, e, nil)
 	for i, name := range []string{"default_card", "second_card"} {
 		op := ops(t, c, customer("C1"))[i]
 		if r := send(t, c, op, nil); r.Outcome != partner.OK {
 			t.Fatalf("%s: %+v", name, r)
 		}
-		vault, imp := rec.byPath(clubready.VaultPath)[i], rec.byPath(clubready.ImportPath)[i]
-		golden.Assert(t, "vault_request_"+name+".golden.json", indent(t, vault.body))
+		vault, imp := rec.ByPath(clubready.VaultPath)[i], rec.ByPath(clubready.ImportPath)[i]
+		golden.Assert(t, "vault_request_"+name+".golden.json", indent(t, vault.Body))
 
 		var issued clubready.VaultResponse
 		var body map[string]any
-		if json.Unmarshal(vault.resp, &issued) != nil || json.Unmarshal(imp.body, &body) != nil {
+		if json.Unmarshal(vault.Resp, &issued) != nil || json.Unmarshal(imp.Body, &body) != nil {
 			t.Fatal("unreadable bodies")
 		}
 		if body["ProfileToken"] != issued.ProfileToken {
 			t.Fatalf("%s: the import does not carry the token the vault just issued", name)
 		}
 		golden.Assert(t, "import_request_"+name+".golden.json",
-			indent(t, bytes.Replace(imp.body, []byte(issued.ProfileToken), []byte("PROFILE-TOKEN-ISSUED-BY-THE-VAULT"), 1)))
+			indent(t, bytes.Replace(imp.Body, []byte(issued.ProfileToken), []byte("PROFILE-TOKEN-ISSUED-BY-THE-VAULT"), 1)))
 
-		if vault.header.Get("Authorization") != "Bearer "+vaultKey || strings.Contains(vault.query, apiKey) {
-			t.Errorf("vault auth: %q, query %q", vault.header.Get("Authorization"), vault.query)
+		if vault.Header.Get("Authorization") != "Bearer "+vaultKey || strings.Contains(vault.Query, apiKey) {
+			t.Errorf("vault auth: %q, query %q", vault.Header.Get("Authorization"), vault.Query)
 		}
 		// The end user's IP travels in X-Forwarded-For, the wire name of
 		// the DTO's XForwardedFor (published material).
-		if imp.query != "ApiKey="+apiKey || imp.header.Get("X-Forwarded-For") != fwdIP || len(imp.header.Values("XForwardedFor")) != 0 ||
-			imp.header.Get("Authorization") != "" {
-			t.Errorf("import: query %q, X-Forwarded-For %q, XForwardedFor %q", imp.query, imp.header.Get("X-Forwarded-For"), imp.header.Get("XForwardedFor"))
+		if imp.Query != "ApiKey="+apiKey || imp.Header.Get("X-Forwarded-For") != fwdIP || len(imp.Header.Values("XForwardedFor")) != 0 ||
+			imp.Header.Get("Authorization") != "" {
+			t.Errorf("import: query %q, X-Forwarded-For %q, XForwardedFor %q", imp.Query, imp.Header.Get("X-Forwarded-For"), imp.Header.Get("XForwardedFor"))
 		}
 	}
 }
