@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/partner"
@@ -55,7 +57,7 @@ func sendOne(t *testing.T, c *synctera.Client, op partner.Op) partner.Result {
 
 func TestClientCreateTwiceSameKey(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	rec := &recorder{h: sb}
+	rec := providertest.NewRecorder(sb)
 	front := httptest.NewServer(rec)
 	t.Cleanup(front.Close)
 	c := newClient(t, front.URL+synctera.BasePath, token, nil)
@@ -74,11 +76,11 @@ func TestClientCreateTwiceSameKey(t *testing.T) {
 	if len(st.Customers) != 1 || st.Totals.Creates != 1 || st.Totals.Replays != 1 || st.Totals.Duplicates != 0 {
 		t.Errorf("state %+v", st)
 	}
-	for _, r := range rec.requests() {
-		if r.Method != http.MethodPost || r.URL.Path != "/v0/customers" || r.Header.Get(synctera.IdempotencyHeader) != op.IdemKey ||
+	for _, r := range rec.All() {
+		if r.Method != http.MethodPost || r.Path != "/v0/customers" || r.Header.Get(synctera.IdempotencyHeader) != op.IdemKey ||
 			r.Header.Get("Authorization") != bearer || r.Header.Get("Content-Type") != "application/json" ||
 			r.Header.Get("Accept") != "application/json, application/problem+json" {
-			t.Errorf("request %s %s key=%q auth=%q", r.Method, r.URL.Path, r.Header.Get(synctera.IdempotencyHeader), r.Header.Get("Authorization"))
+			t.Errorf("request %s %s key=%q auth=%q", r.Method, r.Path, r.Header.Get(synctera.IdempotencyHeader), r.Header.Get("Authorization"))
 		}
 	}
 	got, err := c.GetCustomer(context.Background(), first.RemoteID)
@@ -89,7 +91,7 @@ func TestClientCreateTwiceSameKey(t *testing.T) {
 
 func TestClientUpdate(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	rec := &recorder{h: sb}
+	rec := providertest.NewRecorder(sb)
 	front := httptest.NewServer(rec)
 	t.Cleanup(front.Close)
 	c := newClient(t, front.URL+synctera.BasePath, token, nil)
@@ -103,9 +105,9 @@ func TestClientUpdate(t *testing.T) {
 	if res.Outcome != partner.OK || res.RemoteID != created.RemoteID || res.HTTPStatus != http.StatusOK || res.Attempts != 1 {
 		t.Fatalf("update: %+v", res)
 	}
-	last := rec.requests()[len(rec.requests())-1]
-	if last.Method != http.MethodPut || last.URL.Path != "/v0/customers/"+created.RemoteID || last.Header.Get(synctera.IdempotencyHeader) != "" {
-		t.Errorf("update went as %s %s key=%q", last.Method, last.URL.Path, last.Header.Get(synctera.IdempotencyHeader))
+	last := rec.Last("")
+	if last.Method != http.MethodPut || last.Path != "/v0/customers/"+created.RemoteID || last.Header.Get(synctera.IdempotencyHeader) != "" {
+		t.Errorf("update went as %s %s key=%q", last.Method, last.Path, last.Header.Get(synctera.IdempotencyHeader))
 	}
 	got, err := c.GetCustomer(context.Background(), created.RemoteID)
 	if err != nil || got.Email != "ada.l@example.com" || got.ShippingAddress.AddressLine1 != "2 Elm St" {
@@ -119,7 +121,7 @@ func TestClientUpdate(t *testing.T) {
 
 func TestClientDeactivate(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	rec := &recorder{h: sb}
+	rec := providertest.NewRecorder(sb)
 	front := httptest.NewServer(rec)
 	t.Cleanup(front.Close)
 	c := newClient(t, front.URL+synctera.BasePath, token, nil)
@@ -135,7 +137,7 @@ func TestClientDeactivate(t *testing.T) {
 	}
 	// Create, PATCH, PATCH replayed, GET to check the replay.
 	var calls []string
-	for _, r := range rec.requests() {
+	for _, r := range rec.All() {
 		calls = append(calls, r.Method+" key="+r.Header.Get(synctera.IdempotencyHeader))
 	}
 	want := []string{"POST key=" + createOp(t, customer("C1001")).IdemKey, "PATCH key=" + op.IdemKey, "PATCH key=" + op.IdemKey, "GET key="}
@@ -243,7 +245,7 @@ func TestClientKeyInFlightIsRetried(t *testing.T) {
 	op := createOp(t, customer("C1001"))
 	firstDone := make(chan partner.Result, 1)
 	go func() { firstDone <- c.Send(context.Background(), []partner.Op{op}, nil)[0] }()
-	waitFor(t, entered, "the first request to hold its key")
+	providertest.WaitFor(t, entered, "the first request to hold its key")
 	secondDone := make(chan partner.Result, 1)
 	go func() { secondDone <- c.Send(context.Background(), []partner.Op{op}, nil)[0] }()
 	deadline := time.Now().Add(5 * time.Second)
@@ -254,7 +256,7 @@ func TestClientKeyInFlightIsRetried(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	release()
-	first, second := recv(t, firstDone), recv(t, secondDone)
+	first, second := providertest.Recv(t, firstDone), providertest.Recv(t, secondDone)
 	if first.Outcome != partner.OK || second.Outcome != partner.OK || first.RemoteID != second.RemoteID || second.Attempts < 2 {
 		t.Errorf("first %+v, second %+v", first, second)
 	}
@@ -302,7 +304,7 @@ func TestClientLostAnswerIsReplayed(t *testing.T) {
 
 func TestClientListAll(t *testing.T) {
 	sb, srv := newSandbox(t, nil)
-	rec := &recorder{h: sb}
+	rec := providertest.NewRecorder(sb)
 	front := httptest.NewServer(rec)
 	t.Cleanup(front.Close)
 	c := newClient(t, front.URL+synctera.BasePath, token, nil)
@@ -323,7 +325,7 @@ func TestClientListAll(t *testing.T) {
 	sb.Delete(victim) // behind our back
 	delete(ids, victim)
 
-	before := len(rec.requests())
+	before := rec.Mark()
 	seen := map[string]bool{}
 	err := c.ListAll(ctx, func(cu synctera.Customer) error {
 		if seen[cu.ID] || !ids[cu.ID] {
@@ -335,9 +337,9 @@ func TestClientListAll(t *testing.T) {
 	if err != nil || len(seen) != 249 {
 		t.Fatalf("ListAll: %d customers, %v", len(seen), err)
 	}
-	pages := rec.requests()[before:]
-	if len(pages) != 3 || pages[0].URL.Query().Get("limit") != "100" || pages[0].URL.Query().Has("page_token") || !pages[2].URL.Query().Has("page_token") {
-		t.Errorf("%d list calls, first query %q", len(pages), pages[0].URL.RawQuery)
+	pages := rec.Since(before)
+	if len(pages) != 3 || pages[0].Params().Get("limit") != "100" || pages[0].Params().Has("page_token") || !pages[2].Params().Has("page_token") {
+		t.Errorf("%d list calls, first query %q", len(pages), pages[0].Query)
 	}
 
 	stop := errors.New("stop")

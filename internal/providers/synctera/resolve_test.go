@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/partner"
@@ -214,7 +216,7 @@ func TestClientDeactivate404ByStatusAlone(t *testing.T) {
 // TestClientSendsCommaSeparatedArrays: explode: false.
 func TestClientSendsCommaSeparatedArrays(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	rec := &recorder{h: sb}
+	rec := providertest.NewRecorder(sb)
 	front := httptest.NewServer(rec)
 	t.Cleanup(front.Close)
 	c := newClient(t, front.URL+synctera.BasePath, token, nil)
@@ -225,7 +227,7 @@ func TestClientSendsCommaSeparatedArrays(t *testing.T) {
 	if err != nil || len(l.Customers) != 2 || l.Customers[0].ID != b.ID {
 		t.Fatalf("list by two ids: %+v %v", l, err)
 	}
-	q := rec.requests()[len(rec.requests())-1].URL.Query()
+	q := rec.Last("").Params()
 	if len(q["id"]) != 1 || q.Get("id") != a.ID+","+b.ID {
 		t.Errorf("id sent as %q", q["id"])
 	}
