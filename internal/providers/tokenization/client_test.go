@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/golden"
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/model"
@@ -56,7 +58,7 @@ func TestCreateRerunUpdateDeactivate(t *testing.T) {
 	c := newClient(t, s.url, nil)
 	op := createOp(t, c, customer("C1"))
 
-	m := s.rec.mark()
+	m := s.rec.Mark()
 	r := send(t, c, op)
 	mustOK(t, "create", r)
 	st := s.sb.State()
@@ -65,28 +67,28 @@ func TestCreateRerunUpdateDeactivate(t *testing.T) {
 		t.Fatalf("create: %+v (state %+v)", r, st)
 	}
 	// The name is looked up first: one list page, then the create.
-	if got := s.rec.calls(m); !reflect.DeepEqual(got, []string{"GET " + clients, "POST " + clients}) {
+	if got := s.rec.Calls(m); !reflect.DeepEqual(got, []string{"GET " + clients, "POST " + clients}) {
 		t.Fatalf("calls %v", got)
 	}
-	golden.Assert(t, "create_request.golden.json", s.rec.last(http.MethodPost).req)
+	golden.Assert(t, "create_request.golden.json", s.rec.Last(http.MethodPost).Body)
 
 	// A rerun of the same content in a new process, after the answer
 	// never reached the ledger (no RemoteID): found by name, patched.
 	fresh := newClient(t, s.url, nil)
-	m = s.rec.mark()
+	m = s.rec.Mark()
 	again := send(t, fresh, op)
 	mustOK(t, "rerun", again)
 	if again.RemoteID != r.RemoteID || again.HTTPStatus != http.StatusOK {
 		t.Fatalf("rerun: %+v", again)
 	}
-	if got := s.rec.calls(m); !reflect.DeepEqual(got, []string{"GET " + clients, "PATCH " + clients + "/" + r.RemoteID}) {
+	if got := s.rec.Calls(m); !reflect.DeepEqual(got, []string{"GET " + clients, "PATCH " + clients + "/" + r.RemoteID}) {
 		t.Fatalf("rerun calls %v", got)
 	}
-	golden.Assert(t, "update_request.golden.json", s.rec.last(http.MethodPatch).req)
+	golden.Assert(t, "update_request.golden.json", s.rec.Last(http.MethodPatch).Body)
 	// ...and in the same process, from the index, without listing again.
-	m = s.rec.mark()
+	m = s.rec.Mark()
 	mustOK(t, "rerun in process", send(t, c, op))
-	if got := s.rec.calls(m); len(got) != 1 || !strings.HasPrefix(got[0], "PATCH ") {
+	if got := s.rec.Calls(m); len(got) != 1 || !strings.HasPrefix(got[0], "PATCH ") {
 		t.Fatalf("calls %v", got)
 	}
 	st = s.sb.State()
@@ -110,7 +112,7 @@ func TestCreateRerunUpdateDeactivate(t *testing.T) {
 	// Deactivation: isActive false, nothing else.
 	off := partner.Op{EntityKey: "customer/C1", CustomerID: "C1", Kind: partner.Deactivate, RemoteID: r.RemoteID}
 	mustOK(t, "deactivate", c.Deactivate(ctx, off))
-	golden.Assert(t, "deactivate_request.golden.json", s.rec.last(http.MethodPatch).req)
+	golden.Assert(t, "deactivate_request.golden.json", s.rec.Last(http.MethodPatch).Body)
 	if d, _ = c.Get(ctx, id); d.IsActive || d.Version != 4 || d.Contact.Email != "ada@lovelace.example" {
 		t.Fatalf("after deactivate: %+v", d)
 	}
@@ -124,8 +126,8 @@ func TestCreateRerunUpdateDeactivate(t *testing.T) {
 	if len(st.Clients) != 1 || st.Totals.Creates != 1 || st.Totals.Duplicates != 0 || st.Totals.DuplicateNameRefusals != 0 {
 		t.Fatalf("final state %+v", st)
 	}
-	for _, e := range s.rec.ex {
-		noCardData(t, e.method+" "+e.path, e.req)
+	for _, e := range s.rec.All() {
+		noCardData(t, e.Method+" "+e.Path, e.Body)
 	}
 	if c.Name() != tokenization.Name || c.MaxBatch() != 1 {
 		t.Fatalf("Name %q MaxBatch %d", c.Name(), c.MaxBatch())
@@ -145,7 +147,7 @@ func TestNameIndexAcrossPages(t *testing.T) {
 		}
 	}
 	c := newClient(t, s.url, func(cfg *tokenization.Config) { cfg.PageSize = 10 })
-	m := s.rec.mark()
+	m := s.rec.Mark()
 	for i := 0; i < 25; i++ {
 		cid := fmt.Sprintf("C%02d", i)
 		r := send(t, c, createOp(t, c, customer(cid)))
@@ -155,21 +157,19 @@ func TestNameIndexAcrossPages(t *testing.T) {
 		}
 	}
 	var lists []string
-	s.rec.mu.Lock()
-	for _, e := range s.rec.ex[m:] {
-		if e.method == http.MethodGet {
-			lists = append(lists, e.query)
+	for _, e := range s.rec.Since(m) {
+		if e.Method == http.MethodGet {
+			lists = append(lists, e.Query)
 		}
 	}
-	s.rec.mu.Unlock()
 	want := []string{"partner=792&take=10", "partner=792&skip=10&take=10", "partner=792&skip=20&take=10"}
 	if !reflect.DeepEqual(lists, want) {
 		t.Fatalf("list calls %v, want %v", lists, want)
 	}
 	// A new customer is created without listing again.
-	m = s.rec.mark()
+	m = s.rec.Mark()
 	mustOK(t, "new", send(t, c, createOp(t, c, customer("C99"))))
-	if got := s.rec.calls(m); !reflect.DeepEqual(got, []string{"POST " + clients}) {
+	if got := s.rec.Calls(m); !reflect.DeepEqual(got, []string{"POST " + clients}) {
 		t.Fatalf("calls %v", got)
 	}
 	st := s.sb.State()
@@ -218,14 +218,14 @@ func TestCreateRaceResolvedByName(t *testing.T) {
 	c := newClient(t, s.url, nil)
 	mustOK(t, "C1", send(t, c, createOp(t, c, customer("C1")))) // builds the index
 	other := seed(t, s, "etl-C2", partnerID)
-	m := s.rec.mark()
+	m := s.rec.Mark()
 	r := send(t, c, createOp(t, c, customer("C2")))
 	mustOK(t, "C2", r)
 	if r.RemoteID != strconv.Itoa(other) {
 		t.Fatalf("remote id %s, want %d", r.RemoteID, other)
 	}
 	want := []string{"POST " + clients, "GET " + clients, "PATCH " + clients + "/" + r.RemoteID}
-	if got := s.rec.calls(m); !reflect.DeepEqual(got, want) {
+	if got := s.rec.Calls(m); !reflect.DeepEqual(got, want) {
 		t.Fatalf("calls %v, want %v", got, want)
 	}
 	st := s.sb.State()
@@ -290,7 +290,7 @@ func (d *dropFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestLostCreateAnswer(t *testing.T) {
 	t.Run("create landed: found and patched at once", func(t *testing.T) {
 		s := newSandbox(t, nil)
-		url := newServerURL(t, &dropFirst{h: s.rec, method: http.MethodPost})
+		url := providertest.Serve(t, &dropFirst{h: s.rec, method: http.MethodPost})
 		c := newClient(t, url, nil)
 		r := send(t, c, createOp(t, c, customer("C1")))
 		mustOK(t, "lost answer", r)
@@ -305,7 +305,7 @@ func TestLostCreateAnswer(t *testing.T) {
 	})
 	t.Run("create did not land: uncertain, the rerun creates it once", func(t *testing.T) {
 		s := newSandbox(t, nil)
-		url := newServerURL(t, &dropFirst{h: s.rec, method: http.MethodPost, before: true})
+		url := providertest.Serve(t, &dropFirst{h: s.rec, method: http.MethodPost, before: true})
 		c := newClient(t, url, nil)
 		op := createOp(t, c, customer("C1"))
 		r := send(t, c, op)
@@ -416,7 +416,7 @@ func TestErrorBodies(t *testing.T) {
 		{`<html>secret echo</html>`, "", "Unprocessable Entity"},
 	} {
 		s := newSandbox(t, nil)
-		c := newClient(t, newServerURL(t, stubbed(s.rec, 1, http.StatusUnprocessableEntity, tc.body)), nil)
+		c := newClient(t, providertest.Serve(t, stubbed(s.rec, 1, http.StatusUnprocessableEntity, tc.body)), nil)
 		op := mapOne(t, c, customer("C1"))
 		op.Kind, op.RemoteID = partner.Update, "1001"
 		r := send(t, c, op)
@@ -432,7 +432,7 @@ func TestPatchRetriedAndAttemptsCounted(t *testing.T) {
 	s := newSandbox(t, nil)
 	good := newClient(t, s.url, nil)
 	known := send(t, good, createOp(t, good, customer("C1")))
-	c := newClient(t, newServerURL(t, stubbed(s.rec, 1, http.StatusServiceUnavailable, `{"errorCode":7503,"message":"busy"}`)), nil)
+	c := newClient(t, providertest.Serve(t, stubbed(s.rec, 1, http.StatusServiceUnavailable, `{"errorCode":7503,"message":"busy"}`)), nil)
 	op := mapOne(t, c, customer("C1"))
 	op.Kind, op.RemoteID = partner.Update, known.RemoteID
 	r := send(t, c, op)
@@ -457,7 +457,7 @@ func TestCreateRetriedOn5xx(t *testing.T) {
 			}
 			s.rec.ServeHTTP(w, r)
 		})
-		c := newClient(t, newServerURL(t, h), nil)
+		c := newClient(t, providertest.Serve(t, h), nil)
 		r := send(t, c, createOp(t, c, customer("C1")))
 		if r.Outcome != partner.Uncertain || posts.Load() != 1 || len(s.sb.State().Clients) != 0 {
 			t.Fatalf("%+v, %d posts, state %+v", r, posts.Load(), s.sb.State())
@@ -481,7 +481,7 @@ func TestCreateRetriedOn5xx(t *testing.T) {
 				}
 				s.rec.ServeHTTP(w, r)
 			})
-			c := newClient(t, newServerURL(t, h), nil)
+			c := newClient(t, providertest.Serve(t, h), nil)
 			r := send(t, c, createOp(t, c, customer("C1")))
 			mustOK(t, "create", r)
 			st := s.sb.State()
@@ -501,7 +501,7 @@ func TestConcurrentSends(t *testing.T) {
 	s := newSandbox(t, nil)
 	seed(t, s, "etl-C07", partnerID) // one already there
 	c := newClient(t, s.url, func(cfg *tokenization.Config) { cfg.PageSize = 10 })
-	m := s.rec.mark()
+	m := s.rec.Mark()
 	var wg sync.WaitGroup
 	results := make([]partner.Result, 40)
 	for i := range results {
@@ -522,7 +522,7 @@ func TestConcurrentSends(t *testing.T) {
 		}
 	}
 	lists := 0
-	for _, call := range s.rec.calls(m) {
+	for _, call := range s.rec.Calls(m) {
 		if strings.HasPrefix(call, "GET ") {
 			lists++
 		}

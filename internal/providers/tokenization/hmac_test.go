@@ -12,6 +12,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/tokenization"
@@ -293,8 +295,8 @@ func TestPublishedErrorBodies(t *testing.T) {
 	if !errors.As(r.Err, &ve) || ve.Fields["contact.email"].ErrorCode != tokenization.FieldInvalid || len(ve.Fields) != 1 {
 		t.Fatalf("409 detail: %+v", ve)
 	}
-	if strings.Contains(he.Message, "held by") || strings.Count(strings.Join(s.rec.calls(0), ","), "POST") != 1 {
-		t.Fatalf("a validation error was taken for a taken name: %v %v", he, s.rec.calls(0))
+	if strings.Contains(he.Message, "held by") || strings.Count(strings.Join(s.rec.Calls(0), ","), "POST") != 1 {
+		t.Fatalf("a validation error was taken for a taken name: %v %v", he, s.rec.Calls(0))
 	}
 
 	s.sb.FailNext(10)
@@ -311,7 +313,7 @@ func TestPublishedErrorBodies(t *testing.T) {
 			"7409", "Validation failed. (email: is bad; name: must be unique [1062])"},
 	} {
 		s := newSandbox(t, nil)
-		c := newClient(t, newServerURL(t, stubbed(s.rec, 1, http.StatusUnprocessableEntity, tc.body)), nil)
+		c := newClient(t, providertest.Serve(t, stubbed(s.rec, 1, http.StatusUnprocessableEntity, tc.body)), nil)
 		op := mapOne(t, c, customer("C1"))
 		op.Kind, op.RemoteID = partner.Update, "1001"
 		r := send(t, c, op)
