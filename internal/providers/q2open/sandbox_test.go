@@ -259,15 +259,12 @@ func TestSandboxConcurrentSyncsMakeOneClient(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequest(http.MethodPost, url+q2open.SyncPath, bytes.NewReader(doc))
-			req.Header.Set("Authorization", "Bearer "+docToken)
-			resp, err := http.DefaultClient.Do(req)
+			rep, err := providertest.RawCall(http.MethodPost, url+q2open.SyncPath, map[string]string{"Authorization": "Bearer " + docToken}, doc)
 			if err != nil {
 				return
 			}
-			defer resp.Body.Close()
 			var r q2open.SyncResponse
-			_ = json.NewDecoder(resp.Body).Decode(&r)
+			_ = json.NewDecoder(bytes.NewReader(rep.Body)).Decode(&r)
 			ids[i] = r.ClientID
 		}()
 	}

@@ -58,9 +58,7 @@ func sendOne(t *testing.T, c *synctera.Client, op partner.Op) partner.Result {
 func TestClientCreateTwiceSameKey(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
 	rec := providertest.NewRecorder(sb)
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
 
 	op := createOp(t, customer("C1001"))
 	first := sendOne(t, c, op)
@@ -92,9 +90,7 @@ func TestClientCreateTwiceSameKey(t *testing.T) {
 func TestClientUpdate(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
 	rec := providertest.NewRecorder(sb)
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
 	created := sendOne(t, c, createOp(t, customer("C1001")))
 
 	cu := customer("C1001")
@@ -122,9 +118,7 @@ func TestClientUpdate(t *testing.T) {
 func TestClientDeactivate(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
 	rec := providertest.NewRecorder(sb)
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
 	created := sendOne(t, c, createOp(t, customer("C1001")))
 
 	op := partner.Op{EntityKey: "customer/C1001", CustomerID: "C1001", Kind: partner.Deactivate, RemoteID: created.RemoteID,
@@ -286,9 +280,7 @@ func (d *dropFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestClientLostAnswerIsReplayed(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	front := httptest.NewServer(&dropFirst{h: sb})
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	c := newClient(t, providertest.Serve(t, &dropFirst{h: sb})+synctera.BasePath, token, nil)
 	res := sendOne(t, c, createOp(t, customer("C1001")))
 	if res.Outcome != partner.OK || res.RemoteID == "" {
 		t.Fatalf("result %+v", res)
@@ -305,9 +297,7 @@ func TestClientLostAnswerIsReplayed(t *testing.T) {
 func TestClientListAll(t *testing.T) {
 	sb, srv := newSandbox(t, nil)
 	rec := providertest.NewRecorder(sb)
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
 	ctx := context.Background()
 	ids := map[string]bool{}
 	for i := range 250 {

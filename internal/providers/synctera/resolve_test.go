@@ -146,9 +146,7 @@ func TestClientMatchesInvalidReuseByTypeOrCode(t *testing.T) {
 			sb, srv := newSandbox(t, nil)
 			c := newClient(t, srv.URL+synctera.BasePath, token, nil)
 			_, id := lostCreate(t, c, customer("C1001"))
-			front := httptest.NewServer(codeOnly{h: sb, status: tt.status, body: tt.body})
-			t.Cleanup(front.Close)
-			fc := newClient(t, front.URL+synctera.BasePath, token, nil)
+			fc := newClient(t, providertest.Serve(t, codeOnly{h: sb, status: tt.status, body: tt.body})+synctera.BasePath, token, nil)
 			if res := sendOne(t, fc, createOp(t, moved("C1001"))); res.Outcome != partner.OK || res.RemoteID != id {
 				t.Errorf("result %+v, want the customer %s adopted", res, id)
 			}
@@ -217,9 +215,7 @@ func TestClientDeactivate404ByStatusAlone(t *testing.T) {
 func TestClientSendsCommaSeparatedArrays(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
 	rec := providertest.NewRecorder(sb)
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
 	ctx := context.Background()
 	a, _ := c.CreateCustomer(ctx, person(1), "")
 	b, _ := c.CreateCustomer(ctx, person(2), "")
@@ -412,9 +408,7 @@ func (d *lostThenDown) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // 503 does not prove that the first one did not create.
 func TestClientCreateFailingAfterALostAnswerIsUncertain(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	front := httptest.NewServer(&lostThenDown{h: sb})
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	c := newClient(t, providertest.Serve(t, &lostThenDown{h: sb})+synctera.BasePath, token, nil)
 	res := sendOne(t, c, createOp(t, customer("C1")))
 	if res.Outcome != partner.Uncertain || sb.State().Totals.Creates != 1 {
 		t.Errorf("result %+v with %d created, want uncertain", res, sb.State().Totals.Creates)

@@ -191,19 +191,12 @@ func TestSandboxHMACChecks(t *testing.T) {
 		if r.rawAuth != "" {
 			auth = r.rawAuth
 		}
-		var body io.Reader
+		var body any
 		if r.body != "" {
-			body = strings.NewReader(r.body)
+			body = r.body
 		}
-		hr, _ := http.NewRequest(r.method, url+r.path, body)
-		hr.Header.Set("Authorization", auth)
-		resp, err := http.DefaultClient.Do(hr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, out
+		rep := providertest.Call(t, r.method, url+r.path, map[string]string{"Authorization": auth}, body)
+		return rep.Status, rep.Body
 	}
 	list := clients + "?partner=792"
 	create := `{"name":"etl-H1","isActive":true,"directPartner":{"id":792},"contact":{"firstName":"A","lastName":"B","email":"a@example.com"}}`
