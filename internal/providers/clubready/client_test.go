@@ -20,18 +20,6 @@ import (
 	"github.com/northwind-data/etl/internal/sandbox"
 )
 
-func send(t *testing.T, c *clubready.Client, op partner.Op, j partner.Journal) partner.Result {
-	t.Helper()
-	res := c.Send(context.Background(), []partner.Op{op}, j)
-	if len(res) != 1 {
-		t.Fatalf("%d results for one op", len(res))
-	}
-	if res[0].EntityKey != op.EntityKey {
-		t.Fatalf("result for %s, want %s", res[0].EntityKey, op.EntityKey)
-	}
-	return res[0]
-}
-
 func indent(t *testing.T, b []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
@@ -49,7 +37,7 @@ func TestGoldenBodies(t *testing.T) {
 	c := newClient(t, e, nil)
 	for i, name := range []string{"default_card", "second_card"} {
 		op := ops(t, c, customer("C1"))[i]
-		if r := send(t, c, op, nil); r.Outcome != partner.OK {
+		if r := providertest.SendOne(t, c, op, nil); r.Outcome != partner.OK {
 			t.Fatalf("%s: %+v", name, r)
 		}
 		vault, imp := rec.ByPath(clubready.VaultPath)[i], rec.ByPath(clubready.ImportPath)[i]
@@ -93,7 +81,7 @@ func TestImportCreatesProfilesAndNotesTheTokenFirst(t *testing.T) {
 	}}
 	all := ops(t, c, customer("C1"))
 	for i, op := range all {
-		r := send(t, c, op, j)
+		r := providertest.SendOne(t, c, op, j)
 		want := []string{"1", "2"}[i]
 		if r.Outcome != partner.OK || r.Err != nil || r.RemoteID != want || r.RequestID != "" || r.HTTPStatus != 200 || r.Attempts != 1 {
 			t.Fatalf("op %d: %+v", i, r)
@@ -157,7 +145,7 @@ func TestTokenTooOldIsReplacedBeforeTheImport(t *testing.T) {
 				}
 			}
 			c := newClient(t, e, func(cfg *clubready.Config) { cfg.Vault = v })
-			r := send(t, c, ops(t, c, customer("C1"))[0], j)
+			r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], j)
 			st := e.sb.State()
 			if r.Outcome != partner.OK || r.RemoteID != "1" || r.Attempts != 1 {
 				t.Fatalf("result %+v", r)
@@ -187,7 +175,7 @@ func TestTokenGrownOldWhileRetryingIsReplaced(t *testing.T) {
 		return false
 	}))
 	c := newClient(t, e, nil)
-	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 	st := e.sb.State()
 	if r.Outcome != partner.OK || r.RemoteID != "1" || r.Attempts != 2 {
 		t.Fatalf("result %+v", r)
@@ -205,7 +193,7 @@ func TestExpiredAnswerFetchesANewTokenOnce(t *testing.T) {
 	c := newClient(t, e, func(cfg *clubready.Config) {
 		cfg.Vault, cfg.Now = v, func() time.Time { return t0 }
 	})
-	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 	st := e.sb.State()
 	if r.Outcome != partner.OK || r.RemoteID != "1" || r.Err != nil || r.Attempts != 2 {
 		t.Fatalf("result %+v", r)
@@ -220,7 +208,7 @@ func TestExpiredAnswerFetchesANewTokenOnce(t *testing.T) {
 	c2 := newClient(t, e, func(cfg *clubready.Config) {
 		cfg.Vault, cfg.Now = v2, func() time.Time { return t0 }
 	})
-	r = send(t, c2, ops(t, c2, customer("C2"))[0], &journal{})
+	r = providertest.SendOne(t, c2, ops(t, c2, customer("C2"))[0], &journal{})
 	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Retryable || httpx.CodeOf(r.Err) != "token_expired" || v2.calls != 2 {
 		t.Fatalf("second expiry: %+v (vault calls %d)", r, v2.calls)
 	}
@@ -235,7 +223,7 @@ func TestForgedTokenIsRejected(t *testing.T) {
 	forger := httptest.NewServer(clubready.NewSandbox(clubready.SandboxOptions{VaultKey: vaultKey, Clock: e.clock, SigningKey: []byte("not the vault's key")}))
 	t.Cleanup(forger.Close)
 	c := newClient(t, e, func(cfg *clubready.Config) { cfg.Vault = newVault(t, forger.URL, vaultKey) })
-	r := send(t, c, ops(t, c, customer("C1"))[0], nil)
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], nil)
 	var he *httpx.Error
 	if r.Outcome != partner.Rejected || !errors.As(r.Err, &he) || he.Kind != httpx.Rejected || he.Status != 200 ||
 		!strings.Contains(he.Message, "signature") {
@@ -260,7 +248,7 @@ func TestSuccessFalseIsARejectWithThePartnersMessage(t *testing.T) {
 			return true
 		}))
 		c := newClient(t, e, nil)
-		r := send(t, c, ops(t, c, customer("C1"))[0], nil)
+		r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], nil)
 		var he *httpx.Error
 		if r.Outcome != partner.Rejected || r.RemoteID != "" || !errors.As(r.Err, &he) || he.Kind != httpx.Rejected ||
 			he.Message != tc.want || he.Code != "import_refused" || r.HTTPStatus != 200 {
@@ -280,7 +268,7 @@ func TestLostAnswerIsRetriedWithTheSameToken(t *testing.T) {
 	}))
 	c := newClient(t, e, nil)
 	j := &journal{}
-	r := send(t, c, ops(t, c, customer("C1"))[0], j)
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], j)
 	if r.Outcome != partner.OK || r.Err != nil || r.RemoteID != "" || r.RequestID != clubready.RequestConfirmedByReuse || r.Attempts != 2 {
 		t.Fatalf("result %+v", r)
 	}
@@ -307,7 +295,7 @@ func TestLostAnswerThenOutageStaysUncertain(t *testing.T) {
 		return true
 	}))
 	c := newClient(t, e, nil)
-	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 	if r.Outcome != partner.Uncertain || httpx.KindOf(r.Err) != httpx.Uncertain || r.Attempts != 3 {
 		t.Fatalf("result %+v", r)
 	}
@@ -321,7 +309,7 @@ func TestRefusedBeforeProcessingFails(t *testing.T) {
 		return true
 	}))
 	c := newClient(t, e, nil)
-	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Retryable || r.HTTPStatus != 429 || r.Attempts != 3 {
 		t.Fatalf("result %+v", r)
 	}
@@ -341,7 +329,7 @@ func TestResolve(t *testing.T) {
 		c := newClient(t, e, func(cfg *clubready.Config) { cfg.HTTP.MaxAttempts = 1 })
 		j := &journal{}
 		op := ops(t, c, customer("C1"))[0]
-		if r := send(t, c, op, j); r.Outcome != partner.Uncertain {
+		if r := providertest.SendOne(t, c, op, j); r.Outcome != partner.Uncertain {
 			t.Fatalf("lost answer, no retry: %+v", r)
 		}
 		// The rerun: the engine hands the noted token back.
@@ -446,7 +434,7 @@ func TestBadCredentialsAreFatal(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClient(t, e, tc.mod)
-			r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+			r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 			var he *httpx.Error
 			if r.Outcome != partner.Failed || !errors.As(r.Err, &he) || he.Kind != httpx.Fatal || he.Status != 401 ||
 				he.Code != "Unauthorized" || he.Op != tc.op || r.HTTPStatus != 401 {
@@ -478,7 +466,7 @@ func TestApiKeyNeverInAnError(t *testing.T) {
 	dead.Close()
 	e := newEnv(t, nil)
 	c := newClient(t, e, func(cfg *clubready.Config) { cfg.BaseURL = deadURL })
-	collect(send(t, c, ops(t, c, customer("C1"))[0], nil))
+	collect(providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], nil))
 
 	// Timeout, lost answer, 503, Success:false, 401, 404.
 	faults := []func(w http.ResponseWriter, r *http.Request){
@@ -507,7 +495,7 @@ func TestApiKeyNeverInAnError(t *testing.T) {
 	for _, f := range faults {
 		e := newEnv(t, faulty(func(_ int, _ http.Handler, w http.ResponseWriter, r *http.Request) bool { f(w, r); return true }))
 		c := newClient(t, e, func(cfg *clubready.Config) { cfg.HTTP.Timeout = 100 * time.Millisecond; cfg.HTTP.MaxAttempts = 2 })
-		collect(send(t, c, ops(t, c, customer("C1"))[0], nil))
+		collect(providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], nil))
 		op := ops(t, c, customer("C1"))[0]
 		tok, err := newVault(t, e.url, vaultKey).CreateProfile(context.Background(), op.Payload.(clubready.VaultRequest))
 		if err != nil {
@@ -532,12 +520,12 @@ func TestUpdateAndDeactivateAreNotSent(t *testing.T) {
 	c := newClient(t, e, nil)
 	op := ops(t, c, customer("C1"))[0]
 	op.Kind, op.RemoteID = partner.Update, "42"
-	r := send(t, c, op, &journal{})
+	r := providertest.SendOne(t, c, op, &journal{})
 	if r.Outcome != partner.OK || r.RemoteID != "42" || r.RequestID != clubready.RequestNoUpdateAPI {
 		t.Fatalf("update %+v", r)
 	}
 	op.Kind, op.Payload = partner.Deactivate, nil
-	if r := send(t, c, op, nil); r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
+	if r := providertest.SendOne(t, c, op, nil); r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
 		t.Fatalf("deactivate %+v", r)
 	}
 	if _, ok := any(c).(partner.Deactivator); ok {
@@ -552,7 +540,7 @@ func TestJournalFailureSendsNothing(t *testing.T) {
 	e := newEnv(t, nil)
 	c := newClient(t, e, nil)
 	j := &journal{before: func(string) error { return errors.New("ledger down") }}
-	r := send(t, c, ops(t, c, customer("C1"))[0], j)
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], j)
 	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Retryable || httpx.CodeOf(r.Err) != "journal" {
 		t.Fatalf("result %+v", r)
 	}
@@ -568,7 +556,7 @@ func TestVaultRefusalIsARejectWithoutCardData(t *testing.T) {
 	req := op.Payload.(clubready.VaultRequest)
 	req.ExpYear = 2020 // expired by the sandbox's clock
 	op.Payload = req
-	r := send(t, c, op, &journal{})
+	r := providertest.SendOne(t, c, op, &journal{})
 	var he *httpx.Error
 	if r.Outcome != partner.Rejected || !errors.As(r.Err, &he) || he.Status != 400 || he.Code != "ValidationException" ||
 		he.Op != "POST "+clubready.VaultPath || !strings.Contains(he.Message, "expired") {

@@ -8,6 +8,7 @@ package providertest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
+	"github.com/northwind-data/etl/internal/partner"
 )
 
 // Exchange is one request a Recorder passed on, with the answer it got.
@@ -37,10 +39,11 @@ func (e Exchange) Params() url.Values {
 	return v
 }
 
-// Recorder forwards every request to its handler and keeps the exchange.
-// It buffers the answer (so a handler that hijacks the connection cannot
-// sit behind it) and records an exchange once the handler has returned.
-// It is safe for concurrent requests and for reading while they run.
+// Recorder forwards every request to its handler and keeps the exchange,
+// in the order the requests arrived. It buffers the answer (so a handler
+// that hijacks the connection cannot sit behind it). It is safe for
+// concurrent requests and for reading while they run; an exchange still
+// being served has Status 0 and no Resp.
 type Recorder struct {
 	h  http.Handler
 	mu sync.Mutex
@@ -53,12 +56,14 @@ func NewRecorder(h http.Handler) *Recorder { return &Recorder{h: h} }
 func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	req.Body = io.NopCloser(bytes.NewReader(body))
-	hdr := req.Header.Clone()
+	r.mu.Lock()
+	i := len(r.ex)
+	r.ex = append(r.ex, Exchange{Method: req.Method, Path: req.URL.Path, Query: req.URL.RawQuery, Header: req.Header.Clone(), Body: body})
+	r.mu.Unlock()
 	rw := httptest.NewRecorder()
 	r.h.ServeHTTP(rw, req)
 	r.mu.Lock()
-	r.ex = append(r.ex, Exchange{Method: req.Method, Path: req.URL.Path, Query: req.URL.RawQuery, Header: hdr,
-		Body: body, Status: rw.Code, Resp: rw.Body.Bytes()})
+	r.ex[i].Status, r.ex[i].Resp = rw.Code, rw.Body.Bytes()
 	r.mu.Unlock()
 	for k, v := range rw.Header() {
 		w.Header()[k] = v
@@ -74,7 +79,7 @@ func (r *Recorder) Mark() int {
 	return len(r.ex)
 }
 
-// All is a copy of every exchange so far, in the order they completed.
+// All is a copy of every exchange so far, in the order they arrived.
 func (r *Recorder) All() []Exchange { return r.Since(0) }
 
 // Since is a copy of the exchanges after mark.
@@ -235,4 +240,24 @@ func Serve(t testing.TB, h http.Handler) string {
 // back-off of milliseconds, so retry tests take no wall time.
 func FastHTTP() httpx.Config {
 	return httpx.Config{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxAttempts: 3, Timeout: 5 * time.Second}
+}
+
+// Sender is the part of partner.Provider that SendOne calls.
+type Sender interface {
+	Send(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result
+}
+
+// SendOne sends op alone through p with journal j (nil for none) and
+// returns its result, failing the test unless there is exactly one and
+// it names op's entity key.
+func SendOne(t testing.TB, p Sender, op partner.Op, j partner.Journal) partner.Result {
+	t.Helper()
+	res := p.Send(context.Background(), []partner.Op{op}, j)
+	if len(res) != 1 {
+		t.Fatalf("%d results for one op", len(res))
+	}
+	if res[0].EntityKey != op.EntityKey {
+		t.Fatalf("result for %q, want %q", res[0].EntityKey, op.EntityKey)
+	}
+	return res[0]
 }

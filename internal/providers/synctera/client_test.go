@@ -43,30 +43,18 @@ func TestNewConfigErrors(t *testing.T) {
 	}
 }
 
-func sendOne(t *testing.T, c *synctera.Client, op partner.Op) partner.Result {
-	t.Helper()
-	rs := c.Send(context.Background(), []partner.Op{op}, nil)
-	if len(rs) != 1 {
-		t.Fatalf("%d results for one op", len(rs))
-	}
-	if rs[0].EntityKey != op.EntityKey {
-		t.Errorf("result for %q, want %q", rs[0].EntityKey, op.EntityKey)
-	}
-	return rs[0]
-}
-
 func TestClientCreateTwiceSameKey(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
 	rec := providertest.NewRecorder(sb)
 	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
 
 	op := createOp(t, customer("C1001"))
-	first := sendOne(t, c, op)
+	first := providertest.SendOne(t, c, op, nil)
 	if first.Outcome != partner.OK || !reUUID.MatchString(first.RemoteID) || first.HTTPStatus != http.StatusCreated || first.Attempts != 1 || first.Err != nil {
 		t.Fatalf("first send: %+v", first)
 	}
 	// The rerun of the same content plans the same op with the same key.
-	again := sendOne(t, c, createOp(t, customer("C1001")))
+	again := providertest.SendOne(t, c, createOp(t, customer("C1001")), nil)
 	if again.Outcome != partner.OK || again.RemoteID != first.RemoteID {
 		t.Fatalf("second send: %+v, want remote id %s", again, first.RemoteID)
 	}
@@ -91,13 +79,13 @@ func TestClientUpdate(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
 	rec := providertest.NewRecorder(sb)
 	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
-	created := sendOne(t, c, createOp(t, customer("C1001")))
+	created := providertest.SendOne(t, c, createOp(t, customer("C1001")), nil)
 
 	cu := customer("C1001")
 	cu.Email, cu.Address.Line1 = "ada.l@example.com", "2 Elm St"
 	ops, _ := c.Map(cu)
 	op := plan(t, partner.NewOp(ops[0]), partner.Update, created.RemoteID)
-	res := sendOne(t, c, op)
+	res := providertest.SendOne(t, c, op, nil)
 	if res.Outcome != partner.OK || res.RemoteID != created.RemoteID || res.HTTPStatus != http.StatusOK || res.Attempts != 1 {
 		t.Fatalf("update: %+v", res)
 	}
@@ -119,12 +107,12 @@ func TestClientDeactivate(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
 	rec := providertest.NewRecorder(sb)
 	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
-	created := sendOne(t, c, createOp(t, customer("C1001")))
+	created := providertest.SendOne(t, c, createOp(t, customer("C1001")), nil)
 
 	op := partner.Op{EntityKey: "customer/C1001", CustomerID: "C1001", Kind: partner.Deactivate, RemoteID: created.RemoteID,
 		IdemKey: load.IdempotencyKey(hmacKey, synctera.Name, partner.Deactivate, "customer/C1001", "h")}
 	// The engine calls Deactivate; Send routes a deactivation the same way.
-	for i, res := range []partner.Result{c.Deactivate(context.Background(), op), sendOne(t, c, op)} {
+	for i, res := range []partner.Result{c.Deactivate(context.Background(), op), providertest.SendOne(t, c, op, nil)} {
 		if res.Outcome != partner.OK || res.RemoteID != created.RemoteID || res.HTTPStatus != http.StatusOK {
 			t.Errorf("deactivate %d: %+v", i+1, res)
 		}
@@ -147,7 +135,7 @@ func TestClientDeactivate(t *testing.T) {
 	// engine plans the same key, the sandbox replays the first answer, and
 	// the client notices and patches again.
 	ops, _ := c.Map(customer("C1001"))
-	if res := sendOne(t, c, plan(t, partner.NewOp(ops[0]), partner.Update, created.RemoteID)); res.Outcome != partner.OK {
+	if res := providertest.SendOne(t, c, plan(t, partner.NewOp(ops[0]), partner.Update, created.RemoteID), nil); res.Outcome != partner.OK {
 		t.Fatalf("reactivate: %+v", res)
 	}
 	if res := c.Deactivate(context.Background(), op); res.Outcome != partner.OK || res.HTTPStatus != http.StatusOK {
@@ -174,14 +162,14 @@ func TestClientErrorTyping(t *testing.T) {
 	sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.RejectDuplicates = true })
 	base := srv.URL + synctera.BasePath
 	c := newClient(t, base, token, nil)
-	existing := sendOne(t, c, createOp(t, customer("C1")))
-	gone := sendOne(t, c, createOp(t, customer("C2"))) // same person: refused with 409 by RejectDuplicates
+	existing := providertest.SendOne(t, c, createOp(t, customer("C1")), nil)
+	gone := providertest.SendOne(t, c, createOp(t, customer("C2")), nil) // same person: refused with 409 by RejectDuplicates
 	if gone.Outcome != partner.Rejected || httpx.CodeOf(gone.Err) != synctera.CodeAlreadyExists || gone.HTTPStatus != http.StatusConflict {
 		t.Fatalf("duplicate person: %+v", gone)
 	}
 	other := customer("C3")
 	other.FirstName = "Grace"
-	deleted := sendOne(t, c, createOp(t, other))
+	deleted := providertest.SendOne(t, c, createOp(t, other), nil)
 	sb.Delete(deleted.RemoteID)
 
 	badDob := createOp(t, customer("C4"))
@@ -208,7 +196,7 @@ func TestClientErrorTyping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := sendOne(t, tt.client, tt.op)
+			res := providertest.SendOne(t, tt.client, tt.op, nil)
 			var he *httpx.Error
 			if !errors.As(res.Err, &he) {
 				t.Fatalf("result %+v: Err is not an *httpx.Error", res)
@@ -281,7 +269,7 @@ func (d *dropFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestClientLostAnswerIsReplayed(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
 	c := newClient(t, providertest.Serve(t, &dropFirst{h: sb})+synctera.BasePath, token, nil)
-	res := sendOne(t, c, createOp(t, customer("C1001")))
+	res := providertest.SendOne(t, c, createOp(t, customer("C1001")), nil)
 	if res.Outcome != partner.OK || res.RemoteID == "" {
 		t.Fatalf("result %+v", res)
 	}
@@ -421,7 +409,7 @@ func TestClientDecodesForeignErrors(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			c := newClient(t, srv.URL+synctera.BasePath, token, nil)
-			res := sendOne(t, c, createOp(t, customer("C1")))
+			res := providertest.SendOne(t, c, createOp(t, customer("C1")), nil)
 			var he *httpx.Error
 			ok := errors.As(res.Err, &he)
 			if ok && res.Outcome == partner.Uncertain {

@@ -32,7 +32,7 @@ func moved(id string) *model.Customer {
 func lostCreate(t *testing.T, c *synctera.Client, cu *model.Customer) (key, remoteID string) {
 	t.Helper()
 	op := createOp(t, cu)
-	r := sendOne(t, c, op)
+	r := providertest.SendOne(t, c, op, nil)
 	if r.Outcome != partner.OK {
 		t.Fatalf("setup create: %+v", r)
 	}
@@ -48,7 +48,7 @@ func TestClientInvalidReuseAdoptsInsteadOfCreating(t *testing.T) {
 	c := newClient(t, srv.URL+synctera.BasePath, token, nil)
 	_, id := lostCreate(t, c, customer("C1001"))
 
-	res := sendOne(t, c, createOp(t, moved("C1001")))
+	res := providertest.SendOne(t, c, createOp(t, moved("C1001")), nil)
 	if res.Outcome != partner.OK || res.RemoteID != id || res.HTTPStatus != http.StatusOK {
 		t.Fatalf("rerun after the change: %+v", res)
 	}
@@ -78,7 +78,7 @@ func TestClientInvalidReuseWithoutUniqueMatchIsUncertain(t *testing.T) {
 			op := createOp(t, other)
 			op.EntityKey = "customer/C9"
 			op.IdemKey = createOp(t, customer("C9")).IdemKey
-			if r := sendOne(t, c, op); r.Outcome != partner.OK {
+			if r := providertest.SendOne(t, c, op, nil); r.Outcome != partner.OK {
 				t.Fatalf("setup: %+v", r)
 			}
 			return createOp(t, customer("C9"))
@@ -87,7 +87,7 @@ func TestClientInvalidReuseWithoutUniqueMatchIsUncertain(t *testing.T) {
 			lostCreate(t, c, customer("C2"))
 			dup := createOp(t, customer("C2"))
 			dup.IdemKey = "another-key"
-			if r := sendOne(t, c, dup); r.Outcome != partner.OK {
+			if r := providertest.SendOne(t, c, dup, nil); r.Outcome != partner.OK {
 				t.Fatalf("setup: %+v", r)
 			}
 			return createOp(t, moved("C2"))
@@ -99,7 +99,7 @@ func TestClientInvalidReuseWithoutUniqueMatchIsUncertain(t *testing.T) {
 			c := newClient(t, srv.URL+synctera.BasePath, token, nil)
 			op := tt.setup(t, c, sb)
 			before := sb.State().Totals
-			res := sendOne(t, c, op)
+			res := providertest.SendOne(t, c, op, nil)
 			if res.Outcome != partner.Uncertain || httpx.CodeOf(res.Err) != tt.code || httpx.KindOf(res.Err) != httpx.Uncertain {
 				t.Errorf("result %+v, want uncertain %s", res, tt.code)
 			}
@@ -147,7 +147,7 @@ func TestClientMatchesInvalidReuseByTypeOrCode(t *testing.T) {
 			c := newClient(t, srv.URL+synctera.BasePath, token, nil)
 			_, id := lostCreate(t, c, customer("C1001"))
 			fc := newClient(t, providertest.Serve(t, codeOnly{h: sb, status: tt.status, body: tt.body})+synctera.BasePath, token, nil)
-			if res := sendOne(t, fc, createOp(t, moved("C1001"))); res.Outcome != partner.OK || res.RemoteID != id {
+			if res := providertest.SendOne(t, fc, createOp(t, moved("C1001")), nil); res.Outcome != partner.OK || res.RemoteID != id {
 				t.Errorf("result %+v, want the customer %s adopted", res, id)
 			}
 		})
@@ -185,7 +185,7 @@ func TestClientErrorCodesFromTypeAndCode(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			c := newClient(t, srv.URL+synctera.BasePath, token, nil)
-			res := sendOne(t, c, createOp(t, customer("C1")))
+			res := providertest.SendOne(t, c, createOp(t, customer("C1")), nil)
 			// A key still in use after every retry is an uncertain create
 			// (maybe_created) that names the partner's code.
 			if res.Err == nil || !strings.Contains(res.Err.Error(), " "+tt.code+":") || res.Attempts != tt.attempts || calls != tt.attempts {
@@ -409,7 +409,7 @@ func (d *lostThenDown) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestClientCreateFailingAfterALostAnswerIsUncertain(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
 	c := newClient(t, providertest.Serve(t, &lostThenDown{h: sb})+synctera.BasePath, token, nil)
-	res := sendOne(t, c, createOp(t, customer("C1")))
+	res := providertest.SendOne(t, c, createOp(t, customer("C1")), nil)
 	if res.Outcome != partner.Uncertain || sb.State().Totals.Creates != 1 {
 		t.Errorf("result %+v with %d created, want uncertain", res, sb.State().Totals.Creates)
 	}

@@ -249,12 +249,12 @@ func TestHMACClientAgainstSandbox(t *testing.T) {
 	c := newClient(t, url, func(cfg *tokenization.Config) {
 		cfg.Auth, cfg.Password, cfg.Secret, cfg.SecretBase64 = tokenization.AuthHMAC, "", goldenB64, true
 	})
-	first := send(t, c, createOp(t, c, customer("C1")))
+	first := providertest.SendOne(t, c, createOp(t, c, customer("C1")), nil)
 	mustOK(t, "create", first)
 	upd := mapOne(t, c, customer("C1"))
 	upd.Kind, upd.RemoteID = partner.Update, first.RemoteID
 	sb.FailNext(1) // a 500, then the retry with a fresh nonce
-	r := send(t, c, upd)
+	r := providertest.SendOne(t, c, upd, nil)
 	mustOK(t, "update", r)
 	if r.Attempts != 2 {
 		t.Fatalf("update took %d attempts, want 2 (a 500 and a retry)", r.Attempts)
@@ -265,7 +265,7 @@ func TestHMACClientAgainstSandbox(t *testing.T) {
 	}
 	// The same user with Basic is refused: the method is per user.
 	basic := newClient(t, url, nil)
-	if r := send(t, basic, createOp(t, basic, customer("C2"))); httpx.KindOf(r.Err) != httpx.Fatal || r.HTTPStatus != 401 {
+	if r := providertest.SendOne(t, basic, createOp(t, basic, customer("C2")), nil); httpx.KindOf(r.Err) != httpx.Fatal || r.HTTPStatus != 401 {
 		t.Fatalf("basic: %+v", r)
 	}
 }
@@ -278,7 +278,7 @@ func TestPublishedErrorBodies(t *testing.T) {
 	c := newClient(t, s.url, nil)
 	bad := customer("C2")
 	bad.Email = "not-an-email"
-	r := send(t, c, createOp(t, c, bad))
+	r := providertest.SendOne(t, c, createOp(t, c, bad), nil)
 	var he *httpx.Error
 	var ve *tokenization.ValidationError
 	if r.Outcome != partner.Rejected || !errors.As(r.Err, &he) || he.Status != 409 || he.Code != tokenization.CodeValidation ||
@@ -295,7 +295,7 @@ func TestPublishedErrorBodies(t *testing.T) {
 	s.sb.FailNext(10)
 	up := mapOne(t, c, customer("C1"))
 	up.Kind, up.RemoteID = partner.Update, "1001"
-	r = send(t, c, up)
+	r = providertest.SendOne(t, c, up, nil)
 	if r.Outcome != partner.Failed || !errors.As(r.Err, &he) || he.Kind != httpx.Retryable || he.Status != 500 || he.Code != tokenization.CodeInternal || he.Message != "Internal server error." {
 		t.Fatalf("500: %+v", r.Err)
 	}
@@ -309,7 +309,7 @@ func TestPublishedErrorBodies(t *testing.T) {
 		c := newClient(t, providertest.Serve(t, stubbed(s.rec, 1, http.StatusUnprocessableEntity, tc.body)), nil)
 		op := mapOne(t, c, customer("C1"))
 		op.Kind, op.RemoteID = partner.Update, "1001"
-		r := send(t, c, op)
+		r := providertest.SendOne(t, c, op, nil)
 		if !errors.As(r.Err, &he) || he.Code != tc.code || he.Message != tc.msg {
 			t.Errorf("%s: %+v", tc.body, r.Err)
 		}
@@ -346,7 +346,7 @@ func TestRateHeadersKeepTheClientWithinTheQuota(t *testing.T) {
 		})
 		start := time.Now()
 		for i := range 25 {
-			r := send(t, c, createOp(t, c, customer(fmt.Sprintf("C%d", i))))
+			r := providertest.SendOne(t, c, createOp(t, c, customer(fmt.Sprintf("C%d", i))), nil)
 			mustOK(t, fmt.Sprint("create ", i), r)
 		}
 		st := sb.State()
