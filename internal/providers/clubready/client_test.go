@@ -191,7 +191,7 @@ func TestExpiredAnswerFetchesANewTokenOnce(t *testing.T) {
 	e := newEnv(t, nil)
 	v := &advancingVault{Vault: newVault(t, e.url, vaultKey), clock: e.clock, by: 6 * time.Minute, times: 1}
 	c := newClient(t, e, func(cfg *clubready.Config) {
-		cfg.Vault, cfg.Now = v, func() time.Time { return t0 }
+		cfg.Vault, cfg.Now = v, func() time.Time { return providertest.T0 }
 	})
 	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 	st := e.sb.State()
@@ -206,7 +206,7 @@ func TestExpiredAnswerFetchesANewTokenOnce(t *testing.T) {
 	// the clocks, and the op fails (retryable) without importing.
 	v2 := &advancingVault{Vault: newVault(t, e.url, vaultKey), clock: e.clock, by: 6 * time.Minute, times: 2}
 	c2 := newClient(t, e, func(cfg *clubready.Config) {
-		cfg.Vault, cfg.Now = v2, func() time.Time { return t0 }
+		cfg.Vault, cfg.Now = v2, func() time.Time { return providertest.T0 }
 	})
 	r = providertest.SendOne(t, c2, ops(t, c2, customer("C2"))[0], &journal{})
 	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Retryable || httpx.CodeOf(r.Err) != "token_expired" || v2.calls != 2 {
@@ -350,7 +350,7 @@ func TestResolve(t *testing.T) {
 		c := newClient(t, e, nil)
 		op := ops(t, c, customer("C1"))[0]
 		tok, err := newVault(t, e.url, vaultKey).CreateProfile(ctx, op.Payload.(clubready.VaultRequest))
-		if err != nil || !tok.Expires.Equal(t0.Add(5*time.Minute)) {
+		if err != nil || !tok.Expires.Equal(providertest.T0.Add(5*time.Minute)) {
 			t.Fatalf("vault: %v, expires %v", err, tok.Expires)
 		}
 		op.Intent = tok.ProfileToken

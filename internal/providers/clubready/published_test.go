@@ -235,7 +235,7 @@ func TestIntentNamesTheCardForAnOperator(t *testing.T) {
 	noCardData(t, "intent", note)
 	d := clubready.ParseIntent(note)
 	exp, ok := d.Expires()
-	if d.Last4 != "1111" || d.Member != 100123 || !ok || !exp.Equal(t0.Add(5*time.Minute)) {
+	if d.Last4 != "1111" || d.Member != 100123 || !ok || !exp.Equal(providertest.T0.Add(5*time.Minute)) {
 		t.Fatalf("intent %+v, expires %v", d, exp)
 	}
 	// A bare token, as older binaries noted it, still reads.

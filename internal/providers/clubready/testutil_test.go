@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/partner"
@@ -25,9 +24,6 @@ const (
 	member   = "100123"
 	fwdIP    = "203.0.113.7"
 )
-
-// t0 is the fixed "now" of every sandbox and client in these tests.
-var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 var signingKey = []byte("clubready-sandbox-test-signing-key")
 
@@ -68,7 +64,7 @@ type env struct {
 // newEnv serves the sandbox, optionally behind wrap (fault injection).
 func newEnv(t *testing.T, wrap func(http.Handler) http.Handler) *env {
 	t.Helper()
-	clock := sandbox.NewFakeClock(t0)
+	clock := providertest.Clock()
 	sb := clubready.NewSandbox(clubready.SandboxOptions{ApiKey: apiKey, VaultKey: vaultKey, Clock: clock, SigningKey: signingKey})
 	var h http.Handler = sb
 	if wrap != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/partner"
+	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 // Exchange is one request a Recorder passed on, with the answer it got.
@@ -261,3 +262,10 @@ func SendOne(t testing.TB, p Sender, op partner.Op, j partner.Journal) partner.R
 	}
 	return res[0]
 }
+
+// T0 is the fixed "now" of the partners' sandboxes and clients under test.
+var T0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// Clock is a fake clock standing at T0, for a sandbox under test; it moves
+// only when the test advances it.
+func Clock() *sandbox.FakeClock { return sandbox.NewFakeClock(T0) }

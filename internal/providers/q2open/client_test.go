@@ -106,7 +106,7 @@ func TestSendReturnsOneResultPerOpInOrder(t *testing.T) {
 // queued op never asks for a token that is about to expire.
 func TestTokenExpiration(t *testing.T) {
 	var mu sync.Mutex
-	now := t0
+	now := providertest.T0
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	for _, tc := range []struct {
 		ttl  time.Duration
@@ -116,11 +116,11 @@ func TestTokenExpiration(t *testing.T) {
 		rec := providertest.NewRecorder(sb)
 		c := newClient(t, providertest.Serve(t, rec), token, func(cfg *q2open.Config) { cfg.TokenTTL, cfg.Now = tc.ttl, clock })
 		mu.Lock()
-		now = t0
+		now = providertest.T0
 		mu.Unlock()
 		op := mapOne(t, c, customer("C1"))
 		mu.Lock()
-		now = t0.Add(2 * time.Hour) // mapped at t0, sent two hours later
+		now = providertest.T0.Add(2 * time.Hour) // mapped at providertest.T0, sent two hours later
 		mu.Unlock()
 		if r := c.Send(context.Background(), []partner.Op{op}, nil)[0]; r.Outcome != partner.OK {
 			t.Fatalf("%+v", r)

@@ -164,17 +164,17 @@ func TestContentHashIgnoresExpirationAndCardCode(t *testing.T) {
 		}
 		return h
 	}
-	base := hash(t0, nil)
-	if hash(t0.Add(25*time.Hour), nil) != base {
+	base := hash(providertest.T0, nil)
+	if hash(providertest.T0.Add(25*time.Hour), nil) != base {
 		t.Error("the hash moves with the clock")
 	}
-	if hash(t0, func(c *model.Customer) { c.Accounts[0].Cards[0].CVV = model.NewCVV("999") }) != base {
+	if hash(providertest.T0, func(c *model.Customer) { c.Accounts[0].Cards[0].CVV = model.NewCVV("999") }) != base {
 		t.Error("the card code is part of the hash")
 	}
-	if hash(t0, func(c *model.Customer) { c.Email = "ada@example.org" }) == base {
+	if hash(providertest.T0, func(c *model.Customer) { c.Email = "ada@example.org" }) == base {
 		t.Error("a changed e-mail does not change the hash")
 	}
-	if hash(t0, func(c *model.Customer) { c.Accounts[0].Cards[0].ExpYear = 2041 }) == base {
+	if hash(providertest.T0, func(c *model.Customer) { c.Accounts[0].Cards[0].ExpYear = 2041 }) == base {
 		t.Error("a changed card does not change the hash")
 	}
 

@@ -22,7 +22,6 @@ import (
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/q2open"
-	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 // journal records the intents a client notes, in order.
@@ -213,12 +212,12 @@ func TestLostAddAnswerIsListedNotAddedAgain(t *testing.T) {
 // outcome is failed and retryable (the customer stays planned), and a run
 // a day later deletes it.
 func TestClosedCardIsDeletedAndTheDayRuleIsRetried(t *testing.T) {
-	clock := sandbox.NewFakeClock(t0)
+	clock := providertest.Clock()
 	sb := q2open.NewSandbox(q2open.SandboxOptions{Token: token, Clock: clock})
 	c := newClient(t, providertest.Serve(t, sb), token, nil)
 	created := seed(t, c)
 	k2 := children(created)["card/C1/K2"]
-	if !sb.MarkPaid(k2, t0.Add(-time.Hour)) {
+	if !sb.MarkPaid(k2, providertest.T0.Add(-time.Hour)) {
 		t.Fatal("MarkPaid: unknown method")
 	}
 	cu := customer("C1")

@@ -9,7 +9,6 @@ import (
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/providers/providertest"
 	"github.com/northwind-data/etl/internal/providers/q2open"
-	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 const (
@@ -19,9 +18,6 @@ const (
 	mcPAN    = "5555555555554444"
 	cvv      = "123"
 )
-
-// t0 is the fixed "now" of every client and sandbox in these tests.
-var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 func card(customerID, id, pan, code, typ, brand string) model.Card {
 	p := model.NewPAN(pan)
@@ -53,7 +49,7 @@ func customer(id string) *model.Customer {
 // sandboxServer serves a sandbox with the test token and the fixed clock.
 func sandboxServer(t *testing.T) (*q2open.Sandbox, *httptest.Server) {
 	t.Helper()
-	sb := q2open.NewSandbox(q2open.SandboxOptions{Token: token, Clock: sandbox.NewFakeClock(t0)})
+	sb := q2open.NewSandbox(q2open.SandboxOptions{Token: token, Clock: providertest.Clock()})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
 	return sb, srv
@@ -61,7 +57,7 @@ func sandboxServer(t *testing.T) (*q2open.Sandbox, *httptest.Server) {
 
 func newClient(t *testing.T, url, tok string, mod func(*q2open.Config)) *q2open.Client {
 	t.Helper()
-	cfg := q2open.Config{BaseURL: url, Token: tok, Now: func() time.Time { return t0 },
+	cfg := q2open.Config{BaseURL: url, Token: tok, Now: func() time.Time { return providertest.T0 },
 		HTTP: providertest.FastHTTP()}
 	if mod != nil {
 		mod(&cfg)

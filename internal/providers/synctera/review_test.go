@@ -11,7 +11,6 @@ import (
 
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/synctera"
-	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 // TestReview_ResolveAfterKeyExpiryAndRenameCreatesTwice: a create lands,
@@ -83,7 +82,7 @@ func (g gateway504) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // committed it: the result is Failed, which settles the intent; the next
 // run, once Synctera has forgotten the key (7 days), creates blind.
 func TestReview_Create504AfterCommitIsUncertain(t *testing.T) {
-	sb := synctera.NewSandbox(synctera.SandboxOptions{Token: token, Clock: sandbox.NewFakeClock(t0)})
+	sb := synctera.NewSandbox(synctera.SandboxOptions{Token: token, Clock: providertest.Clock()})
 	srv := httptest.NewServer(gateway504{sb})
 	t.Cleanup(srv.Close)
 	c := newClient(t, srv.URL+synctera.BasePath, token, nil)

@@ -57,7 +57,7 @@ func TestSandboxDocExamples(t *testing.T) {
 		t.Fatalf("create prospect: %d %s", r.Status, r.Body)
 	}
 	created := r.customer(t)
-	if !reUUID.MatchString(created.ID) || created.Status != "PROSPECT" || !created.CreationTime.Equal(t0) || !created.LastUpdatedTime.Equal(t0) {
+	if !reUUID.MatchString(created.ID) || created.Status != "PROSPECT" || !created.CreationTime.Equal(providertest.T0) || !created.LastUpdatedTime.Equal(providertest.T0) {
 		t.Errorf("created %+v", created)
 	}
 	var raw map[string]any
@@ -435,7 +435,7 @@ func TestSandboxIdempotency(t *testing.T) {
 	})
 
 	t.Run("key expiry", func(t *testing.T) {
-		clock := sandbox.NewFakeClock(t0)
+		clock := providertest.Clock()
 		sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.Clock, o.KeyTTL = clock, 24*time.Hour })
 		u := srv.URL + "/v0/customers"
 		call(t, http.MethodPost, u, bearer, "k1", person(1))
@@ -585,7 +585,7 @@ func TestSandboxPagination(t *testing.T) {
 }
 
 func TestSandboxStateAndDelete(t *testing.T) {
-	clock := sandbox.NewFakeClock(t0)
+	clock := providertest.Clock()
 	sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.Clock = clock })
 	u := srv.URL + "/v0/customers"
 	ids := createMany(t, u, 2)
@@ -603,7 +603,7 @@ func TestSandboxStateAndDelete(t *testing.T) {
 		t.Errorf("endpoint %+v != State() %+v", st, sb.State())
 	}
 	c0, ok := st.Find(ids[0])
-	if !ok || c0.Status != "FROZEN" || c0.Version != 2 || !c0.CreationTime.Equal(t0) || !c0.LastUpdatedTime.Equal(t0.Add(time.Minute)) ||
+	if !ok || c0.Status != "FROZEN" || c0.Version != 2 || !c0.CreationTime.Equal(providertest.T0) || !c0.LastUpdatedTime.Equal(providertest.T0.Add(time.Minute)) ||
 		c0.FirstName != "First0" || c0.LastName != "Last" || c0.Email != "p0@example.com" {
 		t.Errorf("customer state %+v", c0)
 	}
@@ -665,7 +665,7 @@ func TestSandboxKeyReplayExceptions(t *testing.T) {
 		})
 	}
 	t.Run("7 days by default", func(t *testing.T) {
-		clock := sandbox.NewFakeClock(t0)
+		clock := providertest.Clock()
 		sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.Clock = clock })
 		u := srv.URL + "/v0/customers"
 		call(t, http.MethodPost, u, bearer, "k1", person(1))

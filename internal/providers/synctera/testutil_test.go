@@ -14,7 +14,6 @@ import (
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/providertest"
 	"github.com/northwind-data/etl/internal/providers/synctera"
-	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 const (
@@ -22,9 +21,6 @@ const (
 	docKey = "7d943c51-e4ff-4e57-9558-08cab6b963c7" // the doc example's idempotency key
 	docID  = "38400000-8cf0-11bd-b23e-10b96e4ef00d" // the doc example's customer id
 )
-
-// t0 is the fixed "now" of the sandboxes in these tests.
-var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 var hmacKey = []byte("test-hmac-key")
 
@@ -39,7 +35,7 @@ func customer(id string) *model.Customer {
 		FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", Phone: "+15125550100",
 		DOB:     model.Date{Year: 1985, Month: time.December, Day: 10},
 		Address: model.Address{Line1: "1 Main St", Line2: "Apt 4", City: "Austin", State: "TX", PostalCode: "78753", Country: "US"},
-		Status:  "ACTIVE", Created: t0.AddDate(-3, 0, 0), OrganizationID: "50004",
+		Status:  "ACTIVE", Created: providertest.T0.AddDate(-3, 0, 0), OrganizationID: "50004",
 		Accounts: []model.Account{{ID: "A-" + id, Type: "DDA", Status: "OPEN", CustomerIDs: []string{id}, Cards: []model.Card{{
 			ID: "K1", CustomerID: id, PAN: pan, CVV: model.NewCVV("123"), ExpMonth: 2, ExpYear: 2040,
 			Type: "credit", Brand: "visa", IIN: pan.IIN(), Last4: pan.Last4(), Status: "OPEN",
@@ -85,7 +81,7 @@ func plan(t *testing.T, op partner.Op, kind partner.Kind, remoteID string) partn
 
 func newSandbox(t *testing.T, mod func(*synctera.SandboxOptions)) (*synctera.Sandbox, *httptest.Server) {
 	t.Helper()
-	o := synctera.SandboxOptions{Token: token, Clock: sandbox.NewFakeClock(t0)}
+	o := synctera.SandboxOptions{Token: token, Clock: providertest.Clock()}
 	if mod != nil {
 		mod(&o)
 	}

@@ -155,7 +155,7 @@ func hmacSandbox(t *testing.T, clock sandbox.Clock) (*tokenization.Sandbox, stri
 // The sandbox checks signature, nonce and timestamp as published and
 // answers 401 without a body.
 func TestSandboxHMACChecks(t *testing.T) {
-	clock := sandbox.NewFakeClock(t0)
+	clock := providertest.Clock()
 	sb, url := hmacSandbox(t, clock)
 	key := []byte("shieldconex-shared-secret") // goldenB64 decoded
 	type req struct {
@@ -202,7 +202,7 @@ func TestSandboxHMACChecks(t *testing.T) {
 	create := `{"name":"etl-H1","isActive":true,"directPartner":{"id":792},"contact":{"firstName":"A","lastName":"B","email":"a@example.com"}}`
 	other := `{"name":"etl-H2","isActive":true,"directPartner":{"id":792},"contact":{"firstName":"A","lastName":"B","email":"a@example.com"}}`
 	listPath := clients
-	now := t0
+	now := providertest.T0
 	tests := []struct {
 		name    string
 		advance time.Duration

@@ -322,7 +322,7 @@ func TestSandboxListPaging(t *testing.T) {
 }
 
 func TestSandboxPatchBumpsVersionAndModified(t *testing.T) {
-	clock := sandbox.NewFakeClock(t0)
+	clock := providertest.Clock()
 	sb := tokenization.NewSandbox(tokenization.SandboxOptions{Username: user, Password: pass, Clock: clock})
 	s := &server{sb: sb, url: providertest.Serve(t, sb)}
 	id := createDoc(t, s, []byte(`{"name":"etl-C1","isActive":true,"directPartner":{"id":792},"contact":{"firstName":"A","lastName":"B","email":"a@example.com"}}`))
@@ -351,7 +351,7 @@ func TestSandboxPatchBumpsVersionAndModified(t *testing.T) {
 			t.Fatalf("%s: HTTP %d %s", tc.body, status, out)
 		}
 		d := get()
-		want := t0.Add(time.Duration(i+1) * time.Minute).Format("2006-01-02T15:04:05.000Z")
+		want := providertest.T0.Add(time.Duration(i+1) * time.Minute).Format("2006-01-02T15:04:05.000Z")
 		if d.Version != i+1 || d.Modified != want || d.Created != before.Created || !tc.check(d) {
 			t.Errorf("after %s: %+v", tc.body, d)
 		}

@@ -7,12 +7,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/providers/providertest"
 	"github.com/northwind-data/etl/internal/providers/tokenization"
-	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 const (
@@ -21,9 +19,6 @@ const (
 	partnerID   = 792
 	partnerName = "partnerName"
 )
-
-// t0 is the fixed "now" of every sandbox in these tests.
-var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 // customer is an active customer with a card: the card must never reach
 // this partner.
@@ -50,7 +45,7 @@ type server struct {
 func newSandbox(t *testing.T, partners map[int]string) *server {
 	t.Helper()
 	sb := tokenization.NewSandbox(tokenization.SandboxOptions{Username: user, Password: pass, Partners: partners,
-		Clock: sandbox.NewFakeClock(t0)})
+		Clock: providertest.Clock()})
 	rec := providertest.NewRecorder(sb)
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
