@@ -16,20 +16,9 @@ import (
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/clubready"
+	"github.com/northwind-data/etl/internal/providers/providertest"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
-
-func send(t *testing.T, c *clubready.Client, op partner.Op, j partner.Journal) partner.Result {
-	t.Helper()
-	res := c.Send(context.Background(), []partner.Op{op}, j)
-	if len(res) != 1 {
-		t.Fatalf("%d results for one op", len(res))
-	}
-	if res[0].EntityKey != op.EntityKey {
-		t.Fatalf("result for %s, want %s", res[0].EntityKey, op.EntityKey)
-	}
-	return res[0]
-}
 
 func indent(t *testing.T, b []byte) []byte {
 	t.Helper()
@@ -43,36 +32,36 @@ func indent(t *testing.T, b []byte) []byte {
 // TestGoldenBodies pins both requests of an import, for the default card
 // (with a code) and a second card (no code: fallbacks).
 func TestGoldenBodies(t *testing.T) {
-	var rec *recorder
-	e := newEnv(t, func(h http.Handler) http.Handler { rec = &recorder{next: h}; return rec })
+	var rec *providertest.Recorder
+	e := newEnv(t, func(h http.Handler) http.Handler { rec = providertest.NewRecorder(h); return rec })
 	c := newClient(t, e, nil)
 	for i, name := range []string{"default_card", "second_card"} {
 		op := ops(t, c, customer("C1"))[i]
-		if r := send(t, c, op, nil); r.Outcome != partner.OK {
+		if r := providertest.SendOne(t, c, op, nil); r.Outcome != partner.OK {
 			t.Fatalf("%s: %+v", name, r)
 		}
-		vault, imp := rec.byPath(clubready.VaultPath)[i], rec.byPath(clubready.ImportPath)[i]
-		golden.Assert(t, "vault_request_"+name+".golden.json", indent(t, vault.body))
+		vault, imp := rec.ByPath(clubready.VaultPath)[i], rec.ByPath(clubready.ImportPath)[i]
+		golden.Assert(t, "vault_request_"+name+".golden.json", indent(t, vault.Body))
 
 		var issued clubready.VaultResponse
 		var body map[string]any
-		if json.Unmarshal(vault.resp, &issued) != nil || json.Unmarshal(imp.body, &body) != nil {
+		if json.Unmarshal(vault.Resp, &issued) != nil || json.Unmarshal(imp.Body, &body) != nil {
 			t.Fatal("unreadable bodies")
 		}
 		if body["ProfileToken"] != issued.ProfileToken {
 			t.Fatalf("%s: the import does not carry the token the vault just issued", name)
 		}
 		golden.Assert(t, "import_request_"+name+".golden.json",
-			indent(t, bytes.Replace(imp.body, []byte(issued.ProfileToken), []byte("PROFILE-TOKEN-ISSUED-BY-THE-VAULT"), 1)))
+			indent(t, bytes.Replace(imp.Body, []byte(issued.ProfileToken), []byte("PROFILE-TOKEN-ISSUED-BY-THE-VAULT"), 1)))
 
-		if vault.header.Get("Authorization") != "Bearer "+vaultKey || strings.Contains(vault.query, apiKey) {
-			t.Errorf("vault auth: %q, query %q", vault.header.Get("Authorization"), vault.query)
+		if vault.Header.Get("Authorization") != "Bearer "+vaultKey || strings.Contains(vault.Query, apiKey) {
+			t.Errorf("vault auth: %q, query %q", vault.Header.Get("Authorization"), vault.Query)
 		}
 		// The end user's IP travels in X-Forwarded-For, the wire name of
 		// the DTO's XForwardedFor (published material).
-		if imp.query != "ApiKey="+apiKey || imp.header.Get("X-Forwarded-For") != fwdIP || len(imp.header.Values("XForwardedFor")) != 0 ||
-			imp.header.Get("Authorization") != "" {
-			t.Errorf("import: query %q, X-Forwarded-For %q, XForwardedFor %q", imp.query, imp.header.Get("X-Forwarded-For"), imp.header.Get("XForwardedFor"))
+		if imp.Query != "ApiKey="+apiKey || imp.Header.Get("X-Forwarded-For") != fwdIP || len(imp.Header.Values("XForwardedFor")) != 0 ||
+			imp.Header.Get("Authorization") != "" {
+			t.Errorf("import: query %q, X-Forwarded-For %q, XForwardedFor %q", imp.Query, imp.Header.Get("X-Forwarded-For"), imp.Header.Get("XForwardedFor"))
 		}
 	}
 }
@@ -92,7 +81,7 @@ func TestImportCreatesProfilesAndNotesTheTokenFirst(t *testing.T) {
 	}}
 	all := ops(t, c, customer("C1"))
 	for i, op := range all {
-		r := send(t, c, op, j)
+		r := providertest.SendOne(t, c, op, j)
 		want := []string{"1", "2"}[i]
 		if r.Outcome != partner.OK || r.Err != nil || r.RemoteID != want || r.RequestID != "" || r.HTTPStatus != 200 || r.Attempts != 1 {
 			t.Fatalf("op %d: %+v", i, r)
@@ -156,7 +145,7 @@ func TestTokenTooOldIsReplacedBeforeTheImport(t *testing.T) {
 				}
 			}
 			c := newClient(t, e, func(cfg *clubready.Config) { cfg.Vault = v })
-			r := send(t, c, ops(t, c, customer("C1"))[0], j)
+			r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], j)
 			st := e.sb.State()
 			if r.Outcome != partner.OK || r.RemoteID != "1" || r.Attempts != 1 {
 				t.Fatalf("result %+v", r)
@@ -186,7 +175,7 @@ func TestTokenGrownOldWhileRetryingIsReplaced(t *testing.T) {
 		return false
 	}))
 	c := newClient(t, e, nil)
-	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 	st := e.sb.State()
 	if r.Outcome != partner.OK || r.RemoteID != "1" || r.Attempts != 2 {
 		t.Fatalf("result %+v", r)
@@ -202,9 +191,9 @@ func TestExpiredAnswerFetchesANewTokenOnce(t *testing.T) {
 	e := newEnv(t, nil)
 	v := &advancingVault{Vault: newVault(t, e.url, vaultKey), clock: e.clock, by: 6 * time.Minute, times: 1}
 	c := newClient(t, e, func(cfg *clubready.Config) {
-		cfg.Vault, cfg.Now = v, func() time.Time { return t0 }
+		cfg.Vault, cfg.Now = v, func() time.Time { return providertest.T0 }
 	})
-	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 	st := e.sb.State()
 	if r.Outcome != partner.OK || r.RemoteID != "1" || r.Err != nil || r.Attempts != 2 {
 		t.Fatalf("result %+v", r)
@@ -217,9 +206,9 @@ func TestExpiredAnswerFetchesANewTokenOnce(t *testing.T) {
 	// the clocks, and the op fails (retryable) without importing.
 	v2 := &advancingVault{Vault: newVault(t, e.url, vaultKey), clock: e.clock, by: 6 * time.Minute, times: 2}
 	c2 := newClient(t, e, func(cfg *clubready.Config) {
-		cfg.Vault, cfg.Now = v2, func() time.Time { return t0 }
+		cfg.Vault, cfg.Now = v2, func() time.Time { return providertest.T0 }
 	})
-	r = send(t, c2, ops(t, c2, customer("C2"))[0], &journal{})
+	r = providertest.SendOne(t, c2, ops(t, c2, customer("C2"))[0], &journal{})
 	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Retryable || httpx.CodeOf(r.Err) != "token_expired" || v2.calls != 2 {
 		t.Fatalf("second expiry: %+v (vault calls %d)", r, v2.calls)
 	}
@@ -234,7 +223,7 @@ func TestForgedTokenIsRejected(t *testing.T) {
 	forger := httptest.NewServer(clubready.NewSandbox(clubready.SandboxOptions{VaultKey: vaultKey, Clock: e.clock, SigningKey: []byte("not the vault's key")}))
 	t.Cleanup(forger.Close)
 	c := newClient(t, e, func(cfg *clubready.Config) { cfg.Vault = newVault(t, forger.URL, vaultKey) })
-	r := send(t, c, ops(t, c, customer("C1"))[0], nil)
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], nil)
 	var he *httpx.Error
 	if r.Outcome != partner.Rejected || !errors.As(r.Err, &he) || he.Kind != httpx.Rejected || he.Status != 200 ||
 		!strings.Contains(he.Message, "signature") {
@@ -259,7 +248,7 @@ func TestSuccessFalseIsARejectWithThePartnersMessage(t *testing.T) {
 			return true
 		}))
 		c := newClient(t, e, nil)
-		r := send(t, c, ops(t, c, customer("C1"))[0], nil)
+		r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], nil)
 		var he *httpx.Error
 		if r.Outcome != partner.Rejected || r.RemoteID != "" || !errors.As(r.Err, &he) || he.Kind != httpx.Rejected ||
 			he.Message != tc.want || he.Code != "import_refused" || r.HTTPStatus != 200 {
@@ -279,7 +268,7 @@ func TestLostAnswerIsRetriedWithTheSameToken(t *testing.T) {
 	}))
 	c := newClient(t, e, nil)
 	j := &journal{}
-	r := send(t, c, ops(t, c, customer("C1"))[0], j)
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], j)
 	if r.Outcome != partner.OK || r.Err != nil || r.RemoteID != "" || r.RequestID != clubready.RequestConfirmedByReuse || r.Attempts != 2 {
 		t.Fatalf("result %+v", r)
 	}
@@ -306,7 +295,7 @@ func TestLostAnswerThenOutageStaysUncertain(t *testing.T) {
 		return true
 	}))
 	c := newClient(t, e, nil)
-	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 	if r.Outcome != partner.Uncertain || httpx.KindOf(r.Err) != httpx.Uncertain || r.Attempts != 3 {
 		t.Fatalf("result %+v", r)
 	}
@@ -320,7 +309,7 @@ func TestRefusedBeforeProcessingFails(t *testing.T) {
 		return true
 	}))
 	c := newClient(t, e, nil)
-	r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Retryable || r.HTTPStatus != 429 || r.Attempts != 3 {
 		t.Fatalf("result %+v", r)
 	}
@@ -340,7 +329,7 @@ func TestResolve(t *testing.T) {
 		c := newClient(t, e, func(cfg *clubready.Config) { cfg.HTTP.MaxAttempts = 1 })
 		j := &journal{}
 		op := ops(t, c, customer("C1"))[0]
-		if r := send(t, c, op, j); r.Outcome != partner.Uncertain {
+		if r := providertest.SendOne(t, c, op, j); r.Outcome != partner.Uncertain {
 			t.Fatalf("lost answer, no retry: %+v", r)
 		}
 		// The rerun: the engine hands the noted token back.
@@ -361,7 +350,7 @@ func TestResolve(t *testing.T) {
 		c := newClient(t, e, nil)
 		op := ops(t, c, customer("C1"))[0]
 		tok, err := newVault(t, e.url, vaultKey).CreateProfile(ctx, op.Payload.(clubready.VaultRequest))
-		if err != nil || !tok.Expires.Equal(t0.Add(5*time.Minute)) {
+		if err != nil || !tok.Expires.Equal(providertest.T0.Add(5*time.Minute)) {
 			t.Fatalf("vault: %v, expires %v", err, tok.Expires)
 		}
 		op.Intent = tok.ProfileToken
@@ -445,7 +434,7 @@ func TestBadCredentialsAreFatal(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClient(t, e, tc.mod)
-			r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+			r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 			var he *httpx.Error
 			if r.Outcome != partner.Failed || !errors.As(r.Err, &he) || he.Kind != httpx.Fatal || he.Status != 401 ||
 				he.Code != "Unauthorized" || he.Op != tc.op || r.HTTPStatus != 401 {
@@ -477,7 +466,7 @@ func TestApiKeyNeverInAnError(t *testing.T) {
 	dead.Close()
 	e := newEnv(t, nil)
 	c := newClient(t, e, func(cfg *clubready.Config) { cfg.BaseURL = deadURL })
-	collect(send(t, c, ops(t, c, customer("C1"))[0], nil))
+	collect(providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], nil))
 
 	// Timeout, lost answer, 503, Success:false, 401, 404.
 	faults := []func(w http.ResponseWriter, r *http.Request){
@@ -506,7 +495,7 @@ func TestApiKeyNeverInAnError(t *testing.T) {
 	for _, f := range faults {
 		e := newEnv(t, faulty(func(_ int, _ http.Handler, w http.ResponseWriter, r *http.Request) bool { f(w, r); return true }))
 		c := newClient(t, e, func(cfg *clubready.Config) { cfg.HTTP.Timeout = 100 * time.Millisecond; cfg.HTTP.MaxAttempts = 2 })
-		collect(send(t, c, ops(t, c, customer("C1"))[0], nil))
+		collect(providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], nil))
 		op := ops(t, c, customer("C1"))[0]
 		tok, err := newVault(t, e.url, vaultKey).CreateProfile(context.Background(), op.Payload.(clubready.VaultRequest))
 		if err != nil {
@@ -531,12 +520,12 @@ func TestUpdateAndDeactivateAreNotSent(t *testing.T) {
 	c := newClient(t, e, nil)
 	op := ops(t, c, customer("C1"))[0]
 	op.Kind, op.RemoteID = partner.Update, "42"
-	r := send(t, c, op, &journal{})
+	r := providertest.SendOne(t, c, op, &journal{})
 	if r.Outcome != partner.OK || r.RemoteID != "42" || r.RequestID != clubready.RequestNoUpdateAPI {
 		t.Fatalf("update %+v", r)
 	}
 	op.Kind, op.Payload = partner.Deactivate, nil
-	if r := send(t, c, op, nil); r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
+	if r := providertest.SendOne(t, c, op, nil); r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
 		t.Fatalf("deactivate %+v", r)
 	}
 	if _, ok := any(c).(partner.Deactivator); ok {
@@ -551,7 +540,7 @@ func TestJournalFailureSendsNothing(t *testing.T) {
 	e := newEnv(t, nil)
 	c := newClient(t, e, nil)
 	j := &journal{before: func(string) error { return errors.New("ledger down") }}
-	r := send(t, c, ops(t, c, customer("C1"))[0], j)
+	r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], j)
 	if r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Retryable || httpx.CodeOf(r.Err) != "journal" {
 		t.Fatalf("result %+v", r)
 	}
@@ -567,7 +556,7 @@ func TestVaultRefusalIsARejectWithoutCardData(t *testing.T) {
 	req := op.Payload.(clubready.VaultRequest)
 	req.ExpYear = 2020 // expired by the sandbox's clock
 	op.Payload = req
-	r := send(t, c, op, &journal{})
+	r := providertest.SendOne(t, c, op, &journal{})
 	var he *httpx.Error
 	if r.Outcome != partner.Rejected || !errors.As(r.Err, &he) || he.Status != 400 || he.Code != "ValidationException" ||
 		he.Op != "POST "+clubready.VaultPath || !strings.Contains(he.Message, "expired") {

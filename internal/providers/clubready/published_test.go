@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/clubready"
@@ -68,7 +70,7 @@ func TestAnswerAfterTheImportWasSentKeepsItUncertain(t *testing.T) {
 			c := newClient(t, e, nil)
 			j := &journal{}
 			op := ops(t, c, customer("C1"))[0]
-			r := send(t, c, op, j)
+			r := providertest.SendOne(t, c, op, j)
 			if r.Outcome != partner.Uncertain || httpx.KindOf(r.Err) != httpx.Uncertain {
 				t.Fatalf("result %+v: the card may be at ClubReady, the intent must stay open", r)
 			}
@@ -157,7 +159,7 @@ func TestRefusalsThatProveNothingHappened(t *testing.T) {
 				return true
 			}))
 			c := newClient(t, e, nil)
-			r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+			r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 			if r.Outcome != tc.outcome || httpx.CodeOf(r.Err) != tc.code {
 				t.Fatalf("result %+v", r)
 			}
@@ -198,7 +200,7 @@ func TestBothFailureShapesAreDecoded(t *testing.T) {
 				return true
 			}))
 			c := newClient(t, e, nil)
-			r := send(t, c, ops(t, c, customer("C1"))[0], &journal{})
+			r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], &journal{})
 			if r.Outcome != tc.outcome {
 				t.Fatalf("result %+v", r)
 			}
@@ -226,14 +228,14 @@ func TestIntentNamesTheCardForAnOperator(t *testing.T) {
 	e := newEnv(t, nil)
 	c := newClient(t, e, nil)
 	j := &journal{}
-	if r := send(t, c, ops(t, c, customer("C1"))[0], j); r.Outcome != partner.OK {
+	if r := providertest.SendOne(t, c, ops(t, c, customer("C1"))[0], j); r.Outcome != partner.OK {
 		t.Fatalf("result %+v", r)
 	}
 	note := j.all()[0]
 	noCardData(t, "intent", note)
 	d := clubready.ParseIntent(note)
 	exp, ok := d.Expires()
-	if d.Last4 != "1111" || d.Member != 100123 || !ok || !exp.Equal(t0.Add(5*time.Minute)) {
+	if d.Last4 != "1111" || d.Member != 100123 || !ok || !exp.Equal(providertest.T0.Add(5*time.Minute)) {
 		t.Fatalf("intent %+v, expires %v", d, exp)
 	}
 	// A bare token, as older binaries noted it, still reads.

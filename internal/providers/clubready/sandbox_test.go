@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/providers/clubready"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
@@ -105,12 +107,12 @@ func TestSandboxTokenShape(t *testing.T) {
 	if string(hdr) != `{"alg":"HS256","typ":"JWT"}` || json.Unmarshal(raw, &c) != nil {
 		t.Fatalf("header %s claims %s", hdr, raw)
 	}
-	if c["iat"] != float64(t0.Unix()) || c["exp"] != float64(t0.Add(5*time.Minute).Unix()) || c["owner_id"] != float64(100123) ||
+	if c["iat"] != float64(providertest.T0.Unix()) || c["exp"] != float64(providertest.T0.Add(5*time.Minute).Unix()) || c["owner_id"] != float64(100123) ||
 		c["owner_type"] != "TempStUser" || c["last4"] != "1111" || c["external_ref"] != "card/C1/K1" || c["cc_exp_year"] != float64(2040) {
 		t.Errorf("claims %s", raw)
 	}
 	noCardData(t, "token claims", string(raw))
-	if exp, err := clubready.TokenExpiry(tok); err != nil || !exp.Equal(t0.Add(5*time.Minute)) {
+	if exp, err := clubready.TokenExpiry(tok); err != nil || !exp.Equal(providertest.T0.Add(5*time.Minute)) {
 		t.Errorf("TokenExpiry %v %v", exp, err)
 	}
 }
@@ -168,7 +170,7 @@ func TestSandboxVaultValidation(t *testing.T) {
 		}
 		noCardData(t, tc.name, strings.ReplaceAll(string(body), "4111111111111112", visaPAN))
 	}
-	// The card's own month still counts: November 2026 is valid on t0.
+	// The card's own month still counts: November 2026 is valid on providertest.T0.
 	req := vaultReq("card/C1/K1")
 	req.ExpYear, req.ExpMonth = 2026, 11
 	if status, body := post(t, e.url, clubready.VaultPath, bearer, req); status != 200 {

@@ -1,21 +1,17 @@
 package clubready_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/clubready"
+	"github.com/northwind-data/etl/internal/providers/providertest"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
 
@@ -28,9 +24,6 @@ const (
 	member   = "100123"
 	fwdIP    = "203.0.113.7"
 )
-
-// t0 is the fixed "now" of every sandbox and client in these tests.
-var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 var signingKey = []byte("clubready-sandbox-test-signing-key")
 
@@ -71,7 +64,7 @@ type env struct {
 // newEnv serves the sandbox, optionally behind wrap (fault injection).
 func newEnv(t *testing.T, wrap func(http.Handler) http.Handler) *env {
 	t.Helper()
-	clock := sandbox.NewFakeClock(t0)
+	clock := providertest.Clock()
 	sb := clubready.NewSandbox(clubready.SandboxOptions{ApiKey: apiKey, VaultKey: vaultKey, Clock: clock, SigningKey: signingKey})
 	var h http.Handler = sb
 	if wrap != nil {
@@ -82,16 +75,12 @@ func newEnv(t *testing.T, wrap func(http.Handler) http.Handler) *env {
 	return &env{clock: clock, sb: sb, url: srv.URL}
 }
 
-func fastHTTP() httpx.Config {
-	return httpx.Config{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxAttempts: 3, Timeout: 5 * time.Second}
-}
-
 // newClient talks to e's import and vault endpoints with the test keys and
 // e's clock; mod adjusts the config.
 func newClient(t *testing.T, e *env, mod func(*clubready.Config)) *clubready.Client {
 	t.Helper()
 	cfg := clubready.Config{BaseURL: e.url, ApiKey: apiKey, VaultURL: e.url, VaultKey: vaultKey, ForwardedFor: fwdIP,
-		Now: e.clock.Now, HTTP: fastHTTP()}
+		Now: e.clock.Now, HTTP: providertest.FastHTTP()}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -104,7 +93,7 @@ func newClient(t *testing.T, e *env, mod func(*clubready.Config)) *clubready.Cli
 
 func newVault(t *testing.T, url, key string) *clubready.HTTPVault {
 	t.Helper()
-	v, err := clubready.NewHTTPVault(clubready.VaultConfig{BaseURL: url, Key: key, HTTP: fastHTTP()})
+	v, err := clubready.NewHTTPVault(clubready.VaultConfig{BaseURL: url, Key: key, HTTP: providertest.FastHTTP()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,77 +185,15 @@ func rateLimited(w http.ResponseWriter) {
 		ErrorCode: "TooManyRequests", Message: "slow down"}})
 }
 
-// recorder keeps every request to the sandbox with its body and answer.
-type recorder struct {
-	next http.Handler
-	mu   sync.Mutex
-	reqs []recorded
-}
-
-type recorded struct {
-	path, query string
-	header      http.Header
-	body, resp  []byte
-}
-
-func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	rw := httptest.NewRecorder()
-	rc.next.ServeHTTP(rw, r)
-	rc.mu.Lock()
-	rc.reqs = append(rc.reqs, recorded{path: r.URL.Path, query: r.URL.RawQuery, header: r.Header.Clone(), body: body, resp: rw.Body.Bytes()})
-	rc.mu.Unlock()
-	for k, v := range rw.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rw.Code)
-	_, _ = w.Write(rw.Body.Bytes())
-}
-
-func (rc *recorder) byPath(path string) []recorded {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	var out []recorded
-	for _, r := range rc.reqs {
-		if r.path == path {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // post sends a JSON body to the sandbox at path (with query) and headers.
 func post(t *testing.T, url, pathQuery string, hdr map[string]string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		rd = bytes.NewReader(mustJSON(t, b))
-	}
-	req, _ := http.NewRequest(http.MethodPost, url+pathQuery, rd)
-	req.Header.Set("Content-Type", "application/json")
+	h := map[string]string{"Content-Type": "application/json"}
 	for k, v := range hdr {
-		req.Header.Set(k, v)
+		h[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
-}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	r := providertest.Call(t, http.MethodPost, url+pathQuery, h, body)
+	return r.Status, r.Body
 }
 
 // noCardData fails if s holds a full card number or the test card code.

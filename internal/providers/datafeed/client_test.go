@@ -6,30 +6,23 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/northwind-data/etl/internal/providers/providertest"
 
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/datafeed"
 )
 
-// recorder keeps the method, request id and customer count of each call.
-type recorder struct {
-	mu    sync.Mutex
-	calls []string // "PUT 2 rid"
-}
-
-func (rc *recorder) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == datafeed.PathCustomers {
-			n := strings.Count(string(readAll(r)), `"organizationId"`)
-			rc.mu.Lock()
-			rc.calls = append(rc.calls, fmt.Sprintf("%s %d %s", r.Method, n, r.Header.Get("X-CDLX-Request-Id")))
-			rc.mu.Unlock()
-		}
-		h.ServeHTTP(w, r)
-	})
+// customerCalls is "METHOD n request-id" of each call rec saw to the
+// customers endpoint, n the number of customers in its body.
+func customerCalls(rec *providertest.Recorder) []string {
+	var out []string
+	for _, e := range rec.ByPath(datafeed.PathCustomers) {
+		out = append(out, fmt.Sprintf("%s %d %s", e.Method, strings.Count(string(e.Body), `"organizationId"`), e.Header.Get("X-CDLX-Request-Id")))
+	}
+	return out
 }
 
 func kinds(os []partner.Op, k partner.Kind) []partner.Op {
@@ -41,8 +34,8 @@ func kinds(os []partner.Op, k partner.Kind) []partner.Op {
 
 func TestUpdatesArePutAndNeverShareARequestWithCreates(t *testing.T) {
 	sb := datafeed.NewSandbox(datafeed.SandboxOptions{Token: token})
-	var rc recorder
-	srv := httptest.NewServer(rc.wrap(sb))
+	rec := providertest.NewRecorder(sb)
+	srv := httptest.NewServer(rec)
 	defer srv.Close()
 	c := newClient(t, srv.URL, token)
 	all := kinds(ops(5), partner.Create)
@@ -68,7 +61,7 @@ func TestUpdatesArePutAndNeverShareARequestWithCreates(t *testing.T) {
 	if st.Puts != 1 || st.Posts != 2 || st.Updates != 2 {
 		t.Fatalf("puts %d posts %d updates %d; want the two updates in one PUT", st.Puts, st.Posts, st.Updates)
 	}
-	if got := rc.calls[1:]; !strings.HasPrefix(got[0], "PUT 2 ") || !strings.HasPrefix(got[1], "POST 2 ") {
+	if got := customerCalls(rec)[1:]; !strings.HasPrefix(got[0], "PUT 2 ") || !strings.HasPrefix(got[1], "POST 2 ") {
 		t.Fatalf("calls %v; want PUT of 2 then POST of 2", got)
 	}
 	if m := st.Customers["C000"].LastMethod; m != http.MethodPut {
@@ -81,8 +74,8 @@ func TestUpdatesArePutAndNeverShareARequestWithCreates(t *testing.T) {
 // customer, and the client creates it instead of failing it every night.
 func TestAPutOfAnUnknownCustomerBecomesACreate(t *testing.T) {
 	sb := datafeed.NewSandbox(datafeed.SandboxOptions{Token: token})
-	var rc recorder
-	srv := httptest.NewServer(rc.wrap(sb))
+	rec := providertest.NewRecorder(sb)
+	srv := httptest.NewServer(rec)
 	defer srv.Close()
 	c := newClient(t, srv.URL, token)
 	known := kinds(ops(1), partner.Create)
@@ -97,15 +90,15 @@ func TestAPutOfAnUnknownCustomerBecomesACreate(t *testing.T) {
 	if st.UnknownPuts != 2 || len(st.Customers) != 3 || st.Customers["C001"].LastMethod != http.MethodPost {
 		t.Fatalf("state %+v; want C001 and C002 refused by PUT and created by POST", st)
 	}
-	if len(rc.calls) != 4 || !strings.HasPrefix(rc.calls[2], "PUT 1 ") || !strings.HasPrefix(rc.calls[3], "POST 2 ") {
-		t.Fatalf("calls %v; want POST 1, PUT 3 (refused), PUT 1, POST 2", rc.calls)
+	if len(customerCalls(rec)) != 4 || !strings.HasPrefix(customerCalls(rec)[2], "PUT 1 ") || !strings.HasPrefix(customerCalls(rec)[3], "POST 2 ") {
+		t.Fatalf("calls %v; want POST 1, PUT 3 (refused), PUT 1, POST 2", customerCalls(rec))
 	}
 }
 
 func TestOneBadCustomerInFiftyRejectsOnlyIt(t *testing.T) {
 	sb := datafeed.NewSandbox(datafeed.SandboxOptions{Token: token})
-	var rc recorder
-	srv := httptest.NewServer(rc.wrap(sb))
+	rec := providertest.NewRecorder(sb)
+	srv := httptest.NewServer(rec)
 	defer srv.Close()
 	batch := ops(50)
 	cu := batch[17].Payload.(datafeed.Customer)
@@ -133,11 +126,11 @@ func TestOneBadCustomerInFiftyRejectsOnlyIt(t *testing.T) {
 	if ok != 49 || len(st.Customers) != 49 || st.CustomersSeen != 49 || st.Customers["C017"] != nil {
 		t.Fatalf("%d ok, sandbox holds %d (received %d); want 49 delivered and the bad one never resent", ok, len(st.Customers), st.CustomersSeen)
 	}
-	if len(rc.calls) != 2 || !strings.HasPrefix(rc.calls[1], "POST 49 ") {
-		t.Fatalf("calls %v; want the 50, then the 49", rc.calls)
+	if len(customerCalls(rec)) != 2 || !strings.HasPrefix(customerCalls(rec)[1], "POST 49 ") {
+		t.Fatalf("calls %v; want the 50, then the 49", customerCalls(rec))
 	}
-	if res[17].RequestID != strings.Fields(rc.calls[0])[2] || res[0].RequestID != strings.Fields(rc.calls[1])[2] {
-		t.Fatalf("request ids %s / %s, calls %v", res[17].RequestID, res[0].RequestID, rc.calls)
+	if res[17].RequestID != strings.Fields(customerCalls(rec)[0])[2] || res[0].RequestID != strings.Fields(customerCalls(rec)[1])[2] {
+		t.Fatalf("request ids %s / %s, calls %v", res[17].RequestID, res[0].RequestID, customerCalls(rec))
 	}
 }
 
@@ -199,8 +192,8 @@ func TestValidationErrorsAreAttributedWhenTheyNameACustomer(t *testing.T) {
 
 func TestRequestIDIsSentAndTheEchoRecorded(t *testing.T) {
 	sb := datafeed.NewSandbox(datafeed.SandboxOptions{Token: token})
-	var rc recorder
-	srv := httptest.NewServer(rc.wrap(sb))
+	rec := providertest.NewRecorder(sb)
+	srv := httptest.NewServer(rec)
 	defer srv.Close()
 	n := 0
 	c, err := datafeed.New(datafeed.Config{BaseURL: srv.URL, Token: token, RequestID: func() string { n++; return fmt.Sprintf("run7-call%d", n) }})
@@ -208,8 +201,8 @@ func TestRequestIDIsSentAndTheEchoRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := c.Send(context.Background(), ops(2), nil)
-	if res[0].RequestID != "run7-call1" || sb.State().RequestIDs[0] != "run7-call1" || rc.calls[0] != "POST 2 run7-call1" {
-		t.Fatalf("result id %q, sandbox %v, calls %v", res[0].RequestID, sb.State().RequestIDs, rc.calls)
+	if res[0].RequestID != "run7-call1" || sb.State().RequestIDs[0] != "run7-call1" || customerCalls(rec)[0] != "POST 2 run7-call1" {
+		t.Fatalf("result id %q, sandbox %v, calls %v", res[0].RequestID, sb.State().RequestIDs, customerCalls(rec))
 	}
 	// Where the echo differs from what we sent, the echo is what the
 	// partner's logs know.

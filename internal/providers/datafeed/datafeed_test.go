@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/golden"
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/model"
@@ -91,26 +93,22 @@ func TestPayloadNeverCarriesTheCardNumber(t *testing.T) {
 	}
 }
 
-func post(t *testing.T, url, tok string, body []byte) (*http.Response, []byte) {
+// post sends body to the customers endpoint with the session token.
+func post(t *testing.T, url, tok string, body []byte) (int, []byte) {
 	t.Helper()
 	return call(t, http.MethodPost, url, tok, body)
 }
 
-func call(t *testing.T, method, url, tok string, body []byte) (*http.Response, []byte) {
+// call sends body with method to the customers endpoint; tok "" sends no
+// session token.
+func call(t *testing.T, method, url, tok string, body []byte) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url+"/v2/data/customers", bytes.NewReader(body))
+	hdr := map[string]string{"Content-Type": "application/json"}
 	if tok != "" {
-		req.Header.Set("X-CDLX-Session-Token", tok)
+		hdr["X-CDLX-Session-Token"] = tok
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(resp.Body)
-	return resp, buf.Bytes()
+	r := providertest.Call(t, method, url+"/v2/data/customers", hdr, body)
+	return r.Status, r.Body
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -123,9 +121,9 @@ func TestSandboxAcceptsTheDocExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, out := post(t, srv.URL, token, body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("doc example: HTTP %d %s", resp.StatusCode, out)
+	status, out := post(t, srv.URL, token, body)
+	if status != 200 {
+		t.Fatalf("doc example: HTTP %d %s", status, out)
 	}
 	var r datafeed.Response
 	if err := json.Unmarshal(out, &r); err != nil || !uuidRE.MatchString(r.RequestID) {
@@ -170,9 +168,9 @@ func TestSandboxRefusals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, out := post(t, srv.URL, tc.tok, tc.body)
-			if resp.StatusCode != tc.status || !strings.Contains(string(out), tc.contains) {
-				t.Fatalf("HTTP %d %s; want %d containing %q", resp.StatusCode, out, tc.status, tc.contains)
+			status, out := post(t, srv.URL, tc.tok, tc.body)
+			if status != tc.status || !strings.Contains(string(out), tc.contains) {
+				t.Fatalf("HTTP %d %s; want %d containing %q", status, out, tc.status, tc.contains)
 			}
 		})
 	}

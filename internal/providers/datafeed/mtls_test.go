@@ -107,8 +107,8 @@ func TestMutualTLSIsRequiredAndWorks(t *testing.T) {
 func TestSandboxRequiresAClientCertificateWhenConfigured(t *testing.T) {
 	srv := httptest.NewServer(datafeed.NewSandbox(datafeed.SandboxOptions{Token: token, RequireClientCert: true}))
 	defer srv.Close()
-	resp, out := post(t, srv.URL, token, []byte(`{"customers":[]}`))
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("HTTP %d %s; want 403", resp.StatusCode, out)
+	status, out := post(t, srv.URL, token, []byte(`{"customers":[]}`))
+	if status != http.StatusForbidden {
+		t.Fatalf("HTTP %d %s; want 403", status, out)
 	}
 }

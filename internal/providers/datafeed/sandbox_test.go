@@ -45,8 +45,8 @@ func TestSandboxSessions(t *testing.T) {
 		t.Fatalf("HTTP %d token %q; want a JWT", resp.StatusCode, s.SessionToken)
 	}
 	body := oneCustomer(t, "C1")
-	if r, out := post(t, srv.URL, s.SessionToken, body); r.StatusCode != 200 {
-		t.Fatalf("with the session: HTTP %d %s", r.StatusCode, out)
+	if status, out := post(t, srv.URL, s.SessionToken, body); status != 200 {
+		t.Fatalf("with the session: HTTP %d %s", status, out)
 	}
 	// A Bearer header is not the session header.
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+datafeed.PathCustomers, bytes.NewReader(body))
@@ -55,12 +55,12 @@ func TestSandboxSessions(t *testing.T) {
 		t.Fatalf("Bearer only: HTTP %d; want 401", r.StatusCode)
 	}
 	clock.Advance(59 * time.Minute)
-	if r, out := post(t, srv.URL, s.SessionToken, body); r.StatusCode != 200 {
-		t.Fatalf("at 59 minutes: HTTP %d %s", r.StatusCode, out)
+	if status, out := post(t, srv.URL, s.SessionToken, body); status != 200 {
+		t.Fatalf("at 59 minutes: HTTP %d %s", status, out)
 	}
 	clock.Advance(time.Minute)
-	if r, out := post(t, srv.URL, s.SessionToken, body); r.StatusCode != 401 || !strings.Contains(string(out), `"type":"SessionValidationException"`) {
-		t.Fatalf("after the hour: HTTP %d %s; want 401 SessionValidationException", r.StatusCode, out)
+	if status, out := post(t, srv.URL, s.SessionToken, body); status != 401 || !strings.Contains(string(out), `"type":"SessionValidationException"`) {
+		t.Fatalf("after the hour: HTTP %d %s; want 401 SessionValidationException", status, out)
 	}
 }
 
@@ -68,17 +68,17 @@ func TestSandboxPutAndPost(t *testing.T) {
 	sb := datafeed.NewSandbox(datafeed.SandboxOptions{Token: token})
 	srv := httptest.NewServer(sb)
 	defer srv.Close()
-	if r, out := call(t, http.MethodPut, srv.URL, token, oneCustomer(t, "C1")); r.StatusCode != 400 || !strings.Contains(string(out), "customers[0].sourceCustomerId: no customer") {
-		t.Fatalf("PUT of an unknown customer: HTTP %d %s; want 400 naming it", r.StatusCode, out)
+	if status, out := call(t, http.MethodPut, srv.URL, token, oneCustomer(t, "C1")); status != 400 || !strings.Contains(string(out), "customers[0].sourceCustomerId: no customer") {
+		t.Fatalf("PUT of an unknown customer: HTTP %d %s; want 400 naming it", status, out)
 	}
-	if r, _ := call(t, http.MethodPost, srv.URL, token, oneCustomer(t, "C1")); r.StatusCode != 200 {
-		t.Fatalf("POST: HTTP %d", r.StatusCode)
+	if status, _ := call(t, http.MethodPost, srv.URL, token, oneCustomer(t, "C1")); status != 200 {
+		t.Fatalf("POST: HTTP %d", status)
 	}
-	if r, _ := call(t, http.MethodPut, srv.URL, token, oneCustomer(t, "C1")); r.StatusCode != 200 {
-		t.Fatalf("PUT of a known customer: HTTP %d", r.StatusCode)
+	if status, _ := call(t, http.MethodPut, srv.URL, token, oneCustomer(t, "C1")); status != 200 {
+		t.Fatalf("PUT of a known customer: HTTP %d", status)
 	}
-	if r, _ := call(t, http.MethodPatch, srv.URL, token, oneCustomer(t, "C1")); r.StatusCode != 405 {
-		t.Fatalf("PATCH: HTTP %d; want 405", r.StatusCode)
+	if status, _ := call(t, http.MethodPatch, srv.URL, token, oneCustomer(t, "C1")); status != 405 {
+		t.Fatalf("PATCH: HTTP %d; want 405", status)
 	}
 	st := sb.State()
 	if st.Posts != 1 || st.Puts != 1 || st.UnknownPuts != 1 || st.Customers["C1"].Deliveries != 2 {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/partner"
@@ -104,26 +106,26 @@ func TestSendReturnsOneResultPerOpInOrder(t *testing.T) {
 // queued op never asks for a token that is about to expire.
 func TestTokenExpiration(t *testing.T) {
 	var mu sync.Mutex
-	now := t0
+	now := providertest.T0
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	for _, tc := range []struct {
 		ttl  time.Duration
 		want string
 	}{{0, "2026-11-24T12:00:00.000Z"}, {90 * time.Minute, "2026-11-23T13:30:00.000Z"}} {
 		sb, _ := sandboxServer(t)
-		rec := &recorder{h: sb}
-		c := newClient(t, newServer(t, rec), token, func(cfg *q2open.Config) { cfg.TokenTTL, cfg.Now = tc.ttl, clock })
+		rec := providertest.NewRecorder(sb)
+		c := newClient(t, providertest.Serve(t, rec), token, func(cfg *q2open.Config) { cfg.TokenTTL, cfg.Now = tc.ttl, clock })
 		mu.Lock()
-		now = t0
+		now = providertest.T0
 		mu.Unlock()
 		op := mapOne(t, c, customer("C1"))
 		mu.Lock()
-		now = t0.Add(2 * time.Hour) // mapped at t0, sent two hours later
+		now = providertest.T0.Add(2 * time.Hour) // mapped at providertest.T0, sent two hours later
 		mu.Unlock()
 		if r := c.Send(context.Background(), []partner.Op{op}, nil)[0]; r.Outcome != partner.OK {
 			t.Fatalf("%+v", r)
 		}
-		body, _ := rec.last()
+		body := rec.Last("").Body
 		var req q2open.SyncRequest
 		_ = json.Unmarshal(body, &req)
 		if req.Token.Expiration != tc.want {
@@ -135,7 +137,7 @@ func TestTokenExpiration(t *testing.T) {
 // stub answers every call with status and body.
 func stub(t *testing.T, status int, body string) (string, *atomic.Int32) {
 	var calls atomic.Int32
-	url := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url := providertest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -244,10 +246,10 @@ func TestPartnerMessagesLoseCardData(t *testing.T) {
 // kept in the result, whatever the answer carries.
 func TestSSOTokenIsNeverKept(t *testing.T) {
 	sb, _ := sandboxServer(t)
-	rec := &recorder{h: sb}
-	c := newClient(t, newServer(t, rec), token, nil)
+	rec := providertest.NewRecorder(sb)
+	c := newClient(t, providertest.Serve(t, rec), token, nil)
 	r := c.Send(context.Background(), []partner.Op{mapOne(t, c, customer("C1"))}, nil)[0]
-	_, answer := rec.last()
+	answer := rec.Last("").Resp
 	var a q2open.SyncResponse
 	if err := json.Unmarshal(answer, &a); err != nil || a.SSOToken == "" {
 		t.Fatalf("answer %s", answer)
@@ -279,7 +281,7 @@ func TestChildrenOnlyForCardsSent(t *testing.T) {
 func TestLostSyncAnswerIsNotResentWithCards(t *testing.T) {
 	sb, _ := sandboxServer(t)
 	var calls atomic.Int32
-	url := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url := providertest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
 			sb.ServeHTTP(&discard{h: http.Header{}}, r) // the partner commits...
 			conn, _, _ := w.(http.Hijacker).Hijack()

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/golden"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
@@ -50,8 +52,8 @@ func TestRequestBodiesGolden(t *testing.T) {
 	}{{"customer_with_cards", full, 2}, {"customer_without_cards", bare, 0}, {"brand_outside_list", odd, 3}} {
 		t.Run(tc.name, func(t *testing.T) {
 			sb, _ := sandboxServer(t)
-			rec := &recorder{h: sb}
-			srv := newServer(t, rec)
+			rec := providertest.NewRecorder(sb)
+			srv := providertest.Serve(t, rec)
 			c := newClient(t, srv, token, nil)
 			ops, rej := c.Map(tc.c)
 			if len(rej) != 0 || len(ops) != 1 {
@@ -61,7 +63,7 @@ func TestRequestBodiesGolden(t *testing.T) {
 			if res[0].Outcome != partner.OK || len(res[0].Children) != tc.cards {
 				t.Fatalf("result %+v", res[0])
 			}
-			body, _ := rec.last()
+			body := rec.Last("").Body
 			var buf bytes.Buffer
 			if err := json.Indent(&buf, body, "", "  "); err != nil {
 				t.Fatal(err)
@@ -162,17 +164,17 @@ func TestContentHashIgnoresExpirationAndCardCode(t *testing.T) {
 		}
 		return h
 	}
-	base := hash(t0, nil)
-	if hash(t0.Add(25*time.Hour), nil) != base {
+	base := hash(providertest.T0, nil)
+	if hash(providertest.T0.Add(25*time.Hour), nil) != base {
 		t.Error("the hash moves with the clock")
 	}
-	if hash(t0, func(c *model.Customer) { c.Accounts[0].Cards[0].CVV = model.NewCVV("999") }) != base {
+	if hash(providertest.T0, func(c *model.Customer) { c.Accounts[0].Cards[0].CVV = model.NewCVV("999") }) != base {
 		t.Error("the card code is part of the hash")
 	}
-	if hash(t0, func(c *model.Customer) { c.Email = "ada@example.org" }) == base {
+	if hash(providertest.T0, func(c *model.Customer) { c.Email = "ada@example.org" }) == base {
 		t.Error("a changed e-mail does not change the hash")
 	}
-	if hash(t0, func(c *model.Customer) { c.Accounts[0].Cards[0].ExpYear = 2041 }) == base {
+	if hash(providertest.T0, func(c *model.Customer) { c.Accounts[0].Cards[0].ExpYear = 2041 }) == base {
 		t.Error("a changed card does not change the hash")
 	}
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -20,7 +22,6 @@ import (
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/q2open"
-	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 // journal records the intents a client notes, in order.
@@ -98,7 +99,7 @@ func TestResendAfterLostSyncAnswerCreatesNoDuplicatePaymentMethod(t *testing.T) 
 	sb2, _ := sandboxServer(t)
 	var posts atomic.Int32
 	h := loseAnswers(sb2, 1, isPost(q2open.SyncPath))
-	url := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url := providertest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
 			posts.Add(1)
 		}
@@ -146,10 +147,10 @@ func update(t *testing.T, c *q2open.Client, cu *model.Customer, remoteID string)
 // records every card's paymentMethodId, and sends no sync.
 func TestUpdateOfKnownClientAddsOnlyMissingCards(t *testing.T) {
 	sb, _ := sandboxServer(t)
-	rec := &recorder{h: sb}
-	c := newClient(t, newServer(t, rec), token, nil)
+	rec := providertest.NewRecorder(sb)
+	c := newClient(t, providertest.Serve(t, rec), token, nil)
 	created := seed(t, c)
-	before := len(rec.requests)
+	before := rec.Mark()
 
 	cu := customer("C1")
 	cu.Accounts[0].Cards = append(cu.Accounts[0].Cards, card("C1", "K7", "6011111111111117", "321", "credit", "discover"))
@@ -174,9 +175,10 @@ func TestUpdateOfKnownClientAddsOnlyMissingCards(t *testing.T) {
 	noDuplicates(t, st)
 	// Two calls: the list, and the add of K7 with its code (the source has
 	// one), none of them a sync.
-	rec.mu.Lock()
-	sent := rec.requests[before:]
-	rec.mu.Unlock()
+	var sent [][]byte
+	for _, e := range rec.Since(before) {
+		sent = append(sent, e.Body)
+	}
 	if len(sent) != 2 || !bytes.Contains(sent[1], []byte(`"cardCode":"321"`)) || !bytes.Contains(sent[1], []byte(`"identifier":"K7"`)) ||
 		!bytes.Contains(sent[1], []byte(`"paymentType":"card"`)) {
 		t.Fatalf("update sent %d requests: %q", len(sent), sent)
@@ -193,7 +195,7 @@ func TestUpdateOfKnownClientAddsOnlyMissingCards(t *testing.T) {
 func TestLostAddAnswerIsListedNotAddedAgain(t *testing.T) {
 	sb, srv := sandboxServer(t)
 	created := seed(t, newClient(t, srv.URL, token, nil))
-	c := newClient(t, newServer(t, loseAnswers(sb, 1, isPost(q2open.PaymentPath))), token, nil)
+	c := newClient(t, providertest.Serve(t, loseAnswers(sb, 1, isPost(q2open.PaymentPath))), token, nil)
 	cu := customer("C1")
 	cu.Accounts[0].Cards = append(cu.Accounts[0].Cards, card("C1", "K7", "6011111111111117", "", "credit", "discover"))
 	r := c.Send(context.Background(), []partner.Op{update(t, c, cu, created.RemoteID)}, nil)[0]
@@ -210,12 +212,12 @@ func TestLostAddAnswerIsListedNotAddedAgain(t *testing.T) {
 // outcome is failed and retryable (the customer stays planned), and a run
 // a day later deletes it.
 func TestClosedCardIsDeletedAndTheDayRuleIsRetried(t *testing.T) {
-	clock := sandbox.NewFakeClock(t0)
+	clock := providertest.Clock()
 	sb := q2open.NewSandbox(q2open.SandboxOptions{Token: token, Clock: clock})
-	c := newClient(t, newServer(t, sb), token, nil)
+	c := newClient(t, providertest.Serve(t, sb), token, nil)
 	created := seed(t, c)
 	k2 := children(created)["card/C1/K2"]
-	if !sb.MarkPaid(k2, t0.Add(-time.Hour)) {
+	if !sb.MarkPaid(k2, providertest.T0.Add(-time.Hour)) {
 		t.Fatal("MarkPaid: unknown method")
 	}
 	cu := customer("C1")

@@ -9,9 +9,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/q2open"
-	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 // TestReview_UpdateWithoutClientIDDoesNotAddCardsAgain: sync_state can
@@ -61,7 +62,7 @@ func (g gateway504) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestReview_SyncWithCards504AfterCommit(t *testing.T) {
 	for _, n := range []int32{1, 3} {
 		t.Run(fmt.Sprintf("%d gateway timeouts", n), func(t *testing.T) {
-			sb := q2open.NewSandbox(q2open.SandboxOptions{Token: token, Clock: sandbox.NewFakeClock(t0)})
+			sb := q2open.NewSandbox(q2open.SandboxOptions{Token: token, Clock: providertest.Clock()})
 			left := &atomic.Int32{}
 			left.Store(n)
 			srv := httptest.NewServer(gateway504{sb, left})

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"reflect"
 	"regexp"
 	"strings"
@@ -15,27 +14,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/providers/q2open"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 var objectIDRE = regexp.MustCompile(`^[0-9a-f]{24}$`)
 
-func readFile(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // docSandbox accepts the doc example's token, at a time before the
 // example's token.expiration (2025-01-30).
 func docSandbox(t *testing.T) (*q2open.Sandbox, string) {
 	t.Helper()
 	sb := q2open.NewSandbox(q2open.SandboxOptions{Token: docToken, Clock: sandbox.NewFakeClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))})
-	return sb, newServer(t, sb)
+	return sb, providertest.Serve(t, sb)
 }
 
 // shape reduces a JSON document to its structure: keys and value kinds.
@@ -59,7 +51,7 @@ func shape(v any) any {
 
 func TestSandboxAnswersTheDocExampleInTheDocShape(t *testing.T) {
 	sb, url := docSandbox(t)
-	status, out := post(t, url, "Bearer "+docToken, readFile(t, "testdata/doc_request.json"))
+	status, out := post(t, url, "Bearer "+docToken, providertest.ReadFile(t, "testdata/doc_request.json"))
 	if status != http.StatusOK {
 		t.Fatalf("doc example: HTTP %d %s", status, out)
 	}
@@ -67,7 +59,7 @@ func TestSandboxAnswersTheDocExampleInTheDocShape(t *testing.T) {
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatal(err)
 	}
-	_ = json.Unmarshal(readFile(t, "testdata/doc_response.json"), &want)
+	_ = json.Unmarshal(providertest.ReadFile(t, "testdata/doc_response.json"), &want)
 	if !reflect.DeepEqual(shape(got), shape(want)) {
 		t.Fatalf("answer %s\ndoes not have the doc's shape %v", out, shape(want))
 	}
@@ -105,8 +97,8 @@ func TestSandboxStateEndpointHoldsNoSecrets(t *testing.T) {
 	sb, _ := docSandbox(t)
 	mux := http.NewServeMux()
 	mux.Handle("/q2open/", http.StripPrefix("/q2open", sb)) // as the lead mounts it
-	url := newServer(t, mux)
-	status, out := post(t, url+"/q2open", "Bearer "+docToken, readFile(t, "testdata/doc_request.json"))
+	url := providertest.Serve(t, mux)
+	status, out := post(t, url+"/q2open", "Bearer "+docToken, providertest.ReadFile(t, "testdata/doc_request.json"))
 	if status != http.StatusOK {
 		t.Fatalf("HTTP %d %s", status, out)
 	}
@@ -136,7 +128,7 @@ func TestSandboxStateEndpointHoldsNoSecrets(t *testing.T) {
 
 func TestSandboxAuth(t *testing.T) {
 	sb, url := docSandbox(t)
-	body := readFile(t, "testdata/doc_request.json")
+	body := providertest.ReadFile(t, "testdata/doc_request.json")
 	for _, auth := range []string{"", "Bearer nope", "Bearer", docToken, "Basic " + base64.StdEncoding.EncodeToString([]byte(docToken+":"))} {
 		status, out := post(t, url, auth, body)
 		var e q2open.ErrorBody
@@ -150,7 +142,7 @@ func TestSandboxAuth(t *testing.T) {
 }
 
 func TestSandboxValidation(t *testing.T) {
-	doc := readFile(t, "testdata/doc_request.json")
+	doc := providertest.ReadFile(t, "testdata/doc_request.json")
 	edit := func(f func(r *q2open.SyncRequest)) []byte {
 		var r q2open.SyncRequest
 		if err := json.Unmarshal(doc, &r); err != nil {
@@ -216,7 +208,7 @@ func TestSandboxValidation(t *testing.T) {
 // does not change meta. A client that sends a card twice shows up here.
 func TestSandboxKeepsDuplicateCardsAndMeta(t *testing.T) {
 	sb, url := docSandbox(t)
-	doc := readFile(t, "testdata/doc_request.json")
+	doc := providertest.ReadFile(t, "testdata/doc_request.json")
 	sync := func(body []byte) q2open.SyncResponse {
 		t.Helper()
 		status, out := post(t, url, "Bearer "+docToken, body)
@@ -235,7 +227,7 @@ func TestSandboxKeepsDuplicateCardsAndMeta(t *testing.T) {
 		t.Fatalf("first %+v second %+v: same client, a second payment method", first, second)
 	}
 	// The same card through POST /v1/payment: a third one.
-	status, out := call(t, http.MethodPost, url+q2open.PaymentPath, docToken, mustJSON(t, map[string]string{"clientId": first.ClientID,
+	status, out := call(t, http.MethodPost, url+q2open.PaymentPath, docToken, providertest.MustJSON(t, map[string]string{"clientId": first.ClientID,
 		"paymentType": "card", "identifier": "fiId123", "cardNumber": visaPAN, "expMonth": "02", "expYear": "2040", "setAsDefault": "false"}))
 	if status != http.StatusOK {
 		t.Fatalf("add payment: HTTP %d %s", status, out)
@@ -260,22 +252,19 @@ func TestSandboxKeepsDuplicateCardsAndMeta(t *testing.T) {
 // not create two clients; each adds its card.
 func TestSandboxConcurrentSyncsMakeOneClient(t *testing.T) {
 	sb, url := docSandbox(t)
-	doc := readFile(t, "testdata/doc_request.json")
+	doc := providertest.ReadFile(t, "testdata/doc_request.json")
 	var wg sync.WaitGroup
 	ids := make([]string, 16)
 	for i := range ids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequest(http.MethodPost, url+q2open.SyncPath, bytes.NewReader(doc))
-			req.Header.Set("Authorization", "Bearer "+docToken)
-			resp, err := http.DefaultClient.Do(req)
+			rep, err := providertest.RawCall(http.MethodPost, url+q2open.SyncPath, map[string]string{"Authorization": "Bearer " + docToken}, doc)
 			if err != nil {
 				return
 			}
-			defer resp.Body.Close()
 			var r q2open.SyncResponse
-			_ = json.NewDecoder(resp.Body).Decode(&r)
+			_ = json.NewDecoder(bytes.NewReader(rep.Body)).Decode(&r)
 			ids[i] = r.ClientID
 		}()
 	}
@@ -293,7 +282,7 @@ func TestSandboxConcurrentSyncsMakeOneClient(t *testing.T) {
 
 func TestSandboxSSOTokenExpiresAsAsked(t *testing.T) {
 	_, url := docSandbox(t)
-	status, out := post(t, url, "Bearer "+docToken, readFile(t, "testdata/doc_request.json"))
+	status, out := post(t, url, "Bearer "+docToken, providertest.ReadFile(t, "testdata/doc_request.json"))
 	var r q2open.SyncResponse
 	if status != http.StatusOK || json.Unmarshal(out, &r) != nil {
 		t.Fatalf("HTTP %d %s", status, out)

@@ -1,19 +1,14 @@
 package q2open_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/providers/providertest"
 	"github.com/northwind-data/etl/internal/providers/q2open"
-	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 const (
@@ -23,9 +18,6 @@ const (
 	mcPAN    = "5555555555554444"
 	cvv      = "123"
 )
-
-// t0 is the fixed "now" of every client and sandbox in these tests.
-var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 func card(customerID, id, pan, code, typ, brand string) model.Card {
 	p := model.NewPAN(pan)
@@ -57,46 +49,16 @@ func customer(id string) *model.Customer {
 // sandboxServer serves a sandbox with the test token and the fixed clock.
 func sandboxServer(t *testing.T) (*q2open.Sandbox, *httptest.Server) {
 	t.Helper()
-	sb := q2open.NewSandbox(q2open.SandboxOptions{Token: token, Clock: sandbox.NewFakeClock(t0)})
+	sb := q2open.NewSandbox(q2open.SandboxOptions{Token: token, Clock: providertest.Clock()})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
 	return sb, srv
 }
 
-// recorder forwards to h and keeps every request and response body.
-type recorder struct {
-	h         http.Handler
-	mu        sync.Mutex
-	requests  [][]byte
-	responses [][]byte
-}
-
-func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	rw := httptest.NewRecorder()
-	r.h.ServeHTTP(rw, req)
-	r.mu.Lock()
-	r.requests = append(r.requests, body)
-	r.responses = append(r.responses, rw.Body.Bytes())
-	r.mu.Unlock()
-	for k, v := range rw.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rw.Code)
-	_, _ = w.Write(rw.Body.Bytes())
-}
-
-func (r *recorder) last() (req, resp []byte) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.requests[len(r.requests)-1], r.responses[len(r.responses)-1]
-}
-
 func newClient(t *testing.T, url, tok string, mod func(*q2open.Config)) *q2open.Client {
 	t.Helper()
-	cfg := q2open.Config{BaseURL: url, Token: tok, Now: func() time.Time { return t0 },
-		HTTP: httpx.Config{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxAttempts: 3, Timeout: 5 * time.Second}}
+	cfg := q2open.Config{BaseURL: url, Token: tok, Now: func() time.Time { return providertest.T0 },
+		HTTP: providertest.FastHTTP()}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -110,35 +72,12 @@ func newClient(t *testing.T, url, tok string, mod func(*q2open.Config)) *q2open.
 // post sends body to the sync endpoint with the given Authorization header.
 func post(t *testing.T, url, auth string, body []byte) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+q2open.SyncPath, bytes.NewReader(body))
+	hdr := map[string]string{"Content-Type": "application/json"}
 	if auth != "" {
-		req.Header.Set("Authorization", auth)
+		hdr["Authorization"] = auth
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
-}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// newServer serves h over loopback and returns its URL.
-func newServer(t *testing.T, h http.Handler) string {
-	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv.URL
+	r := providertest.Call(t, http.MethodPost, url+q2open.SyncPath, hdr, body)
+	return r.Status, r.Body
 }
 
 // clearJSON is the body the client would send for r, cards in clear.
@@ -154,17 +93,6 @@ func clearJSON(t *testing.T, r q2open.SyncRequest) []byte {
 // call sends body (nil for none) with method to url, with a bearer token.
 func call(t *testing.T, method, url, tok string, body []byte) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
+	r := providertest.Call(t, method, url, map[string]string{"Authorization": "Bearer " + tok}, body)
+	return r.Status, r.Body
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/partner"
@@ -41,32 +43,18 @@ func TestNewConfigErrors(t *testing.T) {
 	}
 }
 
-func sendOne(t *testing.T, c *synctera.Client, op partner.Op) partner.Result {
-	t.Helper()
-	rs := c.Send(context.Background(), []partner.Op{op}, nil)
-	if len(rs) != 1 {
-		t.Fatalf("%d results for one op", len(rs))
-	}
-	if rs[0].EntityKey != op.EntityKey {
-		t.Errorf("result for %q, want %q", rs[0].EntityKey, op.EntityKey)
-	}
-	return rs[0]
-}
-
 func TestClientCreateTwiceSameKey(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	rec := &recorder{h: sb}
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	rec := providertest.NewRecorder(sb)
+	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
 
 	op := createOp(t, customer("C1001"))
-	first := sendOne(t, c, op)
+	first := providertest.SendOne(t, c, op, nil)
 	if first.Outcome != partner.OK || !reUUID.MatchString(first.RemoteID) || first.HTTPStatus != http.StatusCreated || first.Attempts != 1 || first.Err != nil {
 		t.Fatalf("first send: %+v", first)
 	}
 	// The rerun of the same content plans the same op with the same key.
-	again := sendOne(t, c, createOp(t, customer("C1001")))
+	again := providertest.SendOne(t, c, createOp(t, customer("C1001")), nil)
 	if again.Outcome != partner.OK || again.RemoteID != first.RemoteID {
 		t.Fatalf("second send: %+v, want remote id %s", again, first.RemoteID)
 	}
@@ -74,11 +62,11 @@ func TestClientCreateTwiceSameKey(t *testing.T) {
 	if len(st.Customers) != 1 || st.Totals.Creates != 1 || st.Totals.Replays != 1 || st.Totals.Duplicates != 0 {
 		t.Errorf("state %+v", st)
 	}
-	for _, r := range rec.requests() {
-		if r.Method != http.MethodPost || r.URL.Path != "/v0/customers" || r.Header.Get(synctera.IdempotencyHeader) != op.IdemKey ||
+	for _, r := range rec.All() {
+		if r.Method != http.MethodPost || r.Path != "/v0/customers" || r.Header.Get(synctera.IdempotencyHeader) != op.IdemKey ||
 			r.Header.Get("Authorization") != bearer || r.Header.Get("Content-Type") != "application/json" ||
 			r.Header.Get("Accept") != "application/json, application/problem+json" {
-			t.Errorf("request %s %s key=%q auth=%q", r.Method, r.URL.Path, r.Header.Get(synctera.IdempotencyHeader), r.Header.Get("Authorization"))
+			t.Errorf("request %s %s key=%q auth=%q", r.Method, r.Path, r.Header.Get(synctera.IdempotencyHeader), r.Header.Get("Authorization"))
 		}
 	}
 	got, err := c.GetCustomer(context.Background(), first.RemoteID)
@@ -89,23 +77,21 @@ func TestClientCreateTwiceSameKey(t *testing.T) {
 
 func TestClientUpdate(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	rec := &recorder{h: sb}
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
-	created := sendOne(t, c, createOp(t, customer("C1001")))
+	rec := providertest.NewRecorder(sb)
+	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
+	created := providertest.SendOne(t, c, createOp(t, customer("C1001")), nil)
 
 	cu := customer("C1001")
 	cu.Email, cu.Address.Line1 = "ada.l@example.com", "2 Elm St"
 	ops, _ := c.Map(cu)
 	op := plan(t, partner.NewOp(ops[0]), partner.Update, created.RemoteID)
-	res := sendOne(t, c, op)
+	res := providertest.SendOne(t, c, op, nil)
 	if res.Outcome != partner.OK || res.RemoteID != created.RemoteID || res.HTTPStatus != http.StatusOK || res.Attempts != 1 {
 		t.Fatalf("update: %+v", res)
 	}
-	last := rec.requests()[len(rec.requests())-1]
-	if last.Method != http.MethodPut || last.URL.Path != "/v0/customers/"+created.RemoteID || last.Header.Get(synctera.IdempotencyHeader) != "" {
-		t.Errorf("update went as %s %s key=%q", last.Method, last.URL.Path, last.Header.Get(synctera.IdempotencyHeader))
+	last := rec.Last("")
+	if last.Method != http.MethodPut || last.Path != "/v0/customers/"+created.RemoteID || last.Header.Get(synctera.IdempotencyHeader) != "" {
+		t.Errorf("update went as %s %s key=%q", last.Method, last.Path, last.Header.Get(synctera.IdempotencyHeader))
 	}
 	got, err := c.GetCustomer(context.Background(), created.RemoteID)
 	if err != nil || got.Email != "ada.l@example.com" || got.ShippingAddress.AddressLine1 != "2 Elm St" {
@@ -119,23 +105,21 @@ func TestClientUpdate(t *testing.T) {
 
 func TestClientDeactivate(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	rec := &recorder{h: sb}
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
-	created := sendOne(t, c, createOp(t, customer("C1001")))
+	rec := providertest.NewRecorder(sb)
+	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
+	created := providertest.SendOne(t, c, createOp(t, customer("C1001")), nil)
 
 	op := partner.Op{EntityKey: "customer/C1001", CustomerID: "C1001", Kind: partner.Deactivate, RemoteID: created.RemoteID,
 		IdemKey: load.IdempotencyKey(hmacKey, synctera.Name, partner.Deactivate, "customer/C1001", "h")}
 	// The engine calls Deactivate; Send routes a deactivation the same way.
-	for i, res := range []partner.Result{c.Deactivate(context.Background(), op), sendOne(t, c, op)} {
+	for i, res := range []partner.Result{c.Deactivate(context.Background(), op), providertest.SendOne(t, c, op, nil)} {
 		if res.Outcome != partner.OK || res.RemoteID != created.RemoteID || res.HTTPStatus != http.StatusOK {
 			t.Errorf("deactivate %d: %+v", i+1, res)
 		}
 	}
 	// Create, PATCH, PATCH replayed, GET to check the replay.
 	var calls []string
-	for _, r := range rec.requests() {
+	for _, r := range rec.All() {
 		calls = append(calls, r.Method+" key="+r.Header.Get(synctera.IdempotencyHeader))
 	}
 	want := []string{"POST key=" + createOp(t, customer("C1001")).IdemKey, "PATCH key=" + op.IdemKey, "PATCH key=" + op.IdemKey, "GET key="}
@@ -151,7 +135,7 @@ func TestClientDeactivate(t *testing.T) {
 	// engine plans the same key, the sandbox replays the first answer, and
 	// the client notices and patches again.
 	ops, _ := c.Map(customer("C1001"))
-	if res := sendOne(t, c, plan(t, partner.NewOp(ops[0]), partner.Update, created.RemoteID)); res.Outcome != partner.OK {
+	if res := providertest.SendOne(t, c, plan(t, partner.NewOp(ops[0]), partner.Update, created.RemoteID), nil); res.Outcome != partner.OK {
 		t.Fatalf("reactivate: %+v", res)
 	}
 	if res := c.Deactivate(context.Background(), op); res.Outcome != partner.OK || res.HTTPStatus != http.StatusOK {
@@ -178,14 +162,14 @@ func TestClientErrorTyping(t *testing.T) {
 	sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.RejectDuplicates = true })
 	base := srv.URL + synctera.BasePath
 	c := newClient(t, base, token, nil)
-	existing := sendOne(t, c, createOp(t, customer("C1")))
-	gone := sendOne(t, c, createOp(t, customer("C2"))) // same person: refused with 409 by RejectDuplicates
+	existing := providertest.SendOne(t, c, createOp(t, customer("C1")), nil)
+	gone := providertest.SendOne(t, c, createOp(t, customer("C2")), nil) // same person: refused with 409 by RejectDuplicates
 	if gone.Outcome != partner.Rejected || httpx.CodeOf(gone.Err) != synctera.CodeAlreadyExists || gone.HTTPStatus != http.StatusConflict {
 		t.Fatalf("duplicate person: %+v", gone)
 	}
 	other := customer("C3")
 	other.FirstName = "Grace"
-	deleted := sendOne(t, c, createOp(t, other))
+	deleted := providertest.SendOne(t, c, createOp(t, other), nil)
 	sb.Delete(deleted.RemoteID)
 
 	badDob := createOp(t, customer("C4"))
@@ -212,7 +196,7 @@ func TestClientErrorTyping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := sendOne(t, tt.client, tt.op)
+			res := providertest.SendOne(t, tt.client, tt.op, nil)
 			var he *httpx.Error
 			if !errors.As(res.Err, &he) {
 				t.Fatalf("result %+v: Err is not an *httpx.Error", res)
@@ -243,7 +227,7 @@ func TestClientKeyInFlightIsRetried(t *testing.T) {
 	op := createOp(t, customer("C1001"))
 	firstDone := make(chan partner.Result, 1)
 	go func() { firstDone <- c.Send(context.Background(), []partner.Op{op}, nil)[0] }()
-	waitFor(t, entered, "the first request to hold its key")
+	providertest.WaitFor(t, entered, "the first request to hold its key")
 	secondDone := make(chan partner.Result, 1)
 	go func() { secondDone <- c.Send(context.Background(), []partner.Op{op}, nil)[0] }()
 	deadline := time.Now().Add(5 * time.Second)
@@ -254,7 +238,7 @@ func TestClientKeyInFlightIsRetried(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	release()
-	first, second := recv(t, firstDone), recv(t, secondDone)
+	first, second := providertest.Recv(t, firstDone), providertest.Recv(t, secondDone)
 	if first.Outcome != partner.OK || second.Outcome != partner.OK || first.RemoteID != second.RemoteID || second.Attempts < 2 {
 		t.Errorf("first %+v, second %+v", first, second)
 	}
@@ -284,10 +268,8 @@ func (d *dropFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestClientLostAnswerIsReplayed(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	front := httptest.NewServer(&dropFirst{h: sb})
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
-	res := sendOne(t, c, createOp(t, customer("C1001")))
+	c := newClient(t, providertest.Serve(t, &dropFirst{h: sb})+synctera.BasePath, token, nil)
+	res := providertest.SendOne(t, c, createOp(t, customer("C1001")), nil)
 	if res.Outcome != partner.OK || res.RemoteID == "" {
 		t.Fatalf("result %+v", res)
 	}
@@ -302,10 +284,8 @@ func TestClientLostAnswerIsReplayed(t *testing.T) {
 
 func TestClientListAll(t *testing.T) {
 	sb, srv := newSandbox(t, nil)
-	rec := &recorder{h: sb}
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	rec := providertest.NewRecorder(sb)
+	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
 	ctx := context.Background()
 	ids := map[string]bool{}
 	for i := range 250 {
@@ -323,7 +303,7 @@ func TestClientListAll(t *testing.T) {
 	sb.Delete(victim) // behind our back
 	delete(ids, victim)
 
-	before := len(rec.requests())
+	before := rec.Mark()
 	seen := map[string]bool{}
 	err := c.ListAll(ctx, func(cu synctera.Customer) error {
 		if seen[cu.ID] || !ids[cu.ID] {
@@ -335,9 +315,9 @@ func TestClientListAll(t *testing.T) {
 	if err != nil || len(seen) != 249 {
 		t.Fatalf("ListAll: %d customers, %v", len(seen), err)
 	}
-	pages := rec.requests()[before:]
-	if len(pages) != 3 || pages[0].URL.Query().Get("limit") != "100" || pages[0].URL.Query().Has("page_token") || !pages[2].URL.Query().Has("page_token") {
-		t.Errorf("%d list calls, first query %q", len(pages), pages[0].URL.RawQuery)
+	pages := rec.Since(before)
+	if len(pages) != 3 || pages[0].Params().Get("limit") != "100" || pages[0].Params().Has("page_token") || !pages[2].Params().Has("page_token") {
+		t.Errorf("%d list calls, first query %q", len(pages), pages[0].Query)
 	}
 
 	stop := errors.New("stop")
@@ -429,7 +409,7 @@ func TestClientDecodesForeignErrors(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			c := newClient(t, srv.URL+synctera.BasePath, token, nil)
-			res := sendOne(t, c, createOp(t, customer("C1")))
+			res := providertest.SendOne(t, c, createOp(t, customer("C1")), nil)
 			var he *httpx.Error
 			ok := errors.As(res.Err, &he)
 			if ok && res.Outcome == partner.Uncertain {

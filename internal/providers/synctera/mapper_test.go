@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/golden"
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/providers/synctera"
@@ -74,7 +76,7 @@ func TestMapGolden(t *testing.T) {
 func TestMapNeverSendsCardDataOrSSN(t *testing.T) {
 	for name, cu := range goldenCustomers() {
 		ops, _ := mapper(t).Map(cu)
-		b := string(mustJSON(t, ops[0].Payload))
+		b := string(providertest.MustJSON(t, ops[0].Payload))
 		for _, bad := range []string{"4111111111111111", "111111", `"123"`, "ssn", "shipping_address"} {
 			if strings.Contains(b, bad) {
 				t.Errorf("%s: body carries %q: %s", name, bad, b)
@@ -88,7 +90,7 @@ func TestMapDeterministic(t *testing.T) {
 	for name, cu := range goldenCustomers() {
 		a, _ := c.Map(cu)
 		b, _ := c.Map(cu)
-		if string(mustJSON(t, a[0].Payload)) != string(mustJSON(t, b[0].Payload)) {
+		if string(providertest.MustJSON(t, a[0].Payload)) != string(providertest.MustJSON(t, b[0].Payload)) {
 			t.Errorf("%s: two maps differ", name)
 		}
 	}
@@ -178,8 +180,8 @@ func TestMappedBodiesAcceptedBySandbox(t *testing.T) {
 	for name, cu := range goldenCustomers() {
 		ops, _ := mapper(t).Map(cu)
 		r := call(t, http.MethodPost, srv.URL+"/v0/customers", bearer, "", ops[0].Payload)
-		if r.status != http.StatusCreated {
-			t.Errorf("%s: sandbox answered %d %s", name, r.status, r.body)
+		if r.Status != http.StatusCreated {
+			t.Errorf("%s: sandbox answered %d %s", name, r.Status, r.Body)
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/partner"
@@ -30,7 +32,7 @@ func moved(id string) *model.Customer {
 func lostCreate(t *testing.T, c *synctera.Client, cu *model.Customer) (key, remoteID string) {
 	t.Helper()
 	op := createOp(t, cu)
-	r := sendOne(t, c, op)
+	r := providertest.SendOne(t, c, op, nil)
 	if r.Outcome != partner.OK {
 		t.Fatalf("setup create: %+v", r)
 	}
@@ -46,7 +48,7 @@ func TestClientInvalidReuseAdoptsInsteadOfCreating(t *testing.T) {
 	c := newClient(t, srv.URL+synctera.BasePath, token, nil)
 	_, id := lostCreate(t, c, customer("C1001"))
 
-	res := sendOne(t, c, createOp(t, moved("C1001")))
+	res := providertest.SendOne(t, c, createOp(t, moved("C1001")), nil)
 	if res.Outcome != partner.OK || res.RemoteID != id || res.HTTPStatus != http.StatusOK {
 		t.Fatalf("rerun after the change: %+v", res)
 	}
@@ -76,7 +78,7 @@ func TestClientInvalidReuseWithoutUniqueMatchIsUncertain(t *testing.T) {
 			op := createOp(t, other)
 			op.EntityKey = "customer/C9"
 			op.IdemKey = createOp(t, customer("C9")).IdemKey
-			if r := sendOne(t, c, op); r.Outcome != partner.OK {
+			if r := providertest.SendOne(t, c, op, nil); r.Outcome != partner.OK {
 				t.Fatalf("setup: %+v", r)
 			}
 			return createOp(t, customer("C9"))
@@ -85,7 +87,7 @@ func TestClientInvalidReuseWithoutUniqueMatchIsUncertain(t *testing.T) {
 			lostCreate(t, c, customer("C2"))
 			dup := createOp(t, customer("C2"))
 			dup.IdemKey = "another-key"
-			if r := sendOne(t, c, dup); r.Outcome != partner.OK {
+			if r := providertest.SendOne(t, c, dup, nil); r.Outcome != partner.OK {
 				t.Fatalf("setup: %+v", r)
 			}
 			return createOp(t, moved("C2"))
@@ -97,7 +99,7 @@ func TestClientInvalidReuseWithoutUniqueMatchIsUncertain(t *testing.T) {
 			c := newClient(t, srv.URL+synctera.BasePath, token, nil)
 			op := tt.setup(t, c, sb)
 			before := sb.State().Totals
-			res := sendOne(t, c, op)
+			res := providertest.SendOne(t, c, op, nil)
 			if res.Outcome != partner.Uncertain || httpx.CodeOf(res.Err) != tt.code || httpx.KindOf(res.Err) != httpx.Uncertain {
 				t.Errorf("result %+v, want uncertain %s", res, tt.code)
 			}
@@ -144,10 +146,8 @@ func TestClientMatchesInvalidReuseByTypeOrCode(t *testing.T) {
 			sb, srv := newSandbox(t, nil)
 			c := newClient(t, srv.URL+synctera.BasePath, token, nil)
 			_, id := lostCreate(t, c, customer("C1001"))
-			front := httptest.NewServer(codeOnly{h: sb, status: tt.status, body: tt.body})
-			t.Cleanup(front.Close)
-			fc := newClient(t, front.URL+synctera.BasePath, token, nil)
-			if res := sendOne(t, fc, createOp(t, moved("C1001"))); res.Outcome != partner.OK || res.RemoteID != id {
+			fc := newClient(t, providertest.Serve(t, codeOnly{h: sb, status: tt.status, body: tt.body})+synctera.BasePath, token, nil)
+			if res := providertest.SendOne(t, fc, createOp(t, moved("C1001")), nil); res.Outcome != partner.OK || res.RemoteID != id {
 				t.Errorf("result %+v, want the customer %s adopted", res, id)
 			}
 		})
@@ -185,7 +185,7 @@ func TestClientErrorCodesFromTypeAndCode(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			c := newClient(t, srv.URL+synctera.BasePath, token, nil)
-			res := sendOne(t, c, createOp(t, customer("C1")))
+			res := providertest.SendOne(t, c, createOp(t, customer("C1")), nil)
 			// A key still in use after every retry is an uncertain create
 			// (maybe_created) that names the partner's code.
 			if res.Err == nil || !strings.Contains(res.Err.Error(), " "+tt.code+":") || res.Attempts != tt.attempts || calls != tt.attempts {
@@ -214,10 +214,8 @@ func TestClientDeactivate404ByStatusAlone(t *testing.T) {
 // TestClientSendsCommaSeparatedArrays: explode: false.
 func TestClientSendsCommaSeparatedArrays(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	rec := &recorder{h: sb}
-	front := httptest.NewServer(rec)
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
+	rec := providertest.NewRecorder(sb)
+	c := newClient(t, providertest.Serve(t, rec)+synctera.BasePath, token, nil)
 	ctx := context.Background()
 	a, _ := c.CreateCustomer(ctx, person(1), "")
 	b, _ := c.CreateCustomer(ctx, person(2), "")
@@ -225,7 +223,7 @@ func TestClientSendsCommaSeparatedArrays(t *testing.T) {
 	if err != nil || len(l.Customers) != 2 || l.Customers[0].ID != b.ID {
 		t.Fatalf("list by two ids: %+v %v", l, err)
 	}
-	q := rec.requests()[len(rec.requests())-1].URL.Query()
+	q := rec.Last("").Params()
 	if len(q["id"]) != 1 || q.Get("id") != a.ID+","+b.ID {
 		t.Errorf("id sent as %q", q["id"])
 	}
@@ -410,10 +408,8 @@ func (d *lostThenDown) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // 503 does not prove that the first one did not create.
 func TestClientCreateFailingAfterALostAnswerIsUncertain(t *testing.T) {
 	sb, _ := newSandbox(t, nil)
-	front := httptest.NewServer(&lostThenDown{h: sb})
-	t.Cleanup(front.Close)
-	c := newClient(t, front.URL+synctera.BasePath, token, nil)
-	res := sendOne(t, c, createOp(t, customer("C1")))
+	c := newClient(t, providertest.Serve(t, &lostThenDown{h: sb})+synctera.BasePath, token, nil)
+	res := providertest.SendOne(t, c, createOp(t, customer("C1")), nil)
 	if res.Outcome != partner.Uncertain || sb.State().Totals.Creates != 1 {
 		t.Errorf("result %+v with %d created, want uncertain", res, sb.State().Totals.Creates)
 	}

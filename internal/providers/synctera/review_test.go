@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/synctera"
-	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 // TestReview_ResolveAfterKeyExpiryAndRenameCreatesTwice: a create lands,
@@ -55,7 +56,7 @@ func TestReview_UpdateWithoutRemoteIDDoesNotCreate(t *testing.T) {
 	c := newClient(t, srv.URL+synctera.BasePath, token, nil)
 	_, id := lostCreate(t, c, customer("C1"))
 	up := plan(t, createOp(t, moved("C1")), partner.Update, "")
-	r := sendOne(t, c, up)
+	r := providertest.SendOne(t, c, up, nil)
 	if n := len(sb.State().Customers); n != 1 || r.RemoteID != id {
 		t.Errorf("update without a remote id: Synctera holds %d customers, result %+v (first %s)", n, r, id)
 	}
@@ -81,12 +82,12 @@ func (g gateway504) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // committed it: the result is Failed, which settles the intent; the next
 // run, once Synctera has forgotten the key (7 days), creates blind.
 func TestReview_Create504AfterCommitIsUncertain(t *testing.T) {
-	sb := synctera.NewSandbox(synctera.SandboxOptions{Token: token, Clock: sandbox.NewFakeClock(t0)})
+	sb := synctera.NewSandbox(synctera.SandboxOptions{Token: token, Clock: providertest.Clock()})
 	srv := httptest.NewServer(gateway504{sb})
 	t.Cleanup(srv.Close)
 	c := newClient(t, srv.URL+synctera.BasePath, token, nil)
 	op := createOp(t, customer("C1"))
-	r := sendOne(t, c, op)
+	r := providertest.SendOne(t, c, op, nil)
 	if st := sb.State(); len(st.Customers) != 1 {
 		t.Fatalf("setup: Synctera holds %d customers", len(st.Customers))
 	}
@@ -99,7 +100,7 @@ func TestReview_Create504AfterCommitIsUncertain(t *testing.T) {
 	t.Cleanup(plain.Close)
 	direct := newClient(t, plain.URL+synctera.BasePath, token, nil)
 	if r.Outcome != partner.Uncertain {
-		sendOne(t, direct, op)
+		providertest.SendOne(t, direct, op, nil)
 	}
 	if n := len(sb.State().Customers); n != 1 {
 		t.Errorf("Synctera holds %d customers for %s", n, op.EntityKey)

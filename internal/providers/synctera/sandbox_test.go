@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/providers/synctera"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
@@ -35,45 +37,45 @@ func TestSandboxDocExamples(t *testing.T) {
 	// the key is refused as a reuse, and a new key for the prospect goes
 	// through.
 	r := call(t, http.MethodPost, base, bearer, docKey, `{"status":"ACTIVE"}`)
-	if r.status != http.StatusBadRequest {
-		t.Fatalf("doc create {status: ACTIVE}: %d %s", r.status, r.body)
+	if r.Status != http.StatusBadRequest {
+		t.Fatalf("doc create {status: ACTIVE}: %d %s", r.Status, r.Body)
 	}
 	want := []string{"dob", "first_name", "last_name"}
 	if p := r.problem(t); !reflect.DeepEqual(fieldsOf(p), want) || p.Code != "BAD_REQUEST_BODY" || p.Type != "https://dev.synctera.com/errors/bad-request-body" {
 		t.Errorf("problem %+v, want fields %v, code BAD_REQUEST_BODY, the published type", p, want)
 	}
-	if again := call(t, http.MethodPost, base, bearer, docKey, `{"status":"ACTIVE"}`); again.status != http.StatusBadRequest ||
-		again.header.Get(synctera.ReplayedHeader) != "true" || string(again.body) != string(r.body) {
-		t.Errorf("the refusal again under its key: %d %s", again.status, again.body)
+	if again := call(t, http.MethodPost, base, bearer, docKey, `{"status":"ACTIVE"}`); again.Status != http.StatusBadRequest ||
+		again.Header.Get(synctera.ReplayedHeader) != "true" || string(again.Body) != string(r.Body) {
+		t.Errorf("the refusal again under its key: %d %s", again.Status, again.Body)
 	}
-	if reuse := call(t, http.MethodPost, base, bearer, docKey, `{"status":"PROSPECT"}`); reuse.status != http.StatusUnprocessableEntity ||
+	if reuse := call(t, http.MethodPost, base, bearer, docKey, `{"status":"PROSPECT"}`); reuse.Status != http.StatusUnprocessableEntity ||
 		reuse.problem(t).Code != "IDEMPOTENCY_INVALID_REUSE" {
-		t.Errorf("another body under the refused key: %d %s", reuse.status, reuse.body)
+		t.Errorf("another body under the refused key: %d %s", reuse.Status, reuse.Body)
 	}
 	r = call(t, http.MethodPost, base, bearer, "0b6f5d1e-6c55-4b8e-9d2a-3f6c1a7e8b90", `{"status":"PROSPECT"}`)
-	if r.status != http.StatusCreated {
-		t.Fatalf("create prospect: %d %s", r.status, r.body)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create prospect: %d %s", r.Status, r.Body)
 	}
 	created := r.customer(t)
-	if !reUUID.MatchString(created.ID) || created.Status != "PROSPECT" || !created.CreationTime.Equal(t0) || !created.LastUpdatedTime.Equal(t0) {
+	if !reUUID.MatchString(created.ID) || created.Status != "PROSPECT" || !created.CreationTime.Equal(providertest.T0) || !created.LastUpdatedTime.Equal(providertest.T0) {
 		t.Errorf("created %+v", created)
 	}
 	var raw map[string]any
-	_ = json.Unmarshal(r.body, &raw)
+	_ = json.Unmarshal(r.Body, &raw)
 	for _, k := range []string{"id", "status", "creation_time", "last_updated_time"} {
 		if _, ok := raw[k]; !ok {
-			t.Errorf("create answer lacks %q: %s", k, r.body)
+			t.Errorf("create answer lacks %q: %s", k, r.Body)
 		}
 	}
 
 	// get_customer: the doc's id is not one the sandbox issued.
 	r = call(t, http.MethodGet, base+"/"+docID, bearer, "", nil)
-	if r.status != http.StatusNotFound || r.problem(t).Type != synctera.TypeNotFound {
-		t.Errorf("get doc id: %d %s", r.status, r.body)
+	if r.Status != http.StatusNotFound || r.problem(t).Type != synctera.TypeNotFound {
+		t.Errorf("get doc id: %d %s", r.Status, r.Body)
 	}
 	r = call(t, http.MethodGet, base+"/"+created.ID, bearer, "", nil)
-	if r.status != http.StatusOK || r.customer(t).ID != created.ID {
-		t.Errorf("get created: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK || r.customer(t).ID != created.ID {
+		t.Errorf("get created: %d %s", r.Status, r.Body)
 	}
 
 	// list_customers with every documented filter of the doc's example.
@@ -81,44 +83,44 @@ func TestSandboxDocExamples(t *testing.T) {
 		"first_name": {"Alice"}, "phone_number": {"+12065550100"}, "id": {docKey}, "limit": {"100"},
 		"sort_by": {"creation_time:asc"}, "status": {"ACTIVE"}}
 	r = call(t, http.MethodGet, base+"?"+q.Encode(), bearer, "", nil)
-	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"customers":[]}` {
-		t.Errorf("list with the doc's filters: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK || strings.TrimSpace(string(r.Body)) != `{"customers":[]}` {
+		t.Errorf("list with the doc's filters: %d %s", r.Status, r.Body)
 	}
 	// ... and with the doc's page_token, which this sandbox never issued.
 	q.Set("page_token", "a8937a0d")
 	r = call(t, http.MethodGet, base+"?"+q.Encode(), bearer, "", nil)
-	if r.status != http.StatusBadRequest || !reflect.DeepEqual(fieldsOf(r.problem(t)), []string{"page_token"}) {
-		t.Errorf("list with the doc's page_token: %d %s", r.status, r.body)
+	if r.Status != http.StatusBadRequest || !reflect.DeepEqual(fieldsOf(r.problem(t)), []string{"page_token"}) {
+		t.Errorf("list with the doc's page_token: %d %s", r.Status, r.Body)
 	}
 	r = call(t, http.MethodGet, base, bearer, "", nil)
 	var l synctera.CustomerList
-	if err := json.Unmarshal(r.body, &l); err != nil || r.status != http.StatusOK || len(l.Customers) != 1 || l.NextPageToken != "" {
-		t.Errorf("list: %d %s", r.status, r.body)
+	if err := json.Unmarshal(r.Body, &l); err != nil || r.Status != http.StatusOK || len(l.Customers) != 1 || l.NextPageToken != "" {
+		t.Errorf("list: %d %s", r.Status, r.Body)
 	}
 
 	// patch_customer with the doc's empty PatchCustomer and key.
 	r = call(t, http.MethodPatch, base+"/"+created.ID, bearer, "e0a2b6a4-3f0a-4a39-9d0d-7a4b3c2f1e00", `{}`)
-	if r.status != http.StatusOK || r.customer(t).Status != "PROSPECT" {
-		t.Errorf("empty patch: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK || r.customer(t).Status != "PROSPECT" {
+		t.Errorf("empty patch: %d %s", r.Status, r.Body)
 	}
 
 	// update_customer with the doc's body {status: 'ACTIVE'}: refused like
 	// the create; a full body goes through.
 	r = call(t, http.MethodPut, base+"/"+created.ID, bearer, "", `{"status":"ACTIVE"}`)
-	if r.status != http.StatusBadRequest {
-		t.Errorf("doc update: %d %s", r.status, r.body)
+	if r.Status != http.StatusBadRequest {
+		t.Errorf("doc update: %d %s", r.Status, r.Body)
 	}
 	r = call(t, http.MethodPut, base+"/"+created.ID, bearer, "", person(1))
-	if r.status != http.StatusOK || r.customer(t).Status != "ACTIVE" || r.customer(t).ID != created.ID {
-		t.Errorf("full update: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK || r.customer(t).Status != "ACTIVE" || r.customer(t).ID != created.ID {
+		t.Errorf("full update: %d %s", r.Status, r.Body)
 	}
 	r = call(t, http.MethodPut, base+"/"+docID, bearer, "", person(1))
-	if r.status != http.StatusNotFound {
-		t.Errorf("update unknown id: %d %s", r.status, r.body)
+	if r.Status != http.StatusNotFound {
+		t.Errorf("update unknown id: %d %s", r.Status, r.Body)
 	}
 	r = call(t, http.MethodPatch, base+"/"+docID, bearer, "", `{"status":"INACTIVE"}`)
-	if r.status != http.StatusNotFound {
-		t.Errorf("patch unknown id: %d %s", r.status, r.body)
+	if r.Status != http.StatusNotFound {
+		t.Errorf("patch unknown id: %d %s", r.Status, r.Body)
 	}
 	st := sb.State()
 	if st.Totals.Creates != 1 || st.Totals.Updates != 1 || st.Totals.Patches != 1 || len(st.Customers) != 1 || st.Customers[0].Version != 3 {
@@ -151,8 +153,8 @@ func TestSandboxAuth(t *testing.T) {
 		for _, rq := range requests {
 			r := call(t, rq.method, rq.url, auth, docKey, rq.body)
 			n++
-			if r.status != http.StatusUnauthorized || r.problem(t).Type != synctera.TypeUnauthorized {
-				t.Errorf("%s %s with %s: %d %s", rq.method, rq.url, name, r.status, r.body)
+			if r.Status != http.StatusUnauthorized || r.problem(t).Type != synctera.TypeUnauthorized {
+				t.Errorf("%s %s with %s: %d %s", rq.method, rq.url, name, r.Status, r.Body)
 			}
 		}
 	}
@@ -161,8 +163,8 @@ func TestSandboxAuth(t *testing.T) {
 		t.Errorf("state after refused calls: %+v", st.Totals)
 	}
 	// A refused call does not take the key: the right token then creates.
-	if r := call(t, http.MethodPost, base, bearer, docKey, person(1)); r.status != http.StatusCreated {
-		t.Errorf("create after refusals: %d %s", r.status, r.body)
+	if r := call(t, http.MethodPost, base, bearer, docKey, person(1)); r.Status != http.StatusCreated {
+		t.Errorf("create after refusals: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -218,12 +220,12 @@ func TestSandboxValidation(t *testing.T) {
 				u += "/" + id
 			}
 			r := call(t, tt.method, u, bearer, "", tt.body)
-			if r.status != http.StatusBadRequest {
-				t.Fatalf("status %d, want 400: %s", r.status, r.body)
+			if r.Status != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400: %s", r.Status, r.Body)
 			}
 			p := r.problem(t)
 			if got := fieldsOf(p); !reflect.DeepEqual(got, tt.fields) {
-				t.Errorf("invalid fields %v, want %v (%s)", got, tt.fields, r.body)
+				t.Errorf("invalid fields %v, want %v (%s)", got, tt.fields, r.Body)
 			}
 			if p.Type != synctera.TypeBadRequest || !strings.Contains(p.Detail, tt.fields[0]) {
 				t.Errorf("problem %+v does not name %s in its detail", p, tt.fields[0])
@@ -232,8 +234,8 @@ func TestSandboxValidation(t *testing.T) {
 	}
 	t.Run("values are never echoed", func(t *testing.T) {
 		r := call(t, http.MethodPost, base, bearer, "", edit(func(b *synctera.CustomerInBody) { b.PhoneNumber = "4111111111111111" }))
-		if r.status != http.StatusBadRequest || strings.Contains(string(r.body), "4111111111111111") {
-			t.Errorf("%d %s", r.status, r.body)
+		if r.Status != http.StatusBadRequest || strings.Contains(string(r.Body), "4111111111111111") {
+			t.Errorf("%d %s", r.Status, r.Body)
 		}
 	})
 }
@@ -248,7 +250,7 @@ func TestSandboxShippingAddress(t *testing.T) {
 		t.Helper()
 		c := r.customer(t)
 		if c.ShippingAddress == nil {
-			t.Fatalf("no shipping_address: %s", r.body)
+			t.Fatalf("no shipping_address: %s", r.Body)
 		}
 		return *c.ShippingAddress
 	}
@@ -372,19 +374,19 @@ func TestSandboxIdempotency(t *testing.T) {
 				}
 				r := call(t, s.method, u, bearer, s.key, s.body)
 				replies = append(replies, r)
-				if r.status != s.status {
-					t.Fatalf("step %d: status %d, want %d: %s", i+1, r.status, s.status, r.body)
+				if r.Status != s.status {
+					t.Fatalf("step %d: status %d, want %d: %s", i+1, r.Status, s.status, r.Body)
 				}
-				if got := r.header.Get(synctera.ReplayedHeader) == "true"; got != s.replayed {
+				if got := r.Header.Get(synctera.ReplayedHeader) == "true"; got != s.replayed {
 					t.Errorf("step %d: replayed %v, want %v", i+1, got, s.replayed)
 				}
 				if s.typ != "" && r.problem(t).Type != s.typ {
 					t.Errorf("step %d: problem type %q, want %q", i+1, r.problem(t).Type, s.typ)
 				}
-				if s.sameAs > 0 && string(r.body) != string(replies[s.sameAs-1].body) {
-					t.Errorf("step %d: body %s, want step %d's %s", i+1, r.body, s.sameAs, replies[s.sameAs-1].body)
+				if s.sameAs > 0 && string(r.Body) != string(replies[s.sameAs-1].Body) {
+					t.Errorf("step %d: body %s, want step %d's %s", i+1, r.Body, s.sameAs, replies[s.sameAs-1].Body)
 				}
-				if r.status == 201 && s.method == "POST" && !s.replayed {
+				if r.Status == 201 && s.method == "POST" && !s.replayed {
 					created = append(created, r.customer(t).ID)
 				}
 			}
@@ -404,27 +406,27 @@ func TestSandboxIdempotency(t *testing.T) {
 		go func() {
 			r, err := rawCall(http.MethodPost, u, bearer, "k1", person(1))
 			if err != nil {
-				r = reply{body: []byte(err.Error())}
+				r = reply{providertest.Reply{Body: []byte(err.Error())}}
 			}
 			done <- r
 		}()
-		waitFor(t, entered, "the first request to hold its key")
+		providertest.WaitFor(t, entered, "the first request to hold its key")
 		r := call(t, http.MethodPost, u, bearer, "k1", person(1))
-		if r.status != http.StatusConflict || r.problem(t).Type != synctera.TypeConcurrentUse {
-			t.Errorf("second request while the first runs: %d %s", r.status, r.body)
+		if r.Status != http.StatusConflict || r.problem(t).Type != synctera.TypeConcurrentUse {
+			t.Errorf("second request while the first runs: %d %s", r.Status, r.Body)
 		}
 		// A different body is a misuse whether or not the first is done.
-		if r := call(t, http.MethodPost, u, bearer, "k1", person(2)); r.status != http.StatusUnprocessableEntity {
-			t.Errorf("different body while the first runs: %d %s", r.status, r.body)
+		if r := call(t, http.MethodPost, u, bearer, "k1", person(2)); r.Status != http.StatusUnprocessableEntity {
+			t.Errorf("different body while the first runs: %d %s", r.Status, r.Body)
 		}
 		release()
-		firstReply := recv(t, done)
-		if firstReply.status != http.StatusCreated {
-			t.Fatalf("first request: %d %s", firstReply.status, firstReply.body)
+		firstReply := providertest.Recv(t, done)
+		if firstReply.Status != http.StatusCreated {
+			t.Fatalf("first request: %d %s", firstReply.Status, firstReply.Body)
 		}
 		r = call(t, http.MethodPost, u, bearer, "k1", person(1))
-		if r.status != http.StatusCreated || string(r.body) != string(firstReply.body) || r.header.Get(synctera.ReplayedHeader) != "true" {
-			t.Errorf("after the first finished: %d %s", r.status, r.body)
+		if r.Status != http.StatusCreated || string(r.Body) != string(firstReply.Body) || r.Header.Get(synctera.ReplayedHeader) != "true" {
+			t.Errorf("after the first finished: %d %s", r.Status, r.Body)
 		}
 		st := sb.State()
 		if st.Totals.Creates != 1 || st.Totals.KeyConflicts != 1 || st.Totals.KeyMismatches != 1 || st.Totals.Replays != 1 {
@@ -433,17 +435,17 @@ func TestSandboxIdempotency(t *testing.T) {
 	})
 
 	t.Run("key expiry", func(t *testing.T) {
-		clock := sandbox.NewFakeClock(t0)
+		clock := providertest.Clock()
 		sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.Clock, o.KeyTTL = clock, 24*time.Hour })
 		u := srv.URL + "/v0/customers"
 		call(t, http.MethodPost, u, bearer, "k1", person(1))
 		clock.Advance(23 * time.Hour)
-		if r := call(t, http.MethodPost, u, bearer, "k1", person(1)); r.header.Get(synctera.ReplayedHeader) != "true" {
-			t.Errorf("within the TTL: not replayed (%d)", r.status)
+		if r := call(t, http.MethodPost, u, bearer, "k1", person(1)); r.Header.Get(synctera.ReplayedHeader) != "true" {
+			t.Errorf("within the TTL: not replayed (%d)", r.Status)
 		}
 		clock.Advance(time.Hour)
-		if r := call(t, http.MethodPost, u, bearer, "k1", person(2)); r.status != http.StatusCreated || r.header.Get(synctera.ReplayedHeader) != "" {
-			t.Errorf("after the TTL: %d replayed=%q", r.status, r.header.Get(synctera.ReplayedHeader))
+		if r := call(t, http.MethodPost, u, bearer, "k1", person(2)); r.Status != http.StatusCreated || r.Header.Get(synctera.ReplayedHeader) != "" {
+			t.Errorf("after the TTL: %d replayed=%q", r.Status, r.Header.Get(synctera.ReplayedHeader))
 		}
 		if st := sb.State(); st.Totals.Creates != 2 {
 			t.Errorf("creates %d, want 2", st.Totals.Creates)
@@ -456,8 +458,8 @@ func createMany(t *testing.T, u string, n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		r := call(t, http.MethodPost, u, bearer, "", person(i))
-		if r.status != http.StatusCreated {
-			t.Fatalf("create %d: %d %s", i, r.status, r.body)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("create %d: %d %s", i, r.Status, r.Body)
 		}
 		ids[i] = r.customer(t).ID
 	}
@@ -470,13 +472,13 @@ func walk(t *testing.T, u string, q url.Values, between func(page int)) (ids []s
 	seen := map[string]bool{}
 	for page := 1; ; page++ {
 		r := call(t, http.MethodGet, u+"?"+q.Encode(), bearer, "", nil)
-		if r.status != http.StatusOK {
-			t.Fatalf("page %d: %d %s", page, r.status, r.body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("page %d: %d %s", page, r.Status, r.Body)
 		}
 		var raw map[string]json.RawMessage
-		_ = json.Unmarshal(r.body, &raw)
+		_ = json.Unmarshal(r.Body, &raw)
 		var l synctera.CustomerList
-		_ = json.Unmarshal(r.body, &l)
+		_ = json.Unmarshal(r.Body, &l)
 		sizes = append(sizes, len(l.Customers))
 		for _, c := range l.Customers {
 			if seen[c.ID] {
@@ -489,7 +491,7 @@ func walk(t *testing.T, u string, q url.Values, between func(page int)) (ids []s
 			return ids, sizes
 		}
 		if l.NextPageToken == "" || page > 100 {
-			t.Fatalf("page %d: empty or endless next_page_token: %s", page, r.body)
+			t.Fatalf("page %d: empty or endless next_page_token: %s", page, r.Body)
 		}
 		q.Set("page_token", l.NextPageToken)
 		if between != nil {
@@ -567,23 +569,23 @@ func TestSandboxPagination(t *testing.T) {
 			{"id": {ids[1], ids[2]}}, {"sort_by": {"creation_time:asc", "creation_time:asc"}},
 			{"status": {"GONE"}}, {"has_accounts": {"maybe"}}, {"page_token": {"!!"}}} {
 			r := call(t, http.MethodGet, u+"?"+q.Encode(), bearer, "", nil)
-			if r.status != http.StatusBadRequest || len(r.problem(t).InvalidFields) != 1 {
-				t.Errorf("%v: %d %s", q, r.status, r.body)
+			if r.Status != http.StatusBadRequest || len(r.problem(t).InvalidFields) != 1 {
+				t.Errorf("%v: %d %s", q, r.Status, r.Body)
 			}
 		}
 		// A token is tied to its sort order.
 		r := call(t, http.MethodGet, u+"?limit=1", bearer, "", nil)
 		var l synctera.CustomerList
-		_ = json.Unmarshal(r.body, &l)
+		_ = json.Unmarshal(r.Body, &l)
 		r = call(t, http.MethodGet, u+"?sort_by=creation_time:desc&page_token="+l.NextPageToken, bearer, "", nil)
-		if r.status != http.StatusBadRequest {
-			t.Errorf("token of another order: %d %s", r.status, r.body)
+		if r.Status != http.StatusBadRequest {
+			t.Errorf("token of another order: %d %s", r.Status, r.Body)
 		}
 	})
 }
 
 func TestSandboxStateAndDelete(t *testing.T) {
-	clock := sandbox.NewFakeClock(t0)
+	clock := providertest.Clock()
 	sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.Clock = clock })
 	u := srv.URL + "/v0/customers"
 	ids := createMany(t, u, 2)
@@ -594,14 +596,14 @@ func TestSandboxStateAndDelete(t *testing.T) {
 
 	r := call(t, http.MethodGet, srv.URL+sandbox.StatePath, "", "", nil)
 	var st synctera.State
-	if err := json.Unmarshal(r.body, &st); err != nil || r.status != http.StatusOK {
-		t.Fatalf("state endpoint: %d %s", r.status, r.body)
+	if err := json.Unmarshal(r.Body, &st); err != nil || r.Status != http.StatusOK {
+		t.Fatalf("state endpoint: %d %s", r.Status, r.Body)
 	}
 	if !reflect.DeepEqual(st, sb.State()) {
 		t.Errorf("endpoint %+v != State() %+v", st, sb.State())
 	}
 	c0, ok := st.Find(ids[0])
-	if !ok || c0.Status != "FROZEN" || c0.Version != 2 || !c0.CreationTime.Equal(t0) || !c0.LastUpdatedTime.Equal(t0.Add(time.Minute)) ||
+	if !ok || c0.Status != "FROZEN" || c0.Version != 2 || !c0.CreationTime.Equal(providertest.T0) || !c0.LastUpdatedTime.Equal(providertest.T0.Add(time.Minute)) ||
 		c0.FirstName != "First0" || c0.LastName != "Last" || c0.Email != "p0@example.com" {
 		t.Errorf("customer state %+v", c0)
 	}
@@ -611,8 +613,8 @@ func TestSandboxStateAndDelete(t *testing.T) {
 
 	sb.Delete(ids[1])
 	sb.Delete("no-such-id")
-	if r := call(t, http.MethodGet, u+"/"+ids[1], bearer, "", nil); r.status != http.StatusNotFound {
-		t.Errorf("get deleted: %d", r.status)
+	if r := call(t, http.MethodGet, u+"/"+ids[1], bearer, "", nil); r.Status != http.StatusNotFound {
+		t.Errorf("get deleted: %d", r.Status)
 	}
 	st = sb.State()
 	if _, ok := st.Find(ids[1]); ok || len(st.Customers) != 2 || st.Totals.Deletes != 1 || st.Totals.Duplicates != 0 {
@@ -625,8 +627,8 @@ func TestSandboxRejectDuplicates(t *testing.T) {
 	u := srv.URL + "/v0/customers"
 	call(t, http.MethodPost, u, bearer, "", person(1))
 	r := call(t, http.MethodPost, u, bearer, "", person(1))
-	if r.status != http.StatusConflict || r.problem(t).Type != synctera.TypeAlreadyExists {
-		t.Errorf("second create of the same person: %d %s", r.status, r.body)
+	if r.Status != http.StatusConflict || r.problem(t).Type != synctera.TypeAlreadyExists {
+		t.Errorf("second create of the same person: %d %s", r.Status, r.Body)
 	}
 	if st := sb.State(); st.Totals.Duplicates != 0 || st.Totals.AlreadyExists != 1 {
 		t.Errorf("totals %+v", st.Totals)
@@ -650,12 +652,12 @@ func TestSandboxKeyReplayExceptions(t *testing.T) {
 				}
 			})
 			u := srv.URL + "/v0/customers"
-			if r := call(t, http.MethodPost, u, bearer, "k1", person(1)); r.status != status {
-				t.Fatalf("first: %d %s", r.status, r.body)
+			if r := call(t, http.MethodPost, u, bearer, "k1", person(1)); r.Status != status {
+				t.Fatalf("first: %d %s", r.Status, r.Body)
 			}
 			r := call(t, http.MethodPost, u, bearer, "k1", person(1))
-			if r.status != http.StatusCreated || r.header.Get(synctera.ReplayedHeader) != "" {
-				t.Errorf("after a %d the request runs again: %d replayed=%q", status, r.status, r.header.Get(synctera.ReplayedHeader))
+			if r.Status != http.StatusCreated || r.Header.Get(synctera.ReplayedHeader) != "" {
+				t.Errorf("after a %d the request runs again: %d replayed=%q", status, r.Status, r.Header.Get(synctera.ReplayedHeader))
 			}
 			if st := sb.State(); st.Totals.Creates != 1 {
 				t.Errorf("creates %d", st.Totals.Creates)
@@ -663,17 +665,17 @@ func TestSandboxKeyReplayExceptions(t *testing.T) {
 		})
 	}
 	t.Run("7 days by default", func(t *testing.T) {
-		clock := sandbox.NewFakeClock(t0)
+		clock := providertest.Clock()
 		sb, srv := newSandbox(t, func(o *synctera.SandboxOptions) { o.Clock = clock })
 		u := srv.URL + "/v0/customers"
 		call(t, http.MethodPost, u, bearer, "k1", person(1))
 		clock.Advance(7*24*time.Hour - time.Second)
-		if r := call(t, http.MethodPost, u, bearer, "k1", person(1)); r.header.Get(synctera.ReplayedHeader) != "true" {
-			t.Errorf("within 7 days: not replayed (%d)", r.status)
+		if r := call(t, http.MethodPost, u, bearer, "k1", person(1)); r.Header.Get(synctera.ReplayedHeader) != "true" {
+			t.Errorf("within 7 days: not replayed (%d)", r.Status)
 		}
 		sb.AdvanceClock(time.Second)
-		if r := call(t, http.MethodPost, u, bearer, "k1", person(1)); r.status != http.StatusCreated || r.header.Get(synctera.ReplayedHeader) != "" {
-			t.Errorf("after 7 days: %d replayed=%q", r.status, r.header.Get(synctera.ReplayedHeader))
+		if r := call(t, http.MethodPost, u, bearer, "k1", person(1)); r.Status != http.StatusCreated || r.Header.Get(synctera.ReplayedHeader) != "" {
+			t.Errorf("after 7 days: %d replayed=%q", r.Status, r.Header.Get(synctera.ReplayedHeader))
 		}
 		if st := sb.State(); st.Totals.Creates != 2 || st.Totals.Duplicates != 1 {
 			t.Errorf("totals %+v", st.Totals)
@@ -686,8 +688,8 @@ func TestSandboxMetadata(t *testing.T) {
 	_, srv := newSandbox(t, nil)
 	u := srv.URL + "/v0/customers"
 	r := call(t, http.MethodPost, u, bearer, "", `{"status":"PROSPECT","metadata":{"etl_entity_key":"customer/C1","n":[1,{"x":null}]}}`)
-	if r.status != http.StatusCreated {
-		t.Fatalf("create with metadata: %d %s", r.status, r.body)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create with metadata: %d %s", r.Status, r.Body)
 	}
 	c := r.customer(t)
 	if synctera.EntityRef(c.Metadata) != "customer/C1" {

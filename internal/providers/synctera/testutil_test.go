@@ -1,23 +1,19 @@
 package synctera_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/load"
 	"github.com/northwind-data/etl/internal/model"
 	"github.com/northwind-data/etl/internal/partner"
+	"github.com/northwind-data/etl/internal/providers/providertest"
 	"github.com/northwind-data/etl/internal/providers/synctera"
-	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 const (
@@ -25,9 +21,6 @@ const (
 	docKey = "7d943c51-e4ff-4e57-9558-08cab6b963c7" // the doc example's idempotency key
 	docID  = "38400000-8cf0-11bd-b23e-10b96e4ef00d" // the doc example's customer id
 )
-
-// t0 is the fixed "now" of the sandboxes in these tests.
-var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 var hmacKey = []byte("test-hmac-key")
 
@@ -42,7 +35,7 @@ func customer(id string) *model.Customer {
 		FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", Phone: "+15125550100",
 		DOB:     model.Date{Year: 1985, Month: time.December, Day: 10},
 		Address: model.Address{Line1: "1 Main St", Line2: "Apt 4", City: "Austin", State: "TX", PostalCode: "78753", Country: "US"},
-		Status:  "ACTIVE", Created: t0.AddDate(-3, 0, 0), OrganizationID: "50004",
+		Status:  "ACTIVE", Created: providertest.T0.AddDate(-3, 0, 0), OrganizationID: "50004",
 		Accounts: []model.Account{{ID: "A-" + id, Type: "DDA", Status: "OPEN", CustomerIDs: []string{id}, Cards: []model.Card{{
 			ID: "K1", CustomerID: id, PAN: pan, CVV: model.NewCVV("123"), ExpMonth: 2, ExpYear: 2040,
 			Type: "credit", Brand: "visa", IIN: pan.IIN(), Last4: pan.Last4(), Status: "OPEN",
@@ -88,7 +81,7 @@ func plan(t *testing.T, op partner.Op, kind partner.Kind, remoteID string) partn
 
 func newSandbox(t *testing.T, mod func(*synctera.SandboxOptions)) (*synctera.Sandbox, *httptest.Server) {
 	t.Helper()
-	o := synctera.SandboxOptions{Token: token, Clock: sandbox.NewFakeClock(t0)}
+	o := synctera.SandboxOptions{Token: token, Clock: providertest.Clock()}
 	if mod != nil {
 		mod(&o)
 	}
@@ -101,7 +94,7 @@ func newSandbox(t *testing.T, mod func(*synctera.SandboxOptions)) (*synctera.San
 func newClient(t *testing.T, baseURL, tok string, mod func(*synctera.Config)) *synctera.Client {
 	t.Helper()
 	cfg := synctera.Config{BaseURL: baseURL, Token: tok,
-		HTTP: httpx.Config{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxAttempts: 3, Timeout: 5 * time.Second}}
+		HTTP: providertest.FastHTTP()}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -112,24 +105,20 @@ func newClient(t *testing.T, baseURL, tok string, mod func(*synctera.Config)) *s
 	return c
 }
 
-// reply is one raw HTTP answer.
-type reply struct {
-	status int
-	header http.Header
-	body   []byte
-}
+// reply is one raw HTTP answer, with Synctera's readings of it.
+type reply struct{ providertest.Reply }
 
 func (r reply) problem(t *testing.T) synctera.Problem {
 	t.Helper()
-	if ct := r.header.Get("Content-Type"); ct != synctera.ProblemContentType {
-		t.Fatalf("Content-Type %q, want %s (status %d, body %s)", ct, synctera.ProblemContentType, r.status, r.body)
+	if ct := r.Header.Get("Content-Type"); ct != synctera.ProblemContentType {
+		t.Fatalf("Content-Type %q, want %s (status %d, body %s)", ct, synctera.ProblemContentType, r.Status, r.Body)
 	}
 	var p synctera.Problem
-	if err := json.Unmarshal(r.body, &p); err != nil {
-		t.Fatalf("problem body %s: %v", r.body, err)
+	if err := json.Unmarshal(r.Body, &p); err != nil {
+		t.Fatalf("problem body %s: %v", r.Body, err)
 	}
-	if p.Status != r.status || p.Title == "" || p.Type == "" {
-		t.Fatalf("problem %+v does not carry type, title and status %d", p, r.status)
+	if p.Status != r.Status || p.Title == "" || p.Type == "" {
+		t.Fatalf("problem %+v does not carry type, title and status %d", p, r.Status)
 	}
 	return p
 }
@@ -137,8 +126,8 @@ func (r reply) problem(t *testing.T) synctera.Problem {
 func (r reply) customer(t *testing.T) synctera.Customer {
 	t.Helper()
 	var c synctera.Customer
-	if err := json.Unmarshal(r.body, &c); err != nil {
-		t.Fatalf("customer body %s: %v", r.body, err)
+	if err := json.Unmarshal(r.Body, &c); err != nil {
+		t.Fatalf("customer body %s: %v", r.Body, err)
 	}
 	return c
 }
@@ -156,38 +145,18 @@ func call(t *testing.T, method, url, auth, key string, body any) reply {
 
 // rawCall is call for goroutines other than the test's.
 func rawCall(method, url, auth, key string, body any) (reply, error) {
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			return reply{}, err
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return reply{}, err
-	}
+	hdr := map[string]string{}
 	if auth != "" {
-		req.Header.Set("Authorization", auth)
+		hdr["Authorization"] = auth
 	}
 	if key != "" {
-		req.Header.Set(synctera.IdempotencyHeader, key)
+		hdr[synctera.IdempotencyHeader] = key
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		hdr["Content-Type"] = "application/json"
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return reply{}, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	return reply{status: resp.StatusCode, header: resp.Header, body: out}, err
+	r, err := providertest.RawCall(method, url, hdr, body)
+	return reply{r}, err
 }
 
 // holdFirst is an InFlight hook that holds the first keyed request until
@@ -202,56 +171,3 @@ func holdFirst() (hook func(*http.Request), entered <-chan struct{}, release fun
 }
 
 const bearer = "Bearer " + token
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// recorder forwards to h and keeps the method, path, query and headers
-// of every request.
-type recorder struct {
-	h  http.Handler
-	mu sync.Mutex
-	rs []*http.Request
-}
-
-func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	r.mu.Lock()
-	r.rs = append(r.rs, req.Clone(req.Context()))
-	r.mu.Unlock()
-	r.h.ServeHTTP(w, req)
-}
-
-func (r *recorder) requests() []*http.Request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]*http.Request(nil), r.rs...)
-}
-
-// waitFor fails the test instead of hanging when ch is not closed soon.
-func waitFor(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-	}
-}
-
-// recv fails the test instead of hanging when nothing arrives soon.
-func recv[T any](t *testing.T, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("timed out waiting for a result")
-	}
-	var zero T
-	return zero
-}

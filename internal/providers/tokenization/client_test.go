@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/golden"
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/model"
@@ -21,15 +23,6 @@ import (
 )
 
 var ctx = context.Background()
-
-func send(t *testing.T, c *tokenization.Client, op partner.Op) partner.Result {
-	t.Helper()
-	res := c.Send(ctx, []partner.Op{op}, nil)
-	if len(res) != 1 {
-		t.Fatalf("%d results for one op", len(res))
-	}
-	return res[0]
-}
 
 func createOp(t *testing.T, c *tokenization.Client, cu *model.Customer) partner.Op {
 	op := mapOne(t, c, cu)
@@ -56,8 +49,8 @@ func TestCreateRerunUpdateDeactivate(t *testing.T) {
 	c := newClient(t, s.url, nil)
 	op := createOp(t, c, customer("C1"))
 
-	m := s.rec.mark()
-	r := send(t, c, op)
+	m := s.rec.Mark()
+	r := providertest.SendOne(t, c, op, nil)
 	mustOK(t, "create", r)
 	st := s.sb.State()
 	cl, _ := st.Find("etl-C1")
@@ -65,28 +58,28 @@ func TestCreateRerunUpdateDeactivate(t *testing.T) {
 		t.Fatalf("create: %+v (state %+v)", r, st)
 	}
 	// The name is looked up first: one list page, then the create.
-	if got := s.rec.calls(m); !reflect.DeepEqual(got, []string{"GET " + clients, "POST " + clients}) {
+	if got := s.rec.Calls(m); !reflect.DeepEqual(got, []string{"GET " + clients, "POST " + clients}) {
 		t.Fatalf("calls %v", got)
 	}
-	golden.Assert(t, "create_request.golden.json", s.rec.last(http.MethodPost).req)
+	golden.Assert(t, "create_request.golden.json", s.rec.Last(http.MethodPost).Body)
 
 	// A rerun of the same content in a new process, after the answer
 	// never reached the ledger (no RemoteID): found by name, patched.
 	fresh := newClient(t, s.url, nil)
-	m = s.rec.mark()
-	again := send(t, fresh, op)
+	m = s.rec.Mark()
+	again := providertest.SendOne(t, fresh, op, nil)
 	mustOK(t, "rerun", again)
 	if again.RemoteID != r.RemoteID || again.HTTPStatus != http.StatusOK {
 		t.Fatalf("rerun: %+v", again)
 	}
-	if got := s.rec.calls(m); !reflect.DeepEqual(got, []string{"GET " + clients, "PATCH " + clients + "/" + r.RemoteID}) {
+	if got := s.rec.Calls(m); !reflect.DeepEqual(got, []string{"GET " + clients, "PATCH " + clients + "/" + r.RemoteID}) {
 		t.Fatalf("rerun calls %v", got)
 	}
-	golden.Assert(t, "update_request.golden.json", s.rec.last(http.MethodPatch).req)
+	golden.Assert(t, "update_request.golden.json", s.rec.Last(http.MethodPatch).Body)
 	// ...and in the same process, from the index, without listing again.
-	m = s.rec.mark()
-	mustOK(t, "rerun in process", send(t, c, op))
-	if got := s.rec.calls(m); len(got) != 1 || !strings.HasPrefix(got[0], "PATCH ") {
+	m = s.rec.Mark()
+	mustOK(t, "rerun in process", providertest.SendOne(t, c, op, nil))
+	if got := s.rec.Calls(m); len(got) != 1 || !strings.HasPrefix(got[0], "PATCH ") {
 		t.Fatalf("calls %v", got)
 	}
 	st = s.sb.State()
@@ -99,7 +92,7 @@ func TestCreateRerunUpdateDeactivate(t *testing.T) {
 	cu.Email = "ada@lovelace.example"
 	up := mapOne(t, c, cu)
 	up.Kind, up.RemoteID = partner.Update, r.RemoteID
-	ur := send(t, fresh, up)
+	ur := providertest.SendOne(t, fresh, up, nil)
 	mustOK(t, "update", ur)
 	id, _ := strconv.Atoi(r.RemoteID)
 	d, err := c.Get(ctx, id)
@@ -110,13 +103,13 @@ func TestCreateRerunUpdateDeactivate(t *testing.T) {
 	// Deactivation: isActive false, nothing else.
 	off := partner.Op{EntityKey: "customer/C1", CustomerID: "C1", Kind: partner.Deactivate, RemoteID: r.RemoteID}
 	mustOK(t, "deactivate", c.Deactivate(ctx, off))
-	golden.Assert(t, "deactivate_request.golden.json", s.rec.last(http.MethodPatch).req)
+	golden.Assert(t, "deactivate_request.golden.json", s.rec.Last(http.MethodPatch).Body)
 	if d, _ = c.Get(ctx, id); d.IsActive || d.Version != 4 || d.Contact.Email != "ada@lovelace.example" {
 		t.Fatalf("after deactivate: %+v", d)
 	}
 	// Through Send too, and an update of an active customer switches it on.
-	mustOK(t, "deactivate via Send", send(t, c, off))
-	mustOK(t, "reactivate", send(t, c, up))
+	mustOK(t, "deactivate via Send", providertest.SendOne(t, c, off, nil))
+	mustOK(t, "reactivate", providertest.SendOne(t, c, up, nil))
 	if d, _ = c.Get(ctx, id); !d.IsActive || d.Version != 6 {
 		t.Fatalf("after reactivation: %+v", d)
 	}
@@ -124,8 +117,8 @@ func TestCreateRerunUpdateDeactivate(t *testing.T) {
 	if len(st.Clients) != 1 || st.Totals.Creates != 1 || st.Totals.Duplicates != 0 || st.Totals.DuplicateNameRefusals != 0 {
 		t.Fatalf("final state %+v", st)
 	}
-	for _, e := range s.rec.ex {
-		noCardData(t, e.method+" "+e.path, e.req)
+	for _, e := range s.rec.All() {
+		noCardData(t, e.Method+" "+e.Path, e.Body)
 	}
 	if c.Name() != tokenization.Name || c.MaxBatch() != 1 {
 		t.Fatalf("Name %q MaxBatch %d", c.Name(), c.MaxBatch())
@@ -145,31 +138,29 @@ func TestNameIndexAcrossPages(t *testing.T) {
 		}
 	}
 	c := newClient(t, s.url, func(cfg *tokenization.Config) { cfg.PageSize = 10 })
-	m := s.rec.mark()
+	m := s.rec.Mark()
 	for i := 0; i < 25; i++ {
 		cid := fmt.Sprintf("C%02d", i)
-		r := send(t, c, createOp(t, c, customer(cid)))
+		r := providertest.SendOne(t, c, createOp(t, c, customer(cid)), nil)
 		mustOK(t, cid, r)
 		if r.RemoteID != strconv.Itoa(ids[cid]) {
 			t.Fatalf("%s: remote id %s, want %d", cid, r.RemoteID, ids[cid])
 		}
 	}
 	var lists []string
-	s.rec.mu.Lock()
-	for _, e := range s.rec.ex[m:] {
-		if e.method == http.MethodGet {
-			lists = append(lists, e.query)
+	for _, e := range s.rec.Since(m) {
+		if e.Method == http.MethodGet {
+			lists = append(lists, e.Query)
 		}
 	}
-	s.rec.mu.Unlock()
 	want := []string{"partner=792&take=10", "partner=792&skip=10&take=10", "partner=792&skip=20&take=10"}
 	if !reflect.DeepEqual(lists, want) {
 		t.Fatalf("list calls %v, want %v", lists, want)
 	}
 	// A new customer is created without listing again.
-	m = s.rec.mark()
-	mustOK(t, "new", send(t, c, createOp(t, c, customer("C99"))))
-	if got := s.rec.calls(m); !reflect.DeepEqual(got, []string{"POST " + clients}) {
+	m = s.rec.Mark()
+	mustOK(t, "new", providertest.SendOne(t, c, createOp(t, c, customer("C99")), nil))
+	if got := s.rec.Calls(m); !reflect.DeepEqual(got, []string{"POST " + clients}) {
 		t.Fatalf("calls %v", got)
 	}
 	st := s.sb.State()
@@ -216,16 +207,16 @@ func TestListAllWalksPastTheTakeCap(t *testing.T) {
 func TestCreateRaceResolvedByName(t *testing.T) {
 	s := newSandbox(t, nil)
 	c := newClient(t, s.url, nil)
-	mustOK(t, "C1", send(t, c, createOp(t, c, customer("C1")))) // builds the index
+	mustOK(t, "C1", providertest.SendOne(t, c, createOp(t, c, customer("C1")), nil)) // builds the index
 	other := seed(t, s, "etl-C2", partnerID)
-	m := s.rec.mark()
-	r := send(t, c, createOp(t, c, customer("C2")))
+	m := s.rec.Mark()
+	r := providertest.SendOne(t, c, createOp(t, c, customer("C2")), nil)
 	mustOK(t, "C2", r)
 	if r.RemoteID != strconv.Itoa(other) {
 		t.Fatalf("remote id %s, want %d", r.RemoteID, other)
 	}
 	want := []string{"POST " + clients, "GET " + clients, "PATCH " + clients + "/" + r.RemoteID}
-	if got := s.rec.calls(m); !reflect.DeepEqual(got, want) {
+	if got := s.rec.Calls(m); !reflect.DeepEqual(got, want) {
 		t.Fatalf("calls %v, want %v", got, want)
 	}
 	st := s.sb.State()
@@ -249,7 +240,7 @@ func TestNameHeldByAnotherClientIsRejected(t *testing.T) {
 			s := newSandbox(t, docPartners)
 			seed(t, s, tc.holder, tc.partner)
 			c := newClient(t, s.url, nil)
-			r := send(t, c, createOp(t, c, customer("C5")))
+			r := providertest.SendOne(t, c, createOp(t, c, customer("C5")), nil)
 			if r.Outcome != partner.Rejected || httpx.CodeOf(r.Err) != tokenization.CodeDuplicateName || r.HTTPStatus != http.StatusConflict ||
 				!strings.Contains(r.Err.Error(), "does not list") {
 				t.Fatalf("%+v", r)
@@ -290,9 +281,9 @@ func (d *dropFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestLostCreateAnswer(t *testing.T) {
 	t.Run("create landed: found and patched at once", func(t *testing.T) {
 		s := newSandbox(t, nil)
-		url := newServerURL(t, &dropFirst{h: s.rec, method: http.MethodPost})
+		url := providertest.Serve(t, &dropFirst{h: s.rec, method: http.MethodPost})
 		c := newClient(t, url, nil)
-		r := send(t, c, createOp(t, c, customer("C1")))
+		r := providertest.SendOne(t, c, createOp(t, c, customer("C1")), nil)
 		mustOK(t, "lost answer", r)
 		st := s.sb.State()
 		if len(st.Clients) != 1 || st.Totals.Creates != 1 || st.Totals.Duplicates != 0 || r.RemoteID != strconv.Itoa(st.Clients[0].ID) || st.Clients[0].Version != 1 {
@@ -305,17 +296,17 @@ func TestLostCreateAnswer(t *testing.T) {
 	})
 	t.Run("create did not land: uncertain, the rerun creates it once", func(t *testing.T) {
 		s := newSandbox(t, nil)
-		url := newServerURL(t, &dropFirst{h: s.rec, method: http.MethodPost, before: true})
+		url := providertest.Serve(t, &dropFirst{h: s.rec, method: http.MethodPost, before: true})
 		c := newClient(t, url, nil)
 		op := createOp(t, c, customer("C1"))
-		r := send(t, c, op)
+		r := providertest.SendOne(t, c, op, nil)
 		if r.Outcome != partner.Uncertain || httpx.KindOf(r.Err) != httpx.Uncertain {
 			t.Fatalf("%+v", r)
 		}
 		if st := s.sb.State(); len(st.Clients) != 0 {
 			t.Fatalf("state %+v", st)
 		}
-		mustOK(t, "rerun", send(t, newClient(t, url, nil), op))
+		mustOK(t, "rerun", providertest.SendOne(t, newClient(t, url, nil), op, nil))
 		if st := s.sb.State(); len(st.Clients) != 1 || st.Totals.Creates != 1 {
 			t.Fatalf("state %+v", st)
 		}
@@ -326,11 +317,11 @@ func TestLostCreateAnswer(t *testing.T) {
 func TestStaleIndexEntryIsRecreated(t *testing.T) {
 	s := newSandbox(t, nil)
 	c := newClient(t, s.url, nil)
-	first := send(t, c, createOp(t, c, customer("C1")))
+	first := providertest.SendOne(t, c, createOp(t, c, customer("C1")), nil)
 	mustOK(t, "create", first)
 	id, _ := strconv.Atoi(first.RemoteID)
 	s.sb.Delete(id)
-	again := send(t, c, createOp(t, c, customer("C1")))
+	again := providertest.SendOne(t, c, createOp(t, c, customer("C1")), nil)
 	mustOK(t, "recreate", again)
 	st := s.sb.State()
 	if again.RemoteID == first.RemoteID || len(st.Clients) != 1 || st.Totals.Creates != 2 || again.Attempts != 2 {
@@ -341,7 +332,7 @@ func TestStaleIndexEntryIsRecreated(t *testing.T) {
 func TestErrorTyping(t *testing.T) {
 	s := newSandbox(t, nil)
 	good := newClient(t, s.url, nil)
-	known := send(t, good, createOp(t, good, customer("C1")))
+	known := providertest.SendOne(t, good, createOp(t, good, customer("C1")), nil)
 	mustOK(t, "seed", known)
 	badEmail := customer("C2")
 	badEmail.Email = "not-an-email"
@@ -373,7 +364,7 @@ func TestErrorTyping(t *testing.T) {
 		{"not our payload", good, partner.Op{EntityKey: "customer/C1", Kind: partner.Create, Payload: "x"}, partner.Failed, httpx.Fatal, 0, "bad_payload"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := send(t, tc.c, tc.op)
+			r := providertest.SendOne(t, tc.c, tc.op, nil)
 			var he *httpx.Error
 			if r.Outcome != tc.outcome || !errors.As(r.Err, &he) || he.Kind != tc.kind || r.HTTPStatus != tc.status || he.Code != tc.code || r.EntityKey != tc.op.EntityKey {
 				t.Fatalf("%+v (err %v)", r, r.Err)
@@ -416,10 +407,10 @@ func TestErrorBodies(t *testing.T) {
 		{`<html>secret echo</html>`, "", "Unprocessable Entity"},
 	} {
 		s := newSandbox(t, nil)
-		c := newClient(t, newServerURL(t, stubbed(s.rec, 1, http.StatusUnprocessableEntity, tc.body)), nil)
+		c := newClient(t, providertest.Serve(t, stubbed(s.rec, 1, http.StatusUnprocessableEntity, tc.body)), nil)
 		op := mapOne(t, c, customer("C1"))
 		op.Kind, op.RemoteID = partner.Update, "1001"
-		r := send(t, c, op)
+		r := providertest.SendOne(t, c, op, nil)
 		var he *httpx.Error
 		if r.Outcome != partner.Rejected || !errors.As(r.Err, &he) || he.Code != tc.code || he.Message != tc.msg {
 			t.Errorf("%s: %+v", tc.body, r.Err)
@@ -431,11 +422,11 @@ func TestErrorBodies(t *testing.T) {
 func TestPatchRetriedAndAttemptsCounted(t *testing.T) {
 	s := newSandbox(t, nil)
 	good := newClient(t, s.url, nil)
-	known := send(t, good, createOp(t, good, customer("C1")))
-	c := newClient(t, newServerURL(t, stubbed(s.rec, 1, http.StatusServiceUnavailable, `{"errorCode":7503,"message":"busy"}`)), nil)
+	known := providertest.SendOne(t, good, createOp(t, good, customer("C1")), nil)
+	c := newClient(t, providertest.Serve(t, stubbed(s.rec, 1, http.StatusServiceUnavailable, `{"errorCode":7503,"message":"busy"}`)), nil)
 	op := mapOne(t, c, customer("C1"))
 	op.Kind, op.RemoteID = partner.Update, known.RemoteID
-	r := send(t, c, op)
+	r := providertest.SendOne(t, c, op, nil)
 	mustOK(t, "update", r)
 	if r.Attempts != 2 || r.HTTPStatus != http.StatusOK {
 		t.Fatalf("%+v", r)
@@ -457,12 +448,12 @@ func TestCreateRetriedOn5xx(t *testing.T) {
 			}
 			s.rec.ServeHTTP(w, r)
 		})
-		c := newClient(t, newServerURL(t, h), nil)
-		r := send(t, c, createOp(t, c, customer("C1")))
+		c := newClient(t, providertest.Serve(t, h), nil)
+		r := providertest.SendOne(t, c, createOp(t, c, customer("C1")), nil)
 		if r.Outcome != partner.Uncertain || posts.Load() != 1 || len(s.sb.State().Clients) != 0 {
 			t.Fatalf("%+v, %d posts, state %+v", r, posts.Load(), s.sb.State())
 		}
-		mustOK(t, "rerun", send(t, c, createOp(t, c, customer("C1"))))
+		mustOK(t, "rerun", providertest.SendOne(t, c, createOp(t, c, customer("C1")), nil))
 		if st := s.sb.State(); len(st.Clients) != 1 || st.Totals.Creates != 1 {
 			t.Fatalf("after the rerun: %+v", st)
 		}
@@ -481,8 +472,8 @@ func TestCreateRetriedOn5xx(t *testing.T) {
 				}
 				s.rec.ServeHTTP(w, r)
 			})
-			c := newClient(t, newServerURL(t, h), nil)
-			r := send(t, c, createOp(t, c, customer("C1")))
+			c := newClient(t, providertest.Serve(t, h), nil)
+			r := providertest.SendOne(t, c, createOp(t, c, customer("C1")), nil)
 			mustOK(t, "create", r)
 			st := s.sb.State()
 			if posts.Load() != 1 || len(st.Clients) != 1 || st.Totals.Creates != 1 || st.Totals.Duplicates != 0 || r.RemoteID != strconv.Itoa(st.Clients[0].ID) {
@@ -501,7 +492,7 @@ func TestConcurrentSends(t *testing.T) {
 	s := newSandbox(t, nil)
 	seed(t, s, "etl-C07", partnerID) // one already there
 	c := newClient(t, s.url, func(cfg *tokenization.Config) { cfg.PageSize = 10 })
-	m := s.rec.mark()
+	m := s.rec.Mark()
 	var wg sync.WaitGroup
 	results := make([]partner.Result, 40)
 	for i := range results {
@@ -522,7 +513,7 @@ func TestConcurrentSends(t *testing.T) {
 		}
 	}
 	lists := 0
-	for _, call := range s.rec.calls(m) {
+	for _, call := range s.rec.Calls(m) {
 		if strings.HasPrefix(call, "GET ") {
 			lists++
 		}
@@ -544,14 +535,14 @@ func TestSignerReplacesBasicAuth(t *testing.T) {
 			return nil
 		})
 	})
-	mustOK(t, "create", send(t, c, createOp(t, c, customer("C1"))))
+	mustOK(t, "create", providertest.SendOne(t, c, createOp(t, c, customer("C1")), nil))
 	if signed.Load() != 2 { // the list page and the create
 		t.Fatalf("signed %d requests", signed.Load())
 	}
 	failing := newClient(t, s.url, func(cfg *tokenization.Config) {
 		cfg.Signer = tokenization.SignerFunc(func(*http.Request) error { return errors.New("no key") })
 	})
-	if r := send(t, failing, createOp(t, failing, customer("C2"))); r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
+	if r := providertest.SendOne(t, failing, createOp(t, failing, customer("C2")), nil); r.Outcome != partner.Failed || httpx.KindOf(r.Err) != httpx.Fatal {
 		t.Fatalf("%+v", r)
 	}
 	if got := fmt.Sprintf("%v %+v %#v", tokenization.BasicSigner(user, pass), tokenization.BasicSigner(user, pass), tokenization.BasicSigner(user, pass)); strings.Contains(got, pass) {

@@ -12,6 +12,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/partner"
 	"github.com/northwind-data/etl/internal/providers/tokenization"
@@ -153,7 +155,7 @@ func hmacSandbox(t *testing.T, clock sandbox.Clock) (*tokenization.Sandbox, stri
 // The sandbox checks signature, nonce and timestamp as published and
 // answers 401 without a body.
 func TestSandboxHMACChecks(t *testing.T) {
-	clock := sandbox.NewFakeClock(t0)
+	clock := providertest.Clock()
 	sb, url := hmacSandbox(t, clock)
 	key := []byte("shieldconex-shared-secret") // goldenB64 decoded
 	type req struct {
@@ -189,25 +191,18 @@ func TestSandboxHMACChecks(t *testing.T) {
 		if r.rawAuth != "" {
 			auth = r.rawAuth
 		}
-		var body io.Reader
+		var body any
 		if r.body != "" {
-			body = strings.NewReader(r.body)
+			body = r.body
 		}
-		hr, _ := http.NewRequest(r.method, url+r.path, body)
-		hr.Header.Set("Authorization", auth)
-		resp, err := http.DefaultClient.Do(hr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, out
+		rep := providertest.Call(t, r.method, url+r.path, map[string]string{"Authorization": auth}, body)
+		return rep.Status, rep.Body
 	}
 	list := clients + "?partner=792"
 	create := `{"name":"etl-H1","isActive":true,"directPartner":{"id":792},"contact":{"firstName":"A","lastName":"B","email":"a@example.com"}}`
 	other := `{"name":"etl-H2","isActive":true,"directPartner":{"id":792},"contact":{"firstName":"A","lastName":"B","email":"a@example.com"}}`
 	listPath := clients
-	now := t0
+	now := providertest.T0
 	tests := []struct {
 		name    string
 		advance time.Duration
@@ -254,12 +249,12 @@ func TestHMACClientAgainstSandbox(t *testing.T) {
 	c := newClient(t, url, func(cfg *tokenization.Config) {
 		cfg.Auth, cfg.Password, cfg.Secret, cfg.SecretBase64 = tokenization.AuthHMAC, "", goldenB64, true
 	})
-	first := send(t, c, createOp(t, c, customer("C1")))
+	first := providertest.SendOne(t, c, createOp(t, c, customer("C1")), nil)
 	mustOK(t, "create", first)
 	upd := mapOne(t, c, customer("C1"))
 	upd.Kind, upd.RemoteID = partner.Update, first.RemoteID
 	sb.FailNext(1) // a 500, then the retry with a fresh nonce
-	r := send(t, c, upd)
+	r := providertest.SendOne(t, c, upd, nil)
 	mustOK(t, "update", r)
 	if r.Attempts != 2 {
 		t.Fatalf("update took %d attempts, want 2 (a 500 and a retry)", r.Attempts)
@@ -270,7 +265,7 @@ func TestHMACClientAgainstSandbox(t *testing.T) {
 	}
 	// The same user with Basic is refused: the method is per user.
 	basic := newClient(t, url, nil)
-	if r := send(t, basic, createOp(t, basic, customer("C2"))); httpx.KindOf(r.Err) != httpx.Fatal || r.HTTPStatus != 401 {
+	if r := providertest.SendOne(t, basic, createOp(t, basic, customer("C2")), nil); httpx.KindOf(r.Err) != httpx.Fatal || r.HTTPStatus != 401 {
 		t.Fatalf("basic: %+v", r)
 	}
 }
@@ -283,7 +278,7 @@ func TestPublishedErrorBodies(t *testing.T) {
 	c := newClient(t, s.url, nil)
 	bad := customer("C2")
 	bad.Email = "not-an-email"
-	r := send(t, c, createOp(t, c, bad))
+	r := providertest.SendOne(t, c, createOp(t, c, bad), nil)
 	var he *httpx.Error
 	var ve *tokenization.ValidationError
 	if r.Outcome != partner.Rejected || !errors.As(r.Err, &he) || he.Status != 409 || he.Code != tokenization.CodeValidation ||
@@ -293,14 +288,14 @@ func TestPublishedErrorBodies(t *testing.T) {
 	if !errors.As(r.Err, &ve) || ve.Fields["contact.email"].ErrorCode != tokenization.FieldInvalid || len(ve.Fields) != 1 {
 		t.Fatalf("409 detail: %+v", ve)
 	}
-	if strings.Contains(he.Message, "held by") || strings.Count(strings.Join(s.rec.calls(0), ","), "POST") != 1 {
-		t.Fatalf("a validation error was taken for a taken name: %v %v", he, s.rec.calls(0))
+	if strings.Contains(he.Message, "held by") || strings.Count(strings.Join(s.rec.Calls(0), ","), "POST") != 1 {
+		t.Fatalf("a validation error was taken for a taken name: %v %v", he, s.rec.Calls(0))
 	}
 
 	s.sb.FailNext(10)
 	up := mapOne(t, c, customer("C1"))
 	up.Kind, up.RemoteID = partner.Update, "1001"
-	r = send(t, c, up)
+	r = providertest.SendOne(t, c, up, nil)
 	if r.Outcome != partner.Failed || !errors.As(r.Err, &he) || he.Kind != httpx.Retryable || he.Status != 500 || he.Code != tokenization.CodeInternal || he.Message != "Internal server error." {
 		t.Fatalf("500: %+v", r.Err)
 	}
@@ -311,10 +306,10 @@ func TestPublishedErrorBodies(t *testing.T) {
 			"7409", "Validation failed. (email: is bad; name: must be unique [1062])"},
 	} {
 		s := newSandbox(t, nil)
-		c := newClient(t, newServerURL(t, stubbed(s.rec, 1, http.StatusUnprocessableEntity, tc.body)), nil)
+		c := newClient(t, providertest.Serve(t, stubbed(s.rec, 1, http.StatusUnprocessableEntity, tc.body)), nil)
 		op := mapOne(t, c, customer("C1"))
 		op.Kind, op.RemoteID = partner.Update, "1001"
-		r := send(t, c, op)
+		r := providertest.SendOne(t, c, op, nil)
 		if !errors.As(r.Err, &he) || he.Code != tc.code || he.Message != tc.msg {
 			t.Errorf("%s: %+v", tc.body, r.Err)
 		}
@@ -351,7 +346,7 @@ func TestRateHeadersKeepTheClientWithinTheQuota(t *testing.T) {
 		})
 		start := time.Now()
 		for i := range 25 {
-			r := send(t, c, createOp(t, c, customer(fmt.Sprintf("C%d", i))))
+			r := providertest.SendOne(t, c, createOp(t, c, customer(fmt.Sprintf("C%d", i))), nil)
 			mustOK(t, fmt.Sprint("create ", i), r)
 		}
 		st := sb.State()

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/northwind-data/etl/internal/providers/providertest"
+
 	"github.com/northwind-data/etl/internal/providers/tokenization"
 	"github.com/northwind-data/etl/internal/sandbox"
 )
@@ -24,7 +26,7 @@ const clients = tokenization.ClientsPath
 // errorOf decodes an error answer and checks it has the doc's shape.
 func errorOf(t *testing.T, b []byte) tokenization.ErrorBody {
 	t.Helper()
-	sameShape(t, "error", decode(t, readFile(t, "testdata/doc_404_response.json")), decode(t, b))
+	sameShape(t, "error", decode(t, providertest.ReadFile(t, "testdata/doc_404_response.json")), decode(t, b))
 	var e tokenization.ErrorBody
 	_ = json.Unmarshal(b, &e)
 	if !uuidRE.MatchString(e.UUID) || e.Message == "" {
@@ -92,11 +94,11 @@ func TestSandboxDocExamples(t *testing.T) {
 	s := newSandbox(t, docPartners)
 
 	// Create -> {id}.
-	status, out := call(t, http.MethodPost, s.url+clients, user, pass, readFile(t, "testdata/doc_create_request.json"))
+	status, out := call(t, http.MethodPost, s.url+clients, user, pass, providertest.ReadFile(t, "testdata/doc_create_request.json"))
 	if status != http.StatusCreated {
 		t.Fatalf("create: HTTP %d %s", status, out)
 	}
-	sameShape(t, "create", decode(t, readFile(t, "testdata/doc_create_response.json")), decode(t, out))
+	sameShape(t, "create", decode(t, providertest.ReadFile(t, "testdata/doc_create_response.json")), decode(t, out))
 	var created tokenization.IDResponse
 	_ = json.Unmarshal(out, &created)
 	createDoc(t, s, []byte(`{"name":"Test Client","isActive":true,"directPartner":{"name":"partnerName"},"contact":{"firstName":"A","lastName":"B","email":"a@example.com"}}`))
@@ -107,7 +109,7 @@ func TestSandboxDocExamples(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("list %s: HTTP %d %s", p, status, out)
 		}
-		doc := decode(t, readFile(t, "testdata/doc_list_response.json")).(map[string]any)
+		doc := decode(t, providertest.ReadFile(t, "testdata/doc_list_response.json")).(map[string]any)
 		// The second example entry is the one with a null billingId, as
 		// clients created without one have.
 		doc["data"] = doc["data"].([]any)[1:]
@@ -125,7 +127,7 @@ func TestSandboxDocExamples(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("get: HTTP %d %s", status, out)
 	}
-	sameShape(t, "get", decode(t, readFile(t, "testdata/doc_get_response.json")), decode(t, out))
+	sameShape(t, "get", decode(t, providertest.ReadFile(t, "testdata/doc_get_response.json")), decode(t, out))
 	var d tokenization.ClientDetail
 	_ = json.Unmarshal(out, &d)
 	if d.Created != "2026-11-23T10:00:00.000Z" || d.Modified != d.Created || d.Version != 0 || d.Contact.Email != "waterford@example.com" ||
@@ -134,11 +136,11 @@ func TestSandboxDocExamples(t *testing.T) {
 	}
 
 	// Patch -> {id}; the doc's example moves the client to another partner.
-	status, out = call(t, http.MethodPatch, fmt.Sprintf("%s%s/%d", s.url, clients, created.ID), user, pass, readFile(t, "testdata/doc_patch_request.json"))
+	status, out = call(t, http.MethodPatch, fmt.Sprintf("%s%s/%d", s.url, clients, created.ID), user, pass, providertest.ReadFile(t, "testdata/doc_patch_request.json"))
 	if status != http.StatusOK {
 		t.Fatalf("patch: HTTP %d %s", status, out)
 	}
-	sameShape(t, "patch", decode(t, readFile(t, "testdata/doc_create_response.json")), decode(t, out))
+	sameShape(t, "patch", decode(t, providertest.ReadFile(t, "testdata/doc_create_response.json")), decode(t, out))
 	_, out = call(t, http.MethodGet, fmt.Sprintf("%s%s/%d", s.url, clients, created.ID), user, pass, nil)
 	_ = json.Unmarshal(out, &d)
 	if d.Name != "Updated Test Client 2" || d.Version != 1 || d.DirectPartner.ID != 793 {
@@ -320,9 +322,9 @@ func TestSandboxListPaging(t *testing.T) {
 }
 
 func TestSandboxPatchBumpsVersionAndModified(t *testing.T) {
-	clock := sandbox.NewFakeClock(t0)
+	clock := providertest.Clock()
 	sb := tokenization.NewSandbox(tokenization.SandboxOptions{Username: user, Password: pass, Clock: clock})
-	s := &server{sb: sb, url: newServerURL(t, sb)}
+	s := &server{sb: sb, url: providertest.Serve(t, sb)}
 	id := createDoc(t, s, []byte(`{"name":"etl-C1","isActive":true,"directPartner":{"id":792},"contact":{"firstName":"A","lastName":"B","email":"a@example.com"}}`))
 	path := fmt.Sprintf("%s%s/%d", s.url, clients, id)
 	get := func() tokenization.ClientDetail {
@@ -349,7 +351,7 @@ func TestSandboxPatchBumpsVersionAndModified(t *testing.T) {
 			t.Fatalf("%s: HTTP %d %s", tc.body, status, out)
 		}
 		d := get()
-		want := t0.Add(time.Duration(i+1) * time.Minute).Format("2006-01-02T15:04:05.000Z")
+		want := providertest.T0.Add(time.Duration(i+1) * time.Minute).Format("2006-01-02T15:04:05.000Z")
 		if d.Version != i+1 || d.Modified != want || d.Created != before.Created || !tc.check(d) {
 			t.Errorf("after %s: %+v", tc.body, d)
 		}

@@ -1,22 +1,16 @@
 package tokenization_test
 
 import (
-	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/northwind-data/etl/internal/httpx"
 	"github.com/northwind-data/etl/internal/model"
+	"github.com/northwind-data/etl/internal/providers/providertest"
 	"github.com/northwind-data/etl/internal/providers/tokenization"
-	"github.com/northwind-data/etl/internal/sandbox"
 )
 
 const (
@@ -25,9 +19,6 @@ const (
 	partnerID   = 792
 	partnerName = "partnerName"
 )
-
-// t0 is the fixed "now" of every sandbox in these tests.
-var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 // customer is an active customer with a card: the card must never reach
 // this partner.
@@ -46,7 +37,7 @@ func customer(id string) *model.Customer {
 
 type server struct {
 	sb  *tokenization.Sandbox
-	rec *recorder
+	rec *providertest.Recorder
 	url string
 }
 
@@ -54,23 +45,16 @@ type server struct {
 func newSandbox(t *testing.T, partners map[int]string) *server {
 	t.Helper()
 	sb := tokenization.NewSandbox(tokenization.SandboxOptions{Username: user, Password: pass, Partners: partners,
-		Clock: sandbox.NewFakeClock(t0)})
-	rec := &recorder{h: sb}
+		Clock: providertest.Clock()})
+	rec := providertest.NewRecorder(sb)
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
 	return &server{sb: sb, rec: rec, url: srv.URL}
 }
 
-func newServerURL(t *testing.T, h http.Handler) string {
-	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 func testConfig(url string) tokenization.Config {
 	return tokenization.Config{BaseURL: url, Username: user, Password: pass, PartnerID: partnerID, PartnerName: partnerName,
-		HTTP: httpx.Config{BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, MaxAttempts: 3, Timeout: 5 * time.Second}}
+		HTTP: providertest.FastHTTP()}
 }
 
 func newClient(t *testing.T, url string, mod func(*tokenization.Config)) *tokenization.Client {
@@ -86,92 +70,19 @@ func newClient(t *testing.T, url string, mod func(*tokenization.Config)) *tokeni
 	return c
 }
 
-// exchange is one request as the server saw it.
-type exchange struct {
-	method, path, query string
-	req, resp           []byte
-	status              int
-}
-
-// recorder forwards to h and keeps every exchange.
-type recorder struct {
-	h  http.Handler
-	mu sync.Mutex
-	ex []exchange
-}
-
-func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	rw := httptest.NewRecorder()
-	r.h.ServeHTTP(rw, req)
-	r.mu.Lock()
-	r.ex = append(r.ex, exchange{method: req.Method, path: req.URL.Path, query: req.URL.RawQuery, req: body, resp: rw.Body.Bytes(), status: rw.Code})
-	r.mu.Unlock()
-	for k, v := range rw.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rw.Code)
-	_, _ = w.Write(rw.Body.Bytes())
-}
-
-// calls lists "METHOD path" of every exchange since mark.
-func (r *recorder) calls(mark int) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, e := range r.ex[mark:] {
-		out = append(out, e.method+" "+e.path)
-	}
-	return out
-}
-
-func (r *recorder) mark() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.ex)
-}
-
-func (r *recorder) last(method string) exchange {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := len(r.ex) - 1; i >= 0; i-- {
-		if r.ex[i].method == method {
-			return r.ex[i]
-		}
-	}
-	return exchange{}
-}
-
 // call sends one raw request with Basic auth (empty user: none).
 func call(t *testing.T, method, url, u, p string, body []byte) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, url, rd)
+	hdr := map[string]string{"Content-Type": "application/json"}
 	if u != "" {
-		req.SetBasicAuth(u, p)
+		hdr["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p))
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	r, err := providertest.RawCall(method, url, hdr, body)
 	if err != nil {
 		t.Error(err) // not Fatal: some callers run on other goroutines
 		return 0, nil
 	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
-}
-
-func readFile(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return r.Status, r.Body
 }
 
 func decode(t *testing.T, b []byte) any {
