@@ -37,7 +37,6 @@ func (p *childProvider) Send(_ context.Context, ops []partner.Op, _ partner.Jour
 // a failed parent keeps its confirmed card, and a removed child switches
 // its sync_state row off.
 func TestChildrenAreRecordedWhateverTheParentsOutcome(t *testing.T) {
-	t.Parallel()
 	h := newHarness(t)
 	p := &childProvider{outcome: partner.Failed, children: func(op partner.Op) []partner.Child {
 		return []partner.Child{{EntityKey: partner.CardKey(op.CustomerID, "K1"), RemoteID: "pm-1", RequestID: "req-add"}}

@@ -44,7 +44,6 @@ func (s *scripted) Send(_ context.Context, ops []partner.Op, _ partner.Journal) 
 // resent under a new key (its refusal may be replayed under the old one);
 // nothing else moves the key.
 func TestCreateKeyFollowsTheEntityNotItsContent(t *testing.T) {
-	t.Parallel()
 	store := ledger.FromPool(pgtest.NewPool(t))
 	key := []byte(testKey)
 	p := &scripted{}

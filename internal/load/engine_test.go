@@ -131,7 +131,6 @@ func (h *harness) runSource(t *testing.T, src load.Source) *load.Summary {
 }
 
 func TestEveryCustomerLandsInTheLedgerWithItsRequestID(t *testing.T) {
-	t.Parallel()
 	h := newHarness(t)
 	cs := makeCustomers(173)
 	sum := h.run(t, cs)
@@ -169,7 +168,6 @@ func TestEveryCustomerLandsInTheLedgerWithItsRequestID(t *testing.T) {
 }
 
 func TestNightlyRerunMakesNoCallsAndOneChangeMakesOneUpdate(t *testing.T) {
-	t.Parallel()
 	h := newHarness(t)
 	cs := makeCustomers(120)
 	h.run(t, cs)
@@ -215,7 +213,6 @@ func (s *signalAfter) Send(ctx context.Context, ops []partner.Op, j partner.Jour
 }
 
 func TestCancelledRunIsRecordedAndResumable(t *testing.T) {
-	t.Parallel()
 	h := newHarness(t)
 	took := &signalAfter{Provider: h.providers[0], n: 2, done: make(chan struct{})}
 	h.use(t, took)
@@ -293,7 +290,6 @@ func (c *capture) Send(ctx context.Context, ops []partner.Op, j partner.Journal)
 // The engine hands a client each op with Body set to the JSON it hashed,
 // so the client need not encode the payload again.
 func TestOpsCarryTheJSONTheirHashCovers(t *testing.T) {
-	t.Parallel()
 	h := newHarness(t)
 	cp := &capture{Provider: h.providers[0]}
 	h.use(t, cp)

@@ -74,7 +74,6 @@ func (h *harness) runFast(t *testing.T, cs []*model.Customer) *load.Summary {
 // next run skip it whole, and is forgotten before a call that may change
 // what the partner holds, even when that call then fails.
 func TestFingerprintsSkipUnchangedAndAreForgottenBeforeACall(t *testing.T) {
-	t.Parallel()
 	h := newHarness(t)
 	h.with(t, load.WithFingerprintScope("scope-1"))
 	cs := fingerprinted(makeCustomers(60), 1)

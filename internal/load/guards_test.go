@@ -158,7 +158,6 @@ var errUnauthorized = &httpx.Error{Partner: "fake", Op: "POST /customers", Kind:
 // Stopped, and everything not sent is counted so (never ok). It also runs
 // the batcher's drain beside the workers' counting, which -race checks.
 func TestFatalAnswerStopsThePartner(t *testing.T) {
-	t.Parallel()
 	for _, workers := range []int{1, 4} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			p := &fake{send: func(ctx context.Context, ops []partner.Op, _ partner.Journal) []partner.Result {
@@ -214,7 +213,6 @@ func shardsOf(cs []*model.Customer, n int) [][]*model.Customer {
 // fraction of the whole (before, each compared with the global count and
 // four shards removed four times the limit).
 func TestDeactivationGuard(t *testing.T) {
-	t.Parallel()
 	const n, fraction = 1000, 0.05
 	cases := []struct {
 		name    string
@@ -279,7 +277,6 @@ func TestDeactivationGuard(t *testing.T) {
 // without an answer are recorded failed, never ok, and the rerun sends
 // exactly them.
 func TestFewerResultsThanOpsAreFailed(t *testing.T) {
-	t.Parallel()
 	var short atomic.Bool
 	short.Store(true)
 	var mu sync.Mutex
@@ -342,7 +339,6 @@ func TestFewerResultsThanOpsAreFailed(t *testing.T) {
 // journalled detail, never to Send; once settled, the next run has
 // nothing to resolve.
 func TestOpenIntentsGoToTheResolver(t *testing.T) {
-	t.Parallel()
 	var firstRun atomic.Bool
 	firstRun.Store(true)
 	p := &fake{}
@@ -391,7 +387,6 @@ func TestOpenIntentsGoToTheResolver(t *testing.T) {
 // A dry run plans against the checkpoint but calls no partner and writes
 // no ledger row, even with changes and vanished records to act on.
 func TestDryRunCallsNoPartnerAndWritesNothing(t *testing.T) {
-	t.Parallel()
 	p := &fake{}
 	r := newFakeRig(t, p)
 	r.with(t, load.WithDeactivation(0, nil))

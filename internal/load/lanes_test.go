@@ -98,7 +98,6 @@ const failAfter = 60 * time.Second
 // the slow one has not finished one call; then the slow one is let go
 // and the run completes.
 func TestFastPartnerFinishesWhileSlowOneBlocks(t *testing.T) {
-	t.Parallel()
 	store := ledger.FromPool(pgtest.NewPool(t))
 	const n = 2000
 	sl := &slow{tokens: make(chan struct{}), gate: make(chan struct{})}
@@ -130,7 +129,6 @@ func TestFastPartnerFinishesWhileSlowOneBlocks(t *testing.T) {
 // data feed request when a planner stalled behind a full lane flushed
 // partial batches).
 func TestBatchesFillWhileAnotherPartnerIsThrottled(t *testing.T) {
-	t.Parallel()
 	store := ledger.FromPool(pgtest.NewPool(t))
 	const n = 1500
 	sl := &slow{tokens: make(chan struct{}), gate: make(chan struct{})}

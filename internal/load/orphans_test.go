@@ -27,7 +27,6 @@ func (f *finderFake) Find(_ context.Context, op partner.Op) (string, bool, error
 // key -> recorded and switched off in the same run; provably absent ->
 // closed; cannot tell -> uncertain needs_operator, intent kept open.
 func TestOpenIntentsOfVanishedCustomers(t *testing.T) {
-	t.Parallel()
 	cs := makeCustomers(30)
 	// C0001 the partner has, C0002 it does not, C0003 it cannot tell.
 	inDoubt := map[string]bool{"C0001": true, "C0002": true, "C0003": true}
@@ -106,7 +105,6 @@ func TestOpenIntentsOfVanishedCustomers(t *testing.T) {
 // A partner that journals but cannot look an entity up by key alone
 // (Synctera) leaves the vanished customer's intent to an operator.
 func TestOpenIntentOfVanishedCustomerWithoutFinderNeedsOperator(t *testing.T) {
-	t.Parallel()
 	cs := makeCustomers(12)
 	p := &fake{}
 	firstRun := true
@@ -161,7 +159,6 @@ func (r *resolverOnly) Resolve(_ context.Context, op partner.Op, _ partner.Journ
 // still in the source is the planner's to resolve, never the operator's;
 // one of a customer that left is the operator's.
 func TestOpenIntentsOfSeenCustomersAreNotVanishedWithoutADeactivator(t *testing.T) {
-	t.Parallel()
 	cs := makeCustomers(12)
 	base := &fake{}
 	base.send = func(ctx context.Context, ops []partner.Op, j partner.Journal) []partner.Result {

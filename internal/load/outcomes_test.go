@@ -23,7 +23,6 @@ import (
 // the ledger row and the checkpoint keep today's meaning (outcome ok, the
 // new content recorded, so the next run does not plan it again).
 func TestUpdateWithoutAPIIsCountedNotSent(t *testing.T) {
-	t.Parallel()
 	p := &fake{}
 	p.send = func(_ context.Context, ops []partner.Op, _ partner.Journal) []partner.Result {
 		out := allOK(ops)
@@ -62,7 +61,6 @@ func TestUpdateWithoutAPIIsCountedNotSent(t *testing.T) {
 // when the client built its failure with a count of 0, and the error's own
 // count when httpx kept one.
 func TestFailedRowsRecordTheirAttempts(t *testing.T) {
-	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		err  *httpx.Error
@@ -105,7 +103,6 @@ func (f *rejectingFake) Map(c *model.Customer) ([]partner.Item, []model.Reject) 
 // A dry run hands over every reject a real run would write (validation
 // and partner mapping), and still writes nothing.
 func TestDryRunReportsItsRejects(t *testing.T) {
-	t.Parallel()
 	p := &rejectingFake{}
 	r := newFakeRig(t, &p.fake)
 	cs := makeCustomers(6)
@@ -148,7 +145,6 @@ func TestDryRunReportsItsRejects(t *testing.T) {
 // At debug level every batch the engine hands to a worker is logged with
 // its partner, size and why it went.
 func TestBatchFlushesAreLoggedAtDebug(t *testing.T) {
-	t.Parallel()
 	p := &fake{batch: 4}
 	r := newFakeRig(t, p)
 	var logs bytes.Buffer
