@@ -68,21 +68,114 @@ func cmdRun(ctx context.Context, args []string) int {
 	}
 	runGC()
 	if f.cpuProfile != "" {
-		pf, err := os.Create(f.cpuProfile)
+		stop, err := startCPUProfile(f.cpuProfile)
 		if err != nil {
 			return fail(exitUsage, "--cpuprofile: %v", err)
 		}
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return fail(exitUsage, "--cpuprofile: %v", err)
-		}
-		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+		defer stop()
 	}
 	log := logx.New(f.verbose, f.quiet)
 	defer log.Sync() //nolint:errcheck
+	return run(ctx, f, log)
+}
 
+// runState is what one run is wired from; the steps of run fill it in
+// order and finishRun reads it. Used by one goroutine.
+type runState struct {
+	f          runFlags
+	log        *zap.Logger
+	cfg        *config.Config
+	sh         shard.Shard
+	key        string
+	mets       *metrics.Metrics
+	provs      []partner.Provider
+	names      []string
+	store      *ledger.Store
+	sourceID   string
+	lock       *runlock.Lock // nil on a dry run
+	group      string
+	deactivate bool
+	maxDeact   float64
+	runID      int64
+	dry        *dryRun
+	dryRej     *dryRejects // nil unless a dry run
+}
+
+// run wires one run together. Every step that can fail before the run
+// returns its own exit code; the run's outcome is mapped in finishRun.
+func run(ctx context.Context, f runFlags, log *zap.Logger) int {
+	r := &runState{f: f, log: log}
+	cfg, code := loadRunConfig(f, log)
+	if cfg == nil {
+		return code
+	}
+	r.cfg = cfg
+	if code, ok := r.buildPartners(); !ok {
+		return code
+	}
+	dbURL, _ := cfg.Ledger.URL.Resolve()
+	store, err := ledger.Open(ctx, dbURL)
+	if err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	defer store.Close()
+	if err := store.EnsureSchema(ctx); err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	r.store = store
+	if r.sourceID, err = sourceIdentity(cfg); err != nil {
+		return fail(exitFatal, "%v", err)
+	}
+	if !f.dryRun {
+		if code, ok := r.lockRun(ctx); !ok {
+			return code
+		}
+		defer r.lock.Release()
+	}
+	// The engine is built after the source, which asks it for unchanged
+	// customers through eng.
+	var eng *load.Engine
+	src, scope, code, ok := r.openRunSource(ctx, &eng)
+	if !ok {
+		return code
+	}
+	ctx, stop, code, ok := r.startRun(ctx)
+	if !ok {
+		return code
+	}
+	defer stop()
+	if f.metricsListen != "" {
+		addr, err := r.mets.Serve(ctx, f.metricsListen)
+		if err != nil {
+			return fail(exitUsage, "--metrics-listen %s: %v", f.metricsListen, err)
+		}
+		log.Info("serving metrics", zap.String("url", "http://"+addr+"/metrics"))
+	}
+	prog := newProgress(ctx, f.progress, f.quiet, log, r.names)
+	r.dry = newDryRun(f.dryRunOut)
+	if eng, err = load.New(store, r.provs, []byte(r.key), r.engineOptions(scope, prog)...); err != nil {
+		prog.Close()
+		return fail(exitUsage, "%v", err)
+	}
+	start := time.Now()
+	var stats extract.Stats
+	sum, runErr := eng.Run(ctx, r.runID, load.SourceFunc(func(ctx context.Context, emit func(*model.Customer) error, reject func(model.Reject) error) error {
+		var err error
+		stats, err = src.Read(ctx, emit, reject)
+		return err
+	}))
+	elapsed := time.Since(start)
+	prog.Close()
+	return r.finishRun(ctx, stats, sum, runErr, elapsed)
+}
+
+// loadRunConfig loads and checks the config with the flags' overrides,
+// and checks the paths the run writes to at the end; nil and an exit
+// code when any is not usable.
+func loadRunConfig(f runFlags, log *zap.Logger) (*config.Config, int) {
 	cfg, err := config.Load(f.config)
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return nil, fail(exitUsage, "%v", err)
 	}
 	if f.sourceDir != "" {
 		cfg.Source.Dir = f.sourceDir
@@ -95,180 +188,166 @@ func cmdRun(ctx context.Context, args []string) int {
 		for _, e := range es {
 			fmt.Fprintf(os.Stderr, "  %s\n", e)
 		}
-		return exitUsage
+		return nil, exitUsage
 	}
 	for _, w := range cfg.Warnings() {
 		log.Warn("insecure setting", zap.String("field", w.Path), zap.String("warning", w.Msg))
 	}
 	if f.dryRun && f.dryRunOut != "" {
 		if err := makePrivateDir(f.dryRunOut); err != nil {
-			return fail(exitUsage, "--dry-run-out: %v", err)
+			return nil, fail(exitUsage, "--dry-run-out: %v", err)
 		}
 	}
 	if f.metricsFile != "" {
 		// Checked before the run: a textfile that cannot be written at the
 		// end would lose the run's metrics after all the work was done.
 		if err := checkTextfileDir(f.metricsFile); err != nil {
-			return fail(exitUsage, "--metrics-textfile %s: %v", f.metricsFile, err)
+			return nil, fail(exitUsage, "--metrics-textfile %s: %v", f.metricsFile, err)
 		}
 	}
-	sh, err := shard.Parse(f.shard, os.Getenv("JOB_COMPLETION_INDEX"))
+	return cfg, exitOK
+}
+
+// buildPartners parses the shard and builds the enabled partners, each
+// with its share of the partner's rate limit.
+func (r *runState) buildPartners() (int, bool) {
+	sh, err := shard.Parse(r.f.shard, os.Getenv("JOB_COMPLETION_INDEX"))
 	if err != nil {
-		return fail(exitUsage, "--shard: %v", err)
+		return fail(exitUsage, "--shard: %v", err), false
 	}
-	key, _ := cfg.HMACKey.Resolve()
-	mets := metrics.New()
-	provs, err := partners.Build(cfg, splitList(f.providers), func(name string, h *httpx.Config) {
-		mets.Tune(name, h)
-		h.Logger = log // retries, breaker transitions and rate changes at debug
+	r.sh = sh
+	r.key, _ = r.cfg.HMACKey.Resolve()
+	r.mets = metrics.New()
+	r.provs, err = partners.Build(r.cfg, splitList(r.f.providers), func(name string, h *httpx.Config) {
+		r.mets.Tune(name, h)
+		h.Logger = r.log // retries, breaker transitions and rate changes at debug
 		h.RatePerSec = sh.Rate(h.RatePerSec)
 	})
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return fail(exitUsage, "%v", err), false
 	}
-	dbURL, _ := cfg.Ledger.URL.Resolve()
-	store, err := ledger.Open(ctx, dbURL)
-	if err != nil {
-		return fail(exitFatal, "%v", err)
+	r.names = make([]string, len(r.provs))
+	for i, p := range r.provs {
+		r.names[i] = p.Name()
 	}
-	defer store.Close()
-	if err := store.EnsureSchema(ctx); err != nil {
-		return fail(exitFatal, "%v", err)
-	}
+	return exitOK, true
+}
 
-	names := make([]string, len(provs))
-	for i, p := range provs {
-		names[i] = p.Name()
+// lockRun takes the run lock on this run's partners and shard; the
+// caller releases it.
+func (r *runState) lockRun(ctx context.Context) (int, bool) {
+	lock, err := runlock.Acquire(ctx, r.store.Pool(), lockOptions(r.cfg, r.names, r.sh, r.sourceID))
+	if isLocked(err) {
+		return fail(exitLocked, "%v: another etl run delivering to it is in progress; nothing was sent (exit %d)", err, exitLocked), false
 	}
-	sourceID, err := sourceIdentity(cfg)
 	if err != nil {
-		return fail(exitFatal, "%v", err)
+		return fail(exitFatal, "%v", err), false
 	}
-	var lock *runlock.Lock
-	if !f.dryRun {
-		lock, err = runlock.Acquire(ctx, store.Pool(), lockOptions(cfg, names, sh, sourceID))
-		if isLocked(err) {
-			return fail(exitLocked, "%v: another etl run delivering to it is in progress; nothing was sent (exit %d)", err, exitLocked)
-		}
-		if err != nil {
-			return fail(exitFatal, "%v", err)
-		}
-		defer lock.Release()
-		log.Debug("run lock taken", zap.Strings("partners", lock.Partners()), zap.String("shard", sh.String()),
-			zap.Int64("epoch", lock.Epoch()), zap.Uint32("lock_backend_pid", lock.BackendPID()))
-	}
+	r.lock = lock
+	r.log.Debug("run lock taken", zap.Strings("partners", lock.Partners()), zap.String("shard", r.sh.String()),
+		zap.Int64("epoch", lock.Epoch()), zap.Uint32("lock_backend_pid", lock.BackendPID()))
+	return exitOK, true
+}
 
+// openRunSource opens the source with the nightly fast path: *eng (set
+// once the engine is built) answers which customers are unchanged since
+// every partner last had them, and the source skips those before
+// decoding. It returns the fingerprint scope for the engine ("" = off).
+func (r *runState) openRunSource(ctx context.Context, eng **load.Engine) (readSource, string, int, bool) {
 	now := time.Now()
-	validator := transform.NewValidator([]byte(key), now)
-	// The nightly fast path: the engine answers which customers are
-	// unchanged since every partner last had them; the source skips
-	// those before decoding.
-	var eng *load.Engine
-	scope, err := fingerprintScope(cfg, names, key, now)
+	validator := transform.NewValidator([]byte(r.key), now)
+	scope, err := fingerprintScope(r.cfg, r.names, r.key, now)
 	if err != nil {
-		log.Warn("customer fingerprints off: every customer is compared in full", zap.Error(err))
+		r.log.Warn("customer fingerprints off: every customer is compared in full", zap.Error(err))
 	}
-	fast := &extract.FastPath{Key: []byte(key), Unchanged: func(ctx context.Context, ids []string, sums [][]byte) ([]bool, error) {
-		return eng.Unchanged(ctx, ids, sums)
+	fast := &extract.FastPath{Key: []byte(r.key), Unchanged: func(ctx context.Context, ids []string, sums [][]byte) ([]bool, error) {
+		return (*eng).Unchanged(ctx, ids, sums)
 	}}
-	src, err := openSource(ctx, cfg, validator, sh.Keep, fast)
+	src, err := openSource(ctx, r.cfg, validator, r.sh.Keep, fast)
 	if err != nil {
-		return fail(exitFatal, "%v", err)
+		return nil, "", fail(exitFatal, "%v", err), false
 	}
-	group := f.runGroup
-	if group == "" {
-		group = newGroupID()
+	return src, scope, exitOK, true
+}
+
+// startRun opens this run's row. A real run first marks the runs that
+// died without finishing as crashed, binds the lock to its row and
+// returns a ctx that losing the lock cancels (stop releases it); a dry
+// run records a row of status dry-run and its rejects, and nothing else.
+func (r *runState) startRun(ctx context.Context) (context.Context, func(), int, bool) {
+	f := r.f
+	r.group = f.runGroup
+	if r.group == "" {
+		r.group = newGroupID()
 	}
-	deactivate := !f.noDeactivate && (cfg.Run.Deactivate == nil || *cfg.Run.Deactivate)
-	maxDeact := cfg.Run.MaxDeactivateFraction
+	r.deactivate = !f.noDeactivate && (r.cfg.Run.Deactivate == nil || *r.cfg.Run.Deactivate)
+	r.maxDeact = r.cfg.Run.MaxDeactivateFraction
 	if f.maxDeactivate > 0 {
-		maxDeact = f.maxDeactivate
+		r.maxDeact = f.maxDeactivate
 	}
-	var runID int64
+	ri := ledger.RunInfo{Group: r.group, ShardIndex: r.sh.Index, ShardCount: r.sh.Count, Source: r.sourceID,
+		Providers: r.names, Version: buildinfo.Read().String(), Options: map[string]any{"full_resync": f.fullResync, "deactivate": r.deactivate, "dry_run": f.dryRun}}
+	stop := func() {}
+	var err error
 	if !f.dryRun {
-		ri := ledger.RunInfo{Group: group, ShardIndex: sh.Index, ShardCount: sh.Count, Source: sourceID,
-			Providers: names, Version: buildinfo.Read().String(), Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": f.dryRun}}
-		if n, err := lock.MarkCrashed(ctx); err != nil {
-			return fail(exitFatal, "%v", err)
+		if n, err := r.lock.MarkCrashed(ctx); err != nil {
+			return nil, nil, fail(exitFatal, "%v", err), false
 		} else if n > 0 {
-			log.Warn("earlier runs died without finishing; marked crashed (this run resumes their work)", zap.Int64("runs", n))
+			r.log.Warn("earlier runs died without finishing; marked crashed (this run resumes their work)", zap.Int64("runs", n))
 		}
-		runID, err = store.StartRun(ctx, ri)
-		if err != nil {
-			return fail(exitFatal, "%v", err)
+		if r.runID, err = r.store.StartRun(ctx, ri); err != nil {
+			return nil, nil, fail(exitFatal, "%v", err), false
 		}
-		if err := lock.Bind(ctx, runID); err != nil {
-			return fail(exitFatal, "%v", err)
+		if err := r.lock.Bind(ctx, r.runID); err != nil {
+			return nil, nil, fail(exitFatal, "%v", err), false
 		}
 		// Losing the lock stops the run like a signal does, with the
 		// loss as the cause.
-		var stop func()
-		ctx, stop = lock.Context(ctx)
-		defer stop()
-	}
-	var dryRej *dryRejects
-	if f.dryRun {
-		// A dry run records a runs row of status dry-run and its rejects
-		// (so `etl rejects` and `etl report` work on it) and nothing else.
-		ri := ledger.RunInfo{Group: group, ShardIndex: sh.Index, ShardCount: sh.Count, Source: sourceID,
-			Providers: names, Version: buildinfo.Read().String(), Options: map[string]any{"full_resync": f.fullResync, "deactivate": deactivate, "dry_run": true}}
-		runID, err = store.StartDryRun(ctx, ri)
-		if err != nil {
-			return fail(exitFatal, "%v", err)
+		ctx, stop = r.lock.Context(ctx)
+	} else {
+		if r.runID, err = r.store.StartDryRun(ctx, ri); err != nil {
+			return nil, nil, fail(exitFatal, "%v", err), false
 		}
-		if dryRej, err = newDryRejects(store, runID, f.dryRunOut); err != nil {
-			return fail(exitFatal, "--dry-run-out: %v", err)
+		if r.dryRej, err = newDryRejects(r.store, r.runID, f.dryRunOut); err != nil {
+			return nil, nil, fail(exitFatal, "--dry-run-out: %v", err), false
 		}
 	}
-	log.Info("run started", zap.Int64("run_id", runID), zap.String("run_group", group), zap.String("source", sourceID),
-		zap.Strings("partners", names), zap.String("shard", sh.String()), zap.Bool("dry_run", f.dryRun))
+	r.log.Info("run started", zap.Int64("run_id", r.runID), zap.String("run_group", r.group), zap.String("source", r.sourceID),
+		zap.Strings("partners", r.names), zap.String("shard", r.sh.String()), zap.Bool("dry_run", f.dryRun))
+	return ctx, stop, exitOK, true
+}
 
-	if f.metricsListen != "" {
-		addr, err := mets.Serve(ctx, f.metricsListen)
-		if err != nil {
-			return fail(exitUsage, "--metrics-listen %s: %v", f.metricsListen, err)
-		}
-		log.Info("serving metrics", zap.String("url", "http://"+addr+"/metrics"))
-	}
-	prog := newProgress(ctx, f.progress, f.quiet, log, names)
-	dry := newDryRun(f.dryRunOut)
-	opts := []load.Option{load.WithLogger(log), load.WithWorkers(concurrency(cfg, names)), load.WithFullResync(f.fullResync),
-		load.WithObserver(progress.Multi{mets, prog})}
+// engineOptions turns the flags and config into load.New options.
+func (r *runState) engineOptions(scope string, prog *progress.Progress) []load.Option {
+	opts := []load.Option{load.WithLogger(r.log), load.WithWorkers(concurrency(r.cfg, r.names)), load.WithFullResync(r.f.fullResync),
+		load.WithObserver(progress.Multi{r.mets, prog})}
 	if scope != "" {
 		opts = append(opts, load.WithFingerprintScope(scope))
 	}
-	if deactivate {
-		opts = append(opts, load.WithDeactivation(maxDeact, sh.Keep))
+	if r.deactivate {
+		opts = append(opts, load.WithDeactivation(r.maxDeact, r.sh.Keep))
 	}
-	if g := cfg.Run.GracePeriod.Duration; g > 0 {
+	if g := r.cfg.Run.GracePeriod.Duration; g > 0 {
 		opts = append(opts, load.WithGracePeriod(g))
 	}
-	if f.dryRun {
+	if r.f.dryRun {
 		var ops func(string, partner.Op)
-		if f.dryRunOut != "" {
-			ops = dry.write
+		if r.f.dryRunOut != "" {
+			ops = r.dry.write
 		}
 		opts = append(opts, load.WithDryRun(ops))
-		if dryRej != nil {
-			opts = append(opts, load.WithDryRunRejects(dryRej.add))
+		if r.dryRej != nil {
+			opts = append(opts, load.WithDryRunRejects(r.dryRej.add))
 		}
 	}
-	if eng, err = load.New(store, provs, []byte(key), opts...); err != nil {
-		prog.Close()
-		return fail(exitUsage, "%v", err)
-	}
-	start := time.Now()
-	var stats extract.Stats
-	sum, runErr := eng.Run(ctx, runID, load.SourceFunc(func(ctx context.Context, emit func(*model.Customer) error, reject func(model.Reject) error) error {
-		var err error
-		stats, err = src.Read(ctx, emit, reject)
-		return err
-	}))
-	elapsed := time.Since(start)
-	prog.Close()
-	code := exitOK
-	status := "ok"
-	lockErr := lock.Err()
+	return opts
+}
+
+// outcome maps how the run ended to its exit code and status; the one
+// place the exit codes of a run that started are decided, before the
+// end-of-run writes (which may only turn an exit 0 into 1).
+func outcome(sum *load.Summary, runErr, lockErr error, log *zap.Logger) (code int, status string, operator map[string]int64) {
+	code, status = exitOK, "ok"
 	switch {
 	case lockErr != nil:
 		code, status = exitFatal, "lock_lost"
@@ -284,45 +363,34 @@ func cmdRun(ctx context.Context, args []string) int {
 		code, status = exitPartial, "partial"
 	}
 	// A rerun cannot settle these: say so in the exit code, not "rerun".
-	operator := needsOperator(sum.Providers)
+	operator = needsOperator(sum.Providers)
 	if len(operator) > 0 && code == exitPartial {
 		code = exitNeedsOperator
 	}
+	return code, status, operator
+}
+
+// finishRun maps the run's outcome to an exit code, closes the run row,
+// writes the metrics textfile and prints the summary.
+func (r *runState) finishRun(ctx context.Context, stats extract.Stats, sum *load.Summary, runErr error, elapsed time.Duration) int {
+	f, log := r.f, r.log
+	lockErr := r.lock.Err()
+	code, status, operator := outcome(sum, runErr, lockErr, log)
 	counts := runCounts{Files: filesOf(stats.Files), Customers: stats.Customers, Compared: sum.Compared, Rejects: sum.Rejects, Partners: sum.Providers,
 		Stopped: sum.Stopped, DeactivationRefused: sum.DeactGuard, Seconds: elapsed.Seconds(), Calls: sum.Calls()}
 	for _, p := range sum.Providers {
 		counts.MapRejects += p.MapRejected
 	}
-	if dryRej != nil {
-		if err := dryRej.close(context.WithoutCancel(ctx)); err != nil {
-			log.Error("could not record the dry run's rejects", zap.Error(err))
-			if code == exitOK {
-				code, status = exitFatal, "failed"
-			}
-		}
-		if err := store.FinishRun(context.WithoutCancel(ctx), runID, ledger.StatusDryRun, counts); err != nil {
-			log.Error("could not record the dry run's end", zap.Error(err))
-		}
-		log.Info("dry run rejects", zap.Int64("run_id", runID), zap.Int("validation", counts.Rejects), zap.Int64("partner_mapping", counts.MapRejects),
-			zap.Any("by_reason", dryRej.reasons()))
+	// The run row must be closed even when ctx was cancelled.
+	ctx = context.WithoutCancel(ctx)
+	if f.dryRun {
+		code, status = r.recordDryRun(ctx, counts, code, status)
+	} else {
+		code = r.recordRun(ctx, sum, counts, code, status)
 	}
-	if !f.dryRun {
-		// The run row must be closed even when ctx was cancelled.
-		if err := store.FinishRun(context.WithoutCancel(ctx), runID, status, counts); errors.Is(err, ledger.ErrFenced) {
-			log.Error("another run took over this run's partners: this run's end is not recorded (that run marked it crashed)", zap.Error(err))
-			code = exitFatal
-		} else if err != nil {
-			log.Error("could not record the run's end", zap.Error(err))
-		}
-		if sum.Calls() > 0 || sum.Compared > 0 {
-			if err := store.RefreshStats(context.WithoutCancel(ctx)); err != nil {
-				log.Warn("could not refresh the checkpoint's statistics", zap.Error(err))
-			}
-		}
-	}
-	mets.Done(elapsed, code)
+	r.mets.Done(elapsed, code)
 	if f.metricsFile != "" {
-		if err := mets.WriteTextfile(f.metricsFile); err != nil {
+		if err := r.mets.WriteTextfile(f.metricsFile); err != nil {
 			// The error names the collector's temporary file: say which
 			// textfile is missing, and fail the run so cron notices.
 			log.Error("could not write the metrics textfile", zap.String("path", f.metricsFile), zap.Error(err))
@@ -332,9 +400,9 @@ func cmdRun(ctx context.Context, args []string) int {
 			}
 		}
 	}
-	printSummary(os.Stdout, runID, status, code, f.dryRun, counts, dry, dryRej)
+	printSummary(os.Stdout, r.runID, status, code, f.dryRun, counts, r.dry, r.dryRej)
 	if runErr != nil {
-		fmt.Fprintf(os.Stderr, "etl: run %d failed: %v\n", runID, runErr)
+		fmt.Fprintf(os.Stderr, "etl: run %d failed: %v\n", r.runID, runErr)
 	}
 	for _, n := range sortedKeys(operator) {
 		log.Warn("records need an operator: a rerun cannot tell whether the partner has them",
@@ -343,11 +411,59 @@ func cmdRun(ctx context.Context, args []string) int {
 			zap.String("settle", "etl intents settle --provider "+n+" --entity KEY --as delivered|resend --by NAME --reason TEXT"))
 	}
 	if lockErr != nil {
-		fmt.Fprintf(os.Stderr, "etl: run %d stopped (exit %d): %v\n", runID, code, lockErr)
+		fmt.Fprintf(os.Stderr, "etl: run %d stopped (exit %d): %v\n", r.runID, code, lockErr)
 	}
-	log.Info("run finished", zap.Int64("run_id", runID), zap.String("status", status), zap.Int("exit_code", code),
+	log.Info("run finished", zap.Int64("run_id", r.runID), zap.String("status", status), zap.Int("exit_code", code),
 		zap.Int64("calls", sum.Calls()), zap.Duration("elapsed", elapsed))
 	return code
+}
+
+// recordRun closes a real run's row; a fenced close fails the run.
+func (r *runState) recordRun(ctx context.Context, sum *load.Summary, counts runCounts, code int, status string) int {
+	if err := r.store.FinishRun(ctx, r.runID, status, counts); errors.Is(err, ledger.ErrFenced) {
+		r.log.Error("another run took over this run's partners: this run's end is not recorded (that run marked it crashed)", zap.Error(err))
+		code = exitFatal
+	} else if err != nil {
+		r.log.Error("could not record the run's end", zap.Error(err))
+	}
+	if sum.Calls() > 0 || sum.Compared > 0 {
+		if err := r.store.RefreshStats(ctx); err != nil {
+			r.log.Warn("could not refresh the checkpoint's statistics", zap.Error(err))
+		}
+	}
+	return code
+}
+
+// recordDryRun writes a dry run's rejects and closes its row; rejects
+// that cannot be recorded fail an otherwise clean dry run.
+func (r *runState) recordDryRun(ctx context.Context, counts runCounts, code int, status string) (int, string) {
+	if r.dryRej == nil {
+		return code, status
+	}
+	if err := r.dryRej.close(ctx); err != nil {
+		r.log.Error("could not record the dry run's rejects", zap.Error(err))
+		if code == exitOK {
+			code, status = exitFatal, "failed"
+		}
+	}
+	if err := r.store.FinishRun(ctx, r.runID, ledger.StatusDryRun, counts); err != nil {
+		r.log.Error("could not record the dry run's end", zap.Error(err))
+	}
+	r.log.Info("dry run rejects", zap.Int64("run_id", r.runID), zap.Int("validation", counts.Rejects), zap.Int64("partner_mapping", counts.MapRejects),
+		zap.Any("by_reason", r.dryRej.reasons()))
+	return code, status
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	pf, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); pf.Close() }, nil
 }
 
 type readSource interface {

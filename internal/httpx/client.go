@@ -426,14 +426,26 @@ func (c *Client) transportError(ctx context.Context, err error) *Error {
 }
 
 // redactURL drops the URL from *url.Error, which would otherwise carry
-// query parameters such as ClubReady's ApiKey into logs.
+// query parameters such as ClubReady's ApiKey into logs. It keeps the
+// transport's error reachable (errors.Is(err, context.DeadlineExceeded),
+// errors.As(err, &netErr)); the *url.Error itself is not, as its URL
+// field is the secret.
 func redactURL(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return errors.New(ue.Op + ": " + ue.Err.Error())
+		return &transportError{op: ue.Op, err: ue.Err}
 	}
 	return err
 }
+
+// transportError is a *url.Error without its URL.
+type transportError struct {
+	op  string
+	err error
+}
+
+func (e *transportError) Error() string { return e.op + ": " + e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
 
 func (c *Client) fail(op string, k Kind, status int, code string, err error) *Error {
 	return &Error{Partner: c.cfg.Partner, Op: op, Kind: k, Status: status, Code: code, Err: err}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -269,6 +270,30 @@ func TestTransportErrorsDoNotLeakQueryStrings(t *testing.T) {
 	_, err := c.Do(context.Background(), httpx.Request{Method: "POST", Path: "/import", Query: map[string][]string{"ApiKey": {"sekrit-key"}}})
 	if err == nil || strings.Contains(err.Error(), "sekrit-key") {
 		t.Fatalf("error %v leaks the query", err)
+	}
+}
+
+// Redacting the URL must not cut the chain a caller branches on: a
+// refused dial stays a *net.OpError.
+func TestTransportErrorsKeepTheCauseWithoutTheURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := newClient(t, "http://"+addr, func(c *httpx.Config) { c.MaxAttempts = 1 })
+	_, err = c.Do(context.Background(), httpx.Request{Method: "POST", Path: "/import", Query: map[string][]string{"ApiKey": {"sekrit-key"}}})
+	if err == nil || strings.Contains(err.Error(), "sekrit-key") {
+		t.Fatalf("error %v leaks the query", err)
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		t.Fatalf("errors.As(%v, *net.OpError) = false; want the refused dial", err)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		t.Fatalf("error %v still holds the *url.Error with the query", err)
 	}
 }
 

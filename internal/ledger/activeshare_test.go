@@ -13,6 +13,7 @@ import (
 // ones a shard keeps: never cards (deactivation switches off customers
 // only), inactive records, or other partners'.
 func TestActiveShareCountsTheShardsActiveCustomers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	_, err := pool.Exec(ctx, `INSERT INTO sync_state (provider, entity_key, customer_id, content_hash, active) VALUES

@@ -15,6 +15,7 @@ import (
 // that commit is visible to the new run before it reads anything, and
 // every later commit of the old run sees the new epoch.
 func TestFenceCheckHoldsOffATakeoverUntilItsCommit(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	var run int64

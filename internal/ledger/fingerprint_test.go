@@ -14,6 +14,7 @@ import (
 // keyset pages, and holds no transaction open while the run digests what
 // it has read.
 func TestFingerprintCursorPagesInOrderWithoutALongTransaction(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store := ledger.FromPool(pgtest.NewPool(t))
 	run, err := store.StartRun(ctx, ledger.RunInfo{Group: "g", Source: "csv:/x", Providers: []string{"datafeed"}, Version: "test"})

@@ -13,6 +13,7 @@ import (
 // planner's lookup returns the generations of the customers it asks for
 // next to their sync_state.
 func TestRefusedCreatesCountGenerations(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store := ledger.FromPool(pgtest.NewPool(t))
 	run, err := store.StartRun(ctx, ledger.RunInfo{Group: "g", Source: "csv:/x", Providers: []string{"p"}, Version: "test"})

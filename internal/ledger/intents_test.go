@@ -16,6 +16,7 @@ import (
 // Intents are group-committed: many callers at once share commits, and
 // each is durable, visible to another connection, when its Note returns.
 func TestConcurrentNotesAreDurableWhenNoteReturnsAndSettleClosesThem(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	url := pgtest.NewDB(t)
 	store, err := ledger.Open(ctx, url)
@@ -106,6 +107,7 @@ func TestConcurrentNotesAreDurableWhenNoteReturnsAndSettleClosesThem(t *testing.
 }
 
 func TestNoteAfterCloseFailsInsteadOfHanging(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store, err := ledger.Open(ctx, pgtest.NewDB(t))
 	if err != nil {

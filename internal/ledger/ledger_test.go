@@ -15,6 +15,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestMigrateFromEmpty(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, pgtest.EmptyDB(t))
 	if err != nil {
@@ -47,6 +48,7 @@ func TestMigrateFromEmpty(t *testing.T) {
 }
 
 func TestWriterCommitsLedgerStateAndRejectsTogether(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	store := ledger.FromPool(pgtest.NewPool(t))
 	run, err := store.StartRun(ctx, ledger.RunInfo{Group: "g", Source: "csv:/x", Providers: []string{"p"}, Version: "test"})

@@ -14,6 +14,7 @@ import (
 // is marked running, and settled as delivered (sync_state, no resend) or
 // resend (closed, nothing in sync_state), with who and why recorded.
 func TestSettleIntent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	url := pgtest.NewDB(t)
 	store, err := ledger.Open(ctx, url)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -27,18 +26,18 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: database URL is not valid: %v", redactErr(err))
+		return nil, fmt.Errorf("ledger: database URL is not valid: %w", redactErr(err))
 	}
 	cfg.MaxConns = 16
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: %v", redactErr(err))
+		return nil, fmt.Errorf("ledger: %w", redactErr(err))
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("ledger: cannot reach database %s:%d/%s: %v", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, redactErr(err))
+		return nil, fmt.Errorf("ledger: cannot reach database %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, redactErr(err))
 	}
 	return newStore(pool), nil
 }
@@ -50,19 +49,6 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 func (s *Store) Close() {
 	s.closeNotes()
 	s.pool.Close()
-}
-
-// redact keeps passwords out of connection errors.
-func redactErr(err error) error {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s (SQLSTATE %s)", pe.Message, pe.Code)
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		return errors.New(ce.Unwrap().Error())
-	}
-	return err
 }
 
 // EnsureSchema migrates when the schema is behind, so a nightly run after

@@ -104,7 +104,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	logs := &bytes.Buffer{}
 	h := &harness{store: store, sb: sb, logs: logs, providers: []partner.Provider{cl}}
-	h.with(t, load.WithLogger(logx.NewTo(zapcore.AddSync(logs), false, zapcore.DebugLevel)), load.WithDeactivation(0, nil))
+	h.with(t, load.WithLogger(logx.NewTo(zapcore.AddSync(&syncBuf{b: logs}), false, zapcore.DebugLevel)), load.WithDeactivation(0, nil))
 	return h
 }
 

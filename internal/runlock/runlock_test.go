@@ -43,6 +43,7 @@ func acquire(t *testing.T, pool *pgxpool.Pool, o runlock.Options) (*runlock.Lock
 // Each rule, both ways round: the second run must be refused (and take
 // nothing) exactly when the rule says the two may not run together.
 func TestExclusionRules(t *testing.T) {
+	t.Parallel()
 	csv, pg := "csv:/exports/bank", "postgres:db:5432/bank"
 	cases := []struct {
 		name        string
@@ -94,6 +95,7 @@ func TestExclusionRules(t *testing.T) {
 // A refused run takes none of its locks, and is told who holds the one
 // it wanted.
 func TestRefusedRunTakesNothingAndNamesTheHolder(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	store := ledger.FromPool(pool)
@@ -130,6 +132,7 @@ func TestRefusedRunTakesNothingAndNamesTheHolder(t *testing.T) {
 }
 
 func TestOptionsAreValidated(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t)
 	for _, o := range []runlock.Options{
 		{},
@@ -267,6 +270,7 @@ func TestUnansweredHeartbeatCountsAsLost(t *testing.T) {
 // From then on none of A's ledger commits (Writer batch, intent, run end)
 // writes anything, each fails with ledger.ErrFenced.
 func TestRunThatLostItsLockIsFencedOut(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	store := ledger.FromPool(pool)
@@ -341,6 +345,7 @@ func TestRunThatLostItsLockIsFencedOut(t *testing.T) {
 // A shard beside another shard of the same N is not fenced by it: each
 // slot has its own epoch.
 func TestNeighbourShardDoesNotFenceOut(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t)
 	store := ledger.FromPool(pool)
 	p0, p1 := plan{"clubready,q2open", 0, 4, "csv:/a"}, plan{"clubready", 1, 4, "csv:/a"}
@@ -365,6 +370,7 @@ func TestNeighbourShardDoesNotFenceOut(t *testing.T) {
 // session is gone: never a live neighbour shard, never a run of other
 // partners.
 func TestMarkCrashedSparesLiveHolders(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	store := ledger.FromPool(pool)
@@ -411,6 +417,7 @@ func TestMarkCrashedSparesLiveHolders(t *testing.T) {
 // waits until it finishes (or its heartbeat is Takeover old): the calls
 // it had in flight are recorded before the new run reads the checkpoint.
 func TestTakeoverWaitsForTheOldRunToFinish(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	store := ledger.FromPool(pool)
@@ -512,6 +519,7 @@ func TestHealthyHeartbeatRenewsAndKeepsTheLock(t *testing.T) {
 // With several shards of a partner running, a refusal names the one in
 // the way, not a neighbour.
 func TestRefusalNamesTheConflictingShard(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.NewPool(t)
 	store := ledger.FromPool(pool)
 	var runs []int64
