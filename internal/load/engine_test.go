@@ -104,7 +104,10 @@ func newHarness(t *testing.T) *harness {
 	}
 	logs := &bytes.Buffer{}
 	h := &harness{store: store, sb: sb, logs: logs, providers: []partner.Provider{cl}}
-	h.with(t, load.WithLogger(logx.NewTo(zapcore.AddSync(&syncBuf{b: logs}), false, zapcore.DebugLevel)), load.WithDeactivation(0, nil))
+	// A batch deadline far beyond any test: a busy machine must not turn
+	// a slow plan into partial batches and change the call counts.
+	h.with(t, load.WithLogger(logx.NewTo(zapcore.AddSync(&syncBuf{b: logs}), false, zapcore.DebugLevel)), load.WithDeactivation(0, nil),
+		load.WithQueue(4096, time.Hour))
 	return h
 }
 
