@@ -257,58 +257,41 @@ func yamlTypeWords(msg string) string {
 // pathAt finds the mapping key named field on the given line and returns
 // its dotted path from the document root.
 func pathAt(n *yaml.Node, line int, field string) string {
-	var walk func(n *yaml.Node, prefix string) string
-	walk = func(n *yaml.Node, prefix string) string {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				if p := walk(c, prefix); p != "" {
-					return p
-				}
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				p := join(prefix, k.Value)
-				if k.Line == line && k.Value == field {
-					return p
-				}
-				if q := walk(v, p); q != "" {
-					return q
-				}
-			}
-		}
-		return ""
-	}
-	return walk(n, "")
+	return findPath(n, "", func(k, _ *yaml.Node) bool { return k.Line == line && k.Value == field }, nil)
 }
 
-// pathOfLine returns the path of the value that starts on line.
+// pathOfLine returns the path of the deepest value that starts on line.
 func pathOfLine(n *yaml.Node, line int) string {
-	var walk func(n *yaml.Node, prefix string) string
-	walk = func(n *yaml.Node, prefix string) string {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				if p := walk(c, prefix); p != "" {
-					return p
-				}
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				p := join(prefix, k.Value)
-				if q := walk(v, p); q != "" {
-					return q
-				}
-				if v.Line == line {
-					return p
-				}
+	return findPath(n, "", nil, func(_, v *yaml.Node) bool { return v.Line == line })
+}
+
+// findPath walks the mappings under n and returns the dotted path of the
+// first key/value pair that before (asked before descending into the
+// value) or after (asked after) accepts; either may be nil.
+func findPath(n *yaml.Node, prefix string, before, after func(k, v *yaml.Node) bool) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if p := findPath(c, prefix, before, after); p != "" {
+				return p
 			}
 		}
-		return ""
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(prefix, k.Value)
+			if before != nil && before(k, v) {
+				return p
+			}
+			if q := findPath(v, p, before, after); q != "" {
+				return q
+			}
+			if after != nil && after(k, v) {
+				return p
+			}
+		}
 	}
-	return walk(n, "")
+	return ""
 }
 
 func join(prefix, key string) string {

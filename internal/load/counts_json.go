@@ -7,42 +7,27 @@ import "encoding/json"
 // (encoding/json matches "Create" to "create" by itself, but not
 // "MapRejected" to "map_rejected").
 func (c *Counts) UnmarshalJSON(b []byte) error {
-	type plain struct {
-		Create      int64            `json:"create"`
-		Update      int64            `json:"update"`
-		Deactivate  int64            `json:"deactivate"`
-		Unchanged   int64            `json:"unchanged"`
-		Resolve     int64            `json:"resolve"`
-		MapRejected int64            `json:"map_rejected"`
-		OK          int64            `json:"ok"`
-		Rejected    int64            `json:"rejected"`
-		Failed      int64            `json:"failed"`
-		Uncertain   int64            `json:"uncertain"`
-		NotSent     int64            `json:"not_sent"`
-		NoUpdateAPI int64            `json:"not_sent_no_update_api"`
-		Calls       int64            `json:"calls"`
-		Attempts    int64            `json:"attempts"`
-		ErrorCodes  map[string]int64 `json:"error_codes"`
+	// plain has Counts' fields and tags but not this method, so decoding
+	// into it does not recurse.
+	type plain Counts
+	p := struct {
+		*plain
 		// Earlier releases' keys.
 		OldMapRejected int64            `json:"MapRejected"`
 		OldNotSent     int64            `json:"NotSent"`
 		OldErrorCodes  map[string]int64 `json:"ErrorCodes"`
-	}
-	var p plain
+	}{plain: (*plain)(c)}
 	if err := json.Unmarshal(b, &p); err != nil {
 		return err
 	}
-	if p.MapRejected == 0 {
-		p.MapRejected = p.OldMapRejected
+	if c.MapRejected == 0 {
+		c.MapRejected = p.OldMapRejected
 	}
-	if p.NotSent == 0 {
-		p.NotSent = p.OldNotSent
+	if c.NotSent == 0 {
+		c.NotSent = p.OldNotSent
 	}
-	if p.ErrorCodes == nil {
-		p.ErrorCodes = p.OldErrorCodes
+	if c.ErrorCodes == nil {
+		c.ErrorCodes = p.OldErrorCodes
 	}
-	c.Create, c.Update, c.Deactivate, c.Unchanged, c.Resolve = p.Create, p.Update, p.Deactivate, p.Unchanged, p.Resolve
-	c.MapRejected, c.OK, c.Rejected, c.Failed, c.Uncertain = p.MapRejected, p.OK, p.Rejected, p.Failed, p.Uncertain
-	c.NotSent, c.NoUpdateAPI, c.Calls, c.Attempts, c.ErrorCodes = p.NotSent, p.NoUpdateAPI, p.Calls, p.Attempts, p.ErrorCodes
 	return nil
 }
