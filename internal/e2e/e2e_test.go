@@ -260,6 +260,31 @@ type killer struct {
 	n     int
 }
 
+// killedAfterCommits runs etl with extra and kills it (SIGKILL, so
+// nothing is flushed) right after the partner behind inj commits its nth
+// request from now on: the partner has it, the ledger cannot. It returns
+// the run's exit code and clears the hook.
+func (e *env) killedAfterCommits(inj *faults.Injector, n int, extra ...string) int {
+	e.t.Helper()
+	k := killer{after: n}
+	inj.AfterCommit(func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		k.n++
+		if k.n == k.after && k.pid != 0 {
+			_ = syscall.Kill(k.pid, syscall.SIGKILL)
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	defer inj.AfterCommit(nil)
+	c, _ := e.start(extra...)
+	k.mu.Lock()
+	k.pid = c.Process.Pid
+	k.mu.Unlock()
+	_ = c.Wait()
+	return c.ProcessState.ExitCode()
+}
+
 func TestChaosSIGKILLAtRandomMomentsThenRerunsDeliverExactlyOnce(t *testing.T) {
 	kills := 3
 	if v := os.Getenv("ETL_CHAOS_KILLS"); v != "" {
@@ -281,27 +306,10 @@ func TestKillBetweenPartnerCommitAndLedgerWrite(t *testing.T) {
 	for _, sp := range partners.All() {
 		t.Run(sp.Name, func(t *testing.T) {
 			e := newEnv(t, 120, nil)
-			var k killer
-			k.after = 2
 			e.sb.Faults[sp.Name].Set(faults.Config{})
-			e.sb.Faults[sp.Name].AfterCommit(func() {
-				k.mu.Lock()
-				defer k.mu.Unlock()
-				k.n++
-				if k.n == k.after && k.pid != 0 {
-					_ = syscall.Kill(k.pid, syscall.SIGKILL)
-					time.Sleep(50 * time.Millisecond)
-				}
-			})
-			c, _ := e.start("--providers", sp.Name)
-			k.mu.Lock()
-			k.pid = c.Process.Pid
-			k.mu.Unlock()
-			_ = c.Wait()
-			if c.ProcessState.ExitCode() == 0 {
+			if code := e.killedAfterCommits(e.sb.Faults[sp.Name], 2, "--providers", sp.Name); code == 0 {
 				t.Fatal("the run was not killed")
 			}
-			e.sb.Faults[sp.Name].AfterCommit(nil)
 			r := e.runETL("--providers", sp.Name)
 			if r.code != 0 {
 				t.Fatalf("rerun: exit %d\n%s", r.code, r.stdout)

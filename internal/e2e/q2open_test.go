@@ -3,9 +3,7 @@ package e2e
 import (
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/northwind-data/etl/internal/providers/q2open"
 	"github.com/northwind-data/etl/internal/sandbox/faults"
@@ -25,28 +23,11 @@ func TestQ2KillsAndLostAnswersLeaveNoDuplicatePaymentMethod(t *testing.T) {
 	killedRuns := func(points []int) {
 		t.Helper()
 		for i, after := range points {
-			var k killer
-			k.after = after
 			inj.Set(faults.Config{Seed: uint64(31 + i), DropRate: 0.05})
-			inj.AfterCommit(func() {
-				k.mu.Lock()
-				defer k.mu.Unlock()
-				k.n++
-				if k.n == k.after && k.pid != 0 {
-					_ = syscall.Kill(k.pid, syscall.SIGKILL)
-					time.Sleep(50 * time.Millisecond)
-				}
-			})
-			c, _ := e.start("--providers", q2open.Name)
-			k.mu.Lock()
-			k.pid = c.Process.Pid
-			k.mu.Unlock()
-			_ = c.Wait()
-			if c.ProcessState.ExitCode() == 0 {
+			if code := e.killedAfterCommits(inj, after, "--providers", q2open.Name); code == 0 {
 				t.Fatalf("run %d was not killed after %d commits", i, after)
 			}
 		}
-		inj.AfterCommit(nil)
 	}
 	finish := func() {
 		t.Helper()
