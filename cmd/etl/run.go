@@ -529,16 +529,24 @@ func lockOptions(cfg *config.Config, names []string, sh shard.Shard, source stri
 		Heartbeat: hb, Takeover: 3*hb + grace + 5*time.Second}
 }
 
-// concurrency is the configured workers of the partners of this run.
+// concurrency is the engine's workers per partner of this run: ops in
+// progress, not requests. The partner's client holds its requests in
+// flight to the configured concurrency (httpx), and a worker waiting out
+// a backoff, a Retry-After or its durable intent holds no request slot,
+// so each slot is given opsPerSlot workers to keep it busy.
 func concurrency(cfg *config.Config, names []string) map[string]int {
 	out := map[string]int{}
 	for _, n := range names {
-		if c := cfg.Partners[n].Concurrency; c > 0 {
-			out[n] = c
-		}
+		p := cfg.Partners[n]
+		out[n] = opsPerSlot * max(p.Workers(), p.MaxConcurrency)
 	}
 	return out
 }
+
+// opsPerSlot: ClubReady's op is two requests and a commit, and a 5xx
+// retry waits 200 ms and more against a 20 ms request; four workers per
+// slot keep the slots full through that (the mixed bench).
+const opsPerSlot = 4
 
 func newGroupID() string {
 	var b [6]byte

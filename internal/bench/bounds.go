@@ -67,14 +67,16 @@ func MergeFaults(known []string, items []string) (map[string]faults.Config, erro
 }
 
 // Bound is the most passed requests per second a partner's sandbox can
-// answer a run with concurrency workers, each with one request in
+// answer a run with concurrency requests in flight, each one request in
 // flight:
 //
 //	min(concurrency / latency, rate limit) x (1 - errors - reset - drop)
 //
-// where a missing latency or limit is no bound. Each worker waits at
-// least the injected latency per request (the loopback round trip
-// itself is left out, so the bound is an upper one); the token bucket
+// where a missing latency or limit is no bound. The latency is the
+// partner's: the injected one, or what the sandbox measured from each
+// request's arrival to its answer when that is longer (servedLatency);
+// the client's side and the loopback round trip are ours and left out,
+// so the bound is an upper one. The token bucket
 // passes at most its rate; a failed draw does not pass. 0 means no
 // bound: a partner on loopback without latency or limit is bound by
 // the machine's CPU, not by itself, and is judged otherwise.
@@ -83,7 +85,7 @@ func Bound(c faults.Config, concurrency int) (perSec float64, how string) {
 	var parts []string
 	if c.Latency > 0 && concurrency > 0 {
 		b = float64(concurrency) / c.Latency.Seconds()
-		parts = append(parts, fmt.Sprintf("%d workers / %s", concurrency, c.Latency))
+		parts = append(parts, fmt.Sprintf("%d in flight / %s", concurrency, c.Latency))
 	}
 	if c.RateLimit > 0 {
 		if c.RateLimit < b {
@@ -111,6 +113,9 @@ type MixedPartner struct {
 	RatePerSec  float64 `json:"rate_per_sec,omitempty"` // the run's client-side limit
 	MaxBatch    int     `json:"max_batch"`
 	Bound       float64 `json:"bound_passed_per_s"` // 0: none
+	// LatencyMS is the sandbox's mean time from a request's arrival to its
+	// answer; the bound uses it where it exceeds the injected latency.
+	LatencyMS   float64 `json:"partner_latency_ms"`
 	BoundHow    string  `json:"bound_how"`
 	RateLimited bool    `json:"rate_limited_partner"`
 
@@ -249,10 +254,11 @@ func (r *Report) printMixed(w io.Writer) {
 	if m := r.Mixed; m != nil {
 		fmt.Fprintf(w, "\nMixed mode: every partner in one etl run on the same %s generated customers, each sandbox with its own faults\n", count(m.Customers))
 		fmt.Fprintf(w, "(load before the run: %s).\n", m.Load)
-		fmt.Fprintf(w, "bound = the most passed requests/s the partner allows: min(workers / latency, limit) x the share not failed; passed/s over the partner's\n")
+		fmt.Fprintf(w, "bound = the most passed requests/s the partner allows: min(concurrency / latency, limit) x the share not failed, latency = the\n")
+		fmt.Fprintf(w, "sandbox's mean time from a request's arrival to its answer (at least the injected latency); passed/s over the partner's\n")
 		fmt.Fprintf(w, "window (its first to last request); bound s = passed / bound, the least time its share of the work can take.\n\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "partner\tsandbox\tworkers\tbound/s\tpassed/s\tof bound\twindow s\tbound s\tcalls\tcust/req\t429 (sandbox/run)\t5xx\tretries\tbreaker trips\ttarget met?\t")
+		fmt.Fprintln(tw, "partner\tsandbox\tconcurrency\tlatency ms\tbound/s\tpassed/s\tof bound\twindow s\tbound s\tcalls\tcust/req\t429 (sandbox/run)\t5xx\tretries\tbreaker trips\ttarget met?\t")
 		for _, p := range m.Partners {
 			bound, of, bs := "-", "-", "-"
 			if p.Bound > 0 {
@@ -262,7 +268,7 @@ func (r *Report) printMixed(w io.Writer) {
 			if p.MaxBatch > 1 {
 				cpr = fmt.Sprintf("%.1f", p.CustomersPerRequest)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.1f\t%s\t%.1f-%.1f\t%s\t%d\t%s\t%d/%d\t%d\t%d\t%d\t%s\t\n", p.Partner, p.Faults, p.Concurrency, bound, p.PassedPerS, of,
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%s\t%.1f\t%s\t%.1f-%.1f\t%s\t%d\t%s\t%d/%d\t%d\t%d\t%d\t%s\t\n", p.Partner, p.Faults, p.Concurrency, p.LatencyMS, bound, p.PassedPerS, of,
 				p.Start, p.End, bs, p.Calls, cpr, p.Answered429, p.Client429, p.Errors5xx, p.Retries, p.BreakerTrips, r.mixedVerdict(p))
 		}
 		tw.Flush()

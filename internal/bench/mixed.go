@@ -154,6 +154,10 @@ func (r *runner) mixedRun(ctx context.Context, plan mixedPlan, n int) (*MixedRes
 			return res, err
 		}
 		p.Requests, p.Passed, p.Answered429, p.Errors5xx = v.Stats.Requests, v.Stats.Passed, v.Stats.RateLimited, v.Stats.Errors5xx
+		if v.Stats.Requests > 0 {
+			p.LatencyMS = float64(v.Stats.AnswerTime.Microseconds()) / 1000 / float64(v.Stats.Requests)
+			p.Bound, p.BoundHow = Bound(servedLatency(plan.faults[p.Partner], p.LatencyMS), p.Concurrency)
+		}
 		p.Customers = delivered[p.Partner]
 		for _, row := range rows {
 			if c, ok := row.Partners[p.Partner]; ok {
@@ -173,6 +177,17 @@ func (r *runner) mixedRun(ctx context.Context, plan mixedPlan, n int) (*MixedRes
 		}
 	}
 	return res, nil
+}
+
+// servedLatency is c with its injected latency replaced by the one the
+// sandbox measured answering, when that is longer: the partner's latency
+// is its injected wait plus its own work on each request. A partner
+// without injected latency keeps none (its measured time is the CPU's).
+func servedLatency(c faults.Config, ms float64) faults.Config {
+	if d := time.Duration(ms * float64(time.Millisecond)); c.Latency > 0 && d > c.Latency {
+		c.Latency = d.Round(10 * time.Microsecond)
+	}
+	return c
 }
 
 // shards runs `etl run --shard i/N` for i in 0..N-1 at once, on the same

@@ -21,7 +21,7 @@ func TestBound(t *testing.T) {
 		want    float64
 		how     string
 	}{
-		{"latency: workers over latency", "latency=200ms", 8, 40, "8 workers / 200ms"},
+		{"latency: workers over latency", "latency=200ms", 8, 40, "8 in flight / 200ms"},
 		{"limit alone", "rate=100", 4, 100, "limit 100/s"},
 		{"limit under the latency bound", "rate=100,latency=10ms", 4, 100, "limit 100/s"},
 		{"latency under the limit", "rate=1000,latency=50ms", 8, 160, "(under its limit 1000/s)"},

@@ -153,8 +153,11 @@ type Partner struct {
 	RatePerSec  float64           `yaml:"rate_per_sec"`
 	Burst       int               `yaml:"burst"`
 	Concurrency int               `yaml:"concurrency"`
-	Timeout     Duration          `yaml:"timeout"`
-	MaxAttempts int               `yaml:"max_attempts"`
+	// MaxConcurrency lets the requests in flight grow past Concurrency
+	// while the partner's latency stays flat (default: no growth).
+	MaxConcurrency int      `yaml:"max_concurrency"`
+	Timeout        Duration `yaml:"timeout"`
+	MaxAttempts    int      `yaml:"max_attempts"`
 	// RetryAfterMax caps a partner's Retry-After (default 5m): beyond it
 	// the call fails as retryable and the rerun sends it.
 	RetryAfterMax Duration          `yaml:"retry_after_max"`
@@ -163,6 +166,18 @@ type Partner struct {
 	// optEnv names the environment variable each option overridden from
 	// the environment came from, so a problem names what the operator set.
 	optEnv map[string]string
+}
+
+// DefaultConcurrency is a partner's requests in flight when its config
+// sets no concurrency.
+const DefaultConcurrency = 8
+
+// Workers is the partner's configured requests in flight, or the default.
+func (p Partner) Workers() int {
+	if p.Concurrency > 0 {
+		return p.Concurrency
+	}
+	return DefaultConcurrency
 }
 
 // On reports whether the partner is enabled (default true when listed).
@@ -480,6 +495,9 @@ func (c *Config) Validate(partners []Schema) Errors {
 		}
 		if p.Concurrency < 0 || p.Concurrency > 256 {
 			add(path+".concurrency", "must be between 1 and 256")
+		}
+		if m, c := p.MaxConcurrency, p.Workers(); m != 0 && (m < c || m > 256) {
+			add(path+".max_concurrency", "must be between concurrency (%d) and 256", c)
 		}
 	}
 	if f := c.Run.MaxDeactivateFraction; f < 0 || f > 1 {

@@ -176,3 +176,28 @@ func TestOptionProblemsNameTheirSource(t *testing.T) {
 		t.Fatalf("options given to the schema: %v", seen)
 	}
 }
+
+// max_concurrency may only raise the bound: below concurrency (or the
+// default 8 when concurrency is unset) it is a mistake, not a cap.
+func TestMaxConcurrency(t *testing.T) {
+	setBase(t)
+	for _, tc := range []struct {
+		extra, want string
+	}{
+		{"    concurrency: 4\n    max_concurrency: 16\n", ""},
+		{"    max_concurrency: 8\n", ""},
+		{"    concurrency: 4\n    max_concurrency: 2\n", "partners.synctera.max_concurrency: must be between concurrency (4) and 256"},
+		{"    max_concurrency: 4\n", "partners.synctera.max_concurrency: must be between concurrency (8) and 256"},
+		{"    max_concurrency: 300\n", "must be between concurrency (8) and 256"},
+	} {
+		got := ""
+		if c, err := config.Load(write(t, base+tc.extra)); err != nil {
+			got = err.Error()
+		} else if err := c.Validate(schemas); err != nil {
+			got = err.Error()
+		}
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%q: got %q, want %q", tc.extra, got, tc.want)
+		}
+	}
+}

@@ -26,8 +26,19 @@ type Config struct {
 	// RatePerSec is the ceiling of the partner's pace; 0 = unlimited until
 	// the first 429, which drops to the measured rate. Either way 429s
 	// lower the pace (AIMD) and successes raise it back.
-	RatePerSec  float64
-	Burst       int           // default 1 (or the concurrency)
+	RatePerSec float64
+	Burst      int // default 1 (or the concurrency)
+	// Concurrency is how many requests may be in flight to the partner
+	// at once (default 8, the engine's default workers); an attempt holds
+	// a slot only while it is on the wire. With MaxConcurrency above it,
+	// the limit grows one slot at a time while latency stays flat and
+	// halves back when it rises or the partner answers 429 or 5xx.
+	Concurrency    int
+	MaxConcurrency int // default Concurrency: no growth
+	// Slots, if set, is the in-flight bound shared with the partner's
+	// other clients (ClubReady's vault and import API); Concurrency and
+	// MaxConcurrency are then its own.
+	Slots       *Slots
 	MaxAttempts int           // including the first; default 5
 	BackoffBase time.Duration // default 200ms
 	BackoffMax  time.Duration // default 30s
@@ -111,6 +122,7 @@ type Client struct {
 	pace    *pacer
 	budget  *budget
 	breaker *Breaker
+	slots   *Slots
 	rmu     sync.Mutex
 	decode  Decoder
 	log     *zap.Logger
@@ -157,6 +169,15 @@ func New(cfg Config, decode Decoder) (*Client, error) {
 	if cfg.Burst <= 0 {
 		cfg.Burst = 1
 	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.MaxConcurrency < cfg.Concurrency {
+		cfg.MaxConcurrency = cfg.Concurrency
+	}
+	if cfg.Slots == nil {
+		cfg.Slots = NewSlots(cfg.Concurrency, cfg.MaxConcurrency, cfg.Partner, cfg.Logger)
+	}
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleepCtx
 	}
@@ -184,6 +205,7 @@ func New(cfg Config, decode Decoder) (*Client, error) {
 		pace:    newPacer(cfg.RatePerSec, cfg.Burst, cfg.Partner, cfg.Logger),
 		budget:  &budget{ratio: cfg.RetryBudget, tokens: float64(cfg.MinRetries), max: float64(cfg.MinRetries) * 10},
 		breaker: newBreaker(cfg.BreakerFailures, cfg.BreakerCooldown, cfg.Partner, cfg.BreakerChange, cfg.Logger),
+		slots:   cfg.Slots,
 		decode:  decode,
 		log:     cfg.Logger,
 	}, nil
@@ -192,6 +214,13 @@ func New(cfg Config, decode Decoder) (*Client, error) {
 // Rate is the partner's current pace in requests per second, +Inf when
 // unlimited (metrics and tests).
 func (c *Client) Rate() float64 { return c.pace.Rate() }
+
+// DefaultConcurrency is the requests in flight to a partner when its
+// config sets none.
+const DefaultConcurrency = 8
+
+// Concurrency is the current limit of requests in flight.
+func (c *Client) Concurrency() int { return c.slots.Limit() }
 
 // Breaker exposes the breaker state (for metrics and tests).
 func (c *Client) Breaker() *Breaker { return c.breaker }
@@ -277,7 +306,11 @@ func (c *Client) try(ctx context.Context, req Request, op string, attempt int) (
 	}
 	verdict := NoVerdict
 	defer func() { done(verdict) }()
+	if err := c.slots.acquire(ctx); err != nil {
+		return nil, c.fail(op, Retryable, 0, "cancelled", err)
+	}
 	if err := c.pace.wait(ctx); err != nil {
+		c.slots.release(0, 0)
 		return nil, c.fail(op, Retryable, 0, "cancelled", err)
 	}
 	start := time.Now()
@@ -288,6 +321,7 @@ func (c *Client) try(ctx context.Context, req Request, op string, attempt int) (
 		status, header = resp.Status, resp.Header
 	}
 	now := time.Now()
+	c.slots.release(now.Sub(start), status)
 	if c.cfg.Observe != nil {
 		c.cfg.Observe(op, status, now.Sub(start), attempt > 1)
 	}

@@ -87,6 +87,9 @@ func HTTPConfig(p config.Partner) httpx.Config {
 		RatePerSec:  p.RatePerSec,
 		Burst:       max(p.Burst, 1),
 		MaxAttempts: p.MaxAttempts,
+		// 0 takes httpx's default, the engine's default workers.
+		Concurrency:    p.Concurrency,
+		MaxConcurrency: p.MaxConcurrency,
 		// 0 takes httpx's default (5m).
 		RetryAfterMax: p.RetryAfterMax.Duration,
 	}

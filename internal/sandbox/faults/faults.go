@@ -58,6 +58,10 @@ type Stats struct {
 	// their previous attempt was given; MaxEarlyRetry is the worst margin.
 	EarlyRetries  int64         `json:"early_retries"`
 	MaxEarlyRetry time.Duration `json:"max_early_retry"` // a duration string on the wire
+	// AnswerTime sums, over the counted requests, the time from the
+	// request's arrival to its answer: the partner's own latency,
+	// injected and served, without the client's side or the network.
+	AnswerTime time.Duration `json:"answer_time"` // a duration string on the wire
 }
 
 // maxTracked bounds the early-retry map; past it expired entries are swept
@@ -255,7 +259,9 @@ func (i *Injector) Wrap(h http.Handler) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		id := requestID(r, body)
-		i.arrived(id, time.Now())
+		arrived := time.Now()
+		i.arrived(id, arrived)
+		defer func() { i.count(func(s *Stats) { s.AnswerTime += time.Since(arrived) }) }()
 		p := i.draw()
 
 		if p.cfg.Down {

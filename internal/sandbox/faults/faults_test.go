@@ -161,7 +161,12 @@ func TestEachFault(t *testing.T) {
 			if got := p.commits.Load(); got != tc.wantCommits {
 				t.Errorf("partner committed %d, want %d", got, tc.wantCommits)
 			}
-			if got := inj.Stats(); got != tc.want {
+			got := inj.Stats()
+			if got.AnswerTime <= 0 {
+				t.Errorf("answer time %v: every request was answered", got.AnswerTime)
+			}
+			got.AnswerTime = 0 // a measured time, not a decision
+			if got != tc.want {
 				t.Errorf("stats %+v, want %+v", got, tc.want)
 			}
 		})
@@ -459,7 +464,7 @@ func TestSameSeedSameDecisions(t *testing.T) {
 			seq = append(seq, post(t, c, srv, fmt.Sprint(k)).outcome())
 		}
 		s := inj.Stats()
-		s.MaxEarlyRetry = 0 // a measured time, not a decision
+		s.MaxEarlyRetry, s.AnswerTime = 0, 0 // measured times, not decisions
 		return strings.Join(seq, " "), s, p.commits.Load()
 	}
 	cfg := faults.Config{Seed: 7, ErrorRate: 0.3, ResetRate: 0.1, DropRate: 0.1}
@@ -543,12 +548,12 @@ func TestControlEndpoint(t *testing.T) {
 }
 
 func TestStatsJSONRoundTrip(t *testing.T) {
-	s := faults.Stats{Requests: 9, Passed: 1, RateLimited: 2, Errors5xx: 3, Resets: 1, Dropped: 1, DownRefusals: 1, EarlyRetries: 4, MaxEarlyRetry: 1500 * time.Millisecond}
+	s := faults.Stats{Requests: 9, Passed: 1, RateLimited: 2, Errors5xx: 3, Resets: 1, Dropped: 1, DownRefusals: 1, EarlyRetries: 4, MaxEarlyRetry: 1500 * time.Millisecond, AnswerTime: 90 * time.Millisecond}
 	b, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(b, []byte(`"max_early_retry":"1.5s"`)) || !bytes.Contains(b, []byte(`"errors_5xx":3`)) {
+	if !bytes.Contains(b, []byte(`"max_early_retry":"1.5s"`)) || !bytes.Contains(b, []byte(`"errors_5xx":3`)) || !bytes.Contains(b, []byte(`"answer_time":"90ms"`)) {
 		t.Errorf("stats JSON %s", b)
 	}
 	var back faults.Stats

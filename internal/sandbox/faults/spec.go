@@ -249,12 +249,13 @@ type statsJSON struct {
 	DownRefusals  int64        `json:"down_refusals"`
 	EarlyRetries  int64        `json:"early_retries"`
 	MaxEarlyRetry jsonDuration `json:"max_early_retry"`
+	AnswerTime    jsonDuration `json:"answer_time"`
 }
 
-// MarshalJSON writes MaxEarlyRetry as a duration string.
+// MarshalJSON writes the durations as duration strings.
 func (s Stats) MarshalJSON() ([]byte, error) {
 	return json.Marshal(statsJSON{s.Requests, s.Passed, s.RateLimited, s.Errors5xx, s.Resets,
-		s.Dropped, s.DownRefusals, s.EarlyRetries, jsonDuration(s.MaxEarlyRetry)})
+		s.Dropped, s.DownRefusals, s.EarlyRetries, jsonDuration(s.MaxEarlyRetry), jsonDuration(s.AnswerTime)})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -264,7 +265,7 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*s = Stats{j.Requests, j.Passed, j.RateLimited, j.Errors5xx, j.Resets,
-		j.Dropped, j.DownRefusals, j.EarlyRetries, time.Duration(j.MaxEarlyRetry)}
+		j.Dropped, j.DownRefusals, j.EarlyRetries, time.Duration(j.MaxEarlyRetry), time.Duration(j.AnswerTime)}
 	return nil
 }
 
