@@ -261,6 +261,9 @@ func (r *runner) mixedRuns(ctx context.Context, specs []partners.Spec) error {
 		if err := r.mixed(ctx, specs); err != nil {
 			return err
 		}
+		if err := r.growth(ctx, specs); err != nil {
+			return err
+		}
 	}
 	if r.o.ShardCustomers > 0 {
 		return r.shardRuns(ctx, specs)

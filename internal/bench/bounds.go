@@ -107,12 +107,18 @@ func Bound(c faults.Config, concurrency int) (perSec float64, how string) {
 
 // MixedPartner is one partner's row of the mixed mode.
 type MixedPartner struct {
-	Partner     string  `json:"partner"`
-	Faults      string  `json:"sandbox_faults"`
-	Concurrency int     `json:"concurrency"`
-	RatePerSec  float64 `json:"rate_per_sec,omitempty"` // the run's client-side limit
-	MaxBatch    int     `json:"max_batch"`
-	Bound       float64 `json:"bound_passed_per_s"` // 0: none
+	Partner     string `json:"partner"`
+	Faults      string `json:"sandbox_faults"`
+	Concurrency int    `json:"concurrency"`
+	// MaxConcurrency is the run's max_concurrency (0: none); the bound
+	// is then taken at it.
+	MaxConcurrency int `json:"max_concurrency,omitempty"`
+	// PeakConcurrency is the most requests in flight the run allowed
+	// (the debug log's concurrency changes; Concurrency when none).
+	PeakConcurrency int     `json:"peak_concurrency"`
+	RatePerSec      float64 `json:"rate_per_sec,omitempty"` // the run's client-side limit
+	MaxBatch        int     `json:"max_batch"`
+	Bound           float64 `json:"bound_passed_per_s"` // 0: none
 	// LatencyMS is the sandbox's mean time from a request's arrival to its
 	// answer; the bound uses it where it exceeds the injected latency.
 	LatencyMS   float64 `json:"partner_latency_ms"`
@@ -284,6 +290,17 @@ func (r *Report) printMixed(w io.Writer) {
 			fmt.Fprintf(w, "  wall %.1fs (exit %d, peak RSS %.1f MiB) against the slowest partner's bound, %s %.1fs: %.2fx (target %s): %s\n",
 				m.Seconds, m.ExitCode, m.MaxRSSMiB, m.Slowest, m.SlowestBound, m.WallOverSlow, t.Want, yes(t.Met))
 		}
+	}
+	if g := r.Growth; g != nil && len(g.Partners) == 1 {
+		p := g.Partners[0]
+		fixed := 0.0
+		if p.LatencyMS > 0 {
+			fixed = float64(p.Concurrency) / (p.LatencyMS / 1000)
+		}
+		fmt.Fprintf(w, "\nConcurrency that grows while latency stays flat (%s alone, %s, %s customers, concurrency %d, max_concurrency %d; load %s):\n",
+			p.Partner, p.Faults, count(g.Customers), p.Concurrency, p.MaxConcurrency, g.Load)
+		fmt.Fprintf(w, "  %.1f passed/s (%.2fx the %.1f/s of concurrency %d at its %.1f ms), %.0f%% of the %.1f/s at %d; grew to %d in flight; wall %.1fs\n",
+			p.PassedPerS, ratio(p.PassedPerS, fixed), fixed, p.Concurrency, p.LatencyMS, 100*p.OfBound, p.Bound, p.MaxConcurrency, p.PeakConcurrency, g.Seconds)
 	}
 	for _, s := range r.Shards {
 		t, _ := r.target(s.targetName())

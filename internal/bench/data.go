@@ -63,8 +63,9 @@ type runConfig struct {
 }
 
 type partnerRC struct {
-	Concurrency int
-	RatePerSec  float64
+	Concurrency    int
+	MaxConcurrency int
+	RatePerSec     float64
 }
 
 func writeConfig(path, sandboxURL string, rc runConfig) ([]string, error) {
@@ -73,8 +74,9 @@ func writeConfig(path, sandboxURL string, rc runConfig) ([]string, error) {
 	fmt.Fprintf(&b, "source: {type: csv, dir: %q}\nledger: {url: {env: BENCH_DATABASE_URL}}\nhmac_key: {env: BENCH_HMAC_KEY}\nrun: {grace_period: 5s}\nallow_insecure_loopback: true\npartners:\n", rc.Source)
 	for _, sp := range partners.All() {
 		base := sandboxURL + "/" + sp.Name + sp.BasePath
-		conc, rate := rc.Concurrency, rc.RatePerSec
+		conc, rate, maxConc := rc.Concurrency, rc.RatePerSec, 0
 		if pp, ok := rc.PerPartner[sp.Name]; ok {
+			maxConc = pp.MaxConcurrency
 			if pp.Concurrency > 0 {
 				conc = pp.Concurrency
 			}
@@ -83,6 +85,9 @@ func writeConfig(path, sandboxURL string, rc runConfig) ([]string, error) {
 			}
 		}
 		fmt.Fprintf(&b, "  %s:\n    base_url: %q\n    concurrency: %d\n", sp.Name, base, conc)
+		if maxConc > 0 {
+			fmt.Fprintf(&b, "    max_concurrency: %d\n", maxConc)
+		}
 		if rate > 0 {
 			fmt.Fprintf(&b, "    rate_per_sec: %g\n", rate)
 		}

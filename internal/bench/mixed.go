@@ -85,6 +85,50 @@ func (r *runner) mixed(ctx context.Context, specs []partners.Spec) error {
 	return nil
 }
 
+// Growth run: Q2 alone at its mixed-mode latency with room to grow, so
+// that "concurrency that grows while latency stays flat" is a figure: its
+// passed/s against the bound of its configured concurrency, and against
+// that of its maximum.
+const (
+	growthPartner     = "q2open"
+	growthConcurrency = 8
+	growthMax         = 32
+	growthCustomers   = 2000
+)
+
+func (r *runner) growth(ctx context.Context, specs []partners.Spec) error {
+	var q []partners.Spec
+	for _, sp := range specs {
+		if sp.Name == growthPartner {
+			q = append(q, sp)
+		}
+	}
+	if len(q) == 0 {
+		return nil
+	}
+	n := min(r.o.MixedCustomers, growthCustomers)
+	dir, err := dataset(r.work, n)
+	if err != nil {
+		return err
+	}
+	plan, err := r.mixedPlan(q, dir, r.o.MixedFaults, map[string]int{growthPartner: growthConcurrency})
+	if err != nil {
+		return err
+	}
+	pp := plan.rc.PerPartner[growthPartner]
+	pp.MaxConcurrency = growthMax
+	plan.rc.PerPartner[growthPartner] = pp
+	res, err := r.mixedRun(ctx, plan, n)
+	if err != nil {
+		return fmt.Errorf("bench: growth run: %w", err)
+	}
+	res.finish()
+	r.rep.Growth = res
+	p := res.Partners[0]
+	r.logf("growth: %s, concurrency %d, max_concurrency %d: %.1f passed/s, %.0f%% of the bound at %d", p.Partner, p.Concurrency, p.MaxConcurrency, p.PassedPerS, 100*p.OfBound, p.MaxConcurrency)
+	return nil
+}
+
 // mixedRun is one `etl run` of every partner in plan against one sandbox
 // process with plan's faults.
 func (r *runner) mixedRun(ctx context.Context, plan mixedPlan, n int) (*MixedResult, error) {
@@ -119,8 +163,9 @@ func (r *runner) mixedRun(ctx context.Context, plan mixedPlan, n int) (*MixedRes
 			return nil, err
 		}
 		c := plan.faults[p]
-		b, how := Bound(c, plan.rc.PerPartner[p].Concurrency)
-		res.Partners = append(res.Partners, MixedPartner{Partner: p, Faults: c.String(), Concurrency: plan.rc.PerPartner[p].Concurrency,
+		pp := plan.rc.PerPartner[p]
+		b, how := Bound(c, max(pp.Concurrency, pp.MaxConcurrency))
+		res.Partners = append(res.Partners, MixedPartner{Partner: p, Faults: c.String(), Concurrency: pp.Concurrency, MaxConcurrency: pp.MaxConcurrency,
 			RatePerSec: plan.rc.PerPartner[p].RatePerSec, MaxBatch: prov.MaxBatch(), Bound: b, BoundHow: how, RateLimited: c.RateLimit > 0})
 	}
 	logPath := cfgPath + ".log"
@@ -145,7 +190,7 @@ func (r *runner) mixedRun(ctx context.Context, plan mixedPlan, n int) (*MixedRes
 	if err != nil {
 		return res, err
 	}
-	trips, _ := breakerTrips(logPath)
+	events, _ := readLog(logPath)
 	m429, retries := readPromCounters(metricsPath)
 	for i := range res.Partners {
 		p := &res.Partners[i]
@@ -156,7 +201,7 @@ func (r *runner) mixedRun(ctx context.Context, plan mixedPlan, n int) (*MixedRes
 		p.Requests, p.Passed, p.Answered429, p.Errors5xx = v.Stats.Requests, v.Stats.Passed, v.Stats.RateLimited, v.Stats.Errors5xx
 		if v.Stats.Requests > 0 {
 			p.LatencyMS = float64(v.Stats.AnswerTime.Microseconds()) / 1000 / float64(v.Stats.Requests)
-			p.Bound, p.BoundHow = Bound(servedLatency(plan.faults[p.Partner], p.LatencyMS), p.Concurrency)
+			p.Bound, p.BoundHow = Bound(servedLatency(plan.faults[p.Partner], p.LatencyMS), max(p.Concurrency, p.MaxConcurrency))
 		}
 		p.Customers = delivered[p.Partner]
 		for _, row := range rows {
@@ -169,7 +214,8 @@ func (r *runner) mixedRun(ctx context.Context, plan mixedPlan, n int) (*MixedRes
 				p.Stopped = why
 			}
 		}
-		p.Client429, p.Retries, p.BreakerTrips = m429[p.Partner], retries[p.Partner], trips[p.Partner]
+		p.Client429, p.Retries, p.BreakerTrips = m429[p.Partner], retries[p.Partner], events.trips[p.Partner]
+		p.PeakConcurrency = max(p.Concurrency, events.peak[p.Partner])
 		w := wins[p.Partner]
 		if !w.first.IsZero() {
 			p.Start, p.End = w.first.Sub(t0).Seconds(), w.last.Sub(t0).Seconds()
@@ -453,30 +499,42 @@ func deliveredCustomers(ctx context.Context, dbURL string) (map[string]int, erro
 	return out, rows.Err()
 }
 
-// breakerTrips counts, per partner, the debug log's breaker transitions
-// to open (httpx logs every state change at debug).
-func breakerTrips(logPath string) (map[string]int, error) {
-	f, err := os.Open(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return countTrips(bufio.NewScanner(f)), nil
+// logEvents is what the mixed runs read from the run's debug log, per
+// partner: breaker transitions to open, and the most requests in flight
+// the partner's concurrency grew to (httpx logs both at debug).
+type logEvents struct {
+	trips map[string]int
+	peak  map[string]int
 }
 
-func countTrips(sc *bufio.Scanner) map[string]int {
-	out := map[string]int{}
+func readLog(logPath string) (logEvents, error) {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return logEvents{}, err
+	}
+	defer f.Close()
+	return scanLog(bufio.NewScanner(f)), nil
+}
+
+func scanLog(sc *bufio.Scanner) logEvents {
+	out := logEvents{trips: map[string]int{}, peak: map[string]int{}}
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
-		if !strings.Contains(string(line), "breaker state changed") {
-			continue
-		}
-		var e struct {
-			Msg, Partner, To string
-		}
-		if json.Unmarshal(line, &e) == nil && e.Msg == "breaker state changed" && e.To == "open" {
-			out[e.Partner]++
+		switch {
+		case strings.Contains(string(line), "breaker state changed"):
+			var e struct{ Msg, Partner, To string }
+			if json.Unmarshal(line, &e) == nil && e.Msg == "breaker state changed" && e.To == "open" {
+				out.trips[e.Partner]++
+			}
+		case strings.Contains(string(line), "partner concurrency changed"):
+			var e struct {
+				Msg, Partner string
+				To           int
+			}
+			if json.Unmarshal(line, &e) == nil && e.Msg == "partner concurrency changed" {
+				out.peak[e.Partner] = max(out.peak[e.Partner], e.To)
+			}
 		}
 	}
 	return out

@@ -152,7 +152,7 @@ func TestShardTargetNames(t *testing.T) {
 	}
 }
 
-func TestCountTripsReadsTheDebugLog(t *testing.T) {
+func TestScanLogReadsTheDebugLog(t *testing.T) {
 	log := strings.Join([]string{
 		`{"level":"debug","ts":"x","msg":"breaker state changed","partner":"clubready","from":"closed","to":"open"}`,
 		`{"level":"debug","ts":"x","msg":"breaker state changed","partner":"clubready","from":"open","to":"half-open"}`,
@@ -160,10 +160,16 @@ func TestCountTripsReadsTheDebugLog(t *testing.T) {
 		`{"level":"debug","ts":"x","msg":"breaker state changed","partner":"q2open","from":"half-open","to":"closed"}`,
 		`{"level":"debug","ts":"x","msg":"partner call retried","partner":"tokenization","to":"open"}`,
 		`not json: breaker state changed`,
+		`{"level":"debug","ts":"x","msg":"partner concurrency changed","partner":"q2open","from":8,"to":9}`,
+		`{"level":"debug","ts":"x","msg":"partner concurrency changed","partner":"q2open","from":9,"to":12}`,
+		`{"level":"debug","ts":"x","msg":"partner concurrency changed","partner":"q2open","from":12,"to":6}`,
 	}, "\n")
-	got := countTrips(bufio.NewScanner(strings.NewReader(log)))
-	if len(got) != 1 || got["clubready"] != 2 {
-		t.Errorf("trips %v, want clubready 2 only", got)
+	got := scanLog(bufio.NewScanner(strings.NewReader(log)))
+	if len(got.trips) != 1 || got.trips["clubready"] != 2 {
+		t.Errorf("trips %v, want clubready 2 only", got.trips)
+	}
+	if len(got.peak) != 1 || got.peak["q2open"] != 12 {
+		t.Errorf("peak concurrency %v, want q2open 12 only", got.peak)
 	}
 }
 

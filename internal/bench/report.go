@@ -39,6 +39,7 @@ type Report struct {
 	Rate           *RateResult     `json:"rate_limited,omitempty"`
 	Latency        *LatencyResult  `json:"latency,omitempty"`
 	Mixed          *MixedResult    `json:"mixed,omitempty"`
+	Growth         *MixedResult    `json:"growth,omitempty"` // Q2 alone with max_concurrency
 	Shards         []ShardResult   `json:"shards,omitempty"`
 	MixedMemory    []MixedMemRun   `json:"mixed_memory,omitempty"`
 	Mode           string          `json:"mode,omitempty"`
