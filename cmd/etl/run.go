@@ -533,12 +533,15 @@ func lockOptions(cfg *config.Config, names []string, sh shard.Shard, source stri
 // progress, not requests. The partner's client holds its requests in
 // flight to the configured concurrency (httpx), and a worker waiting out
 // a backoff, a Retry-After or its durable intent holds no request slot,
-// so each slot is given opsPerSlot workers to keep it busy.
+// so each configured slot is given opsPerSlot workers to keep it busy,
+// and each slot max_concurrency may add one more. Not opsPerSlot for
+// those too: while the limit is low they would only queue at the slots,
+// ClubReady's single-use tokens ageing as they wait.
 func concurrency(cfg *config.Config, names []string) map[string]int {
 	out := map[string]int{}
 	for _, n := range names {
 		p := cfg.Partners[n]
-		out[n] = opsPerSlot * max(p.Workers(), p.MaxConcurrency)
+		out[n] = opsPerSlot*p.Workers() + max(0, p.MaxConcurrency-p.Workers())
 	}
 	return out
 }

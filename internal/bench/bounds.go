@@ -279,8 +279,14 @@ func (r *Report) printMixed(w io.Writer) {
 		}
 		tw.Flush()
 		for _, p := range m.Partners {
-			fmt.Fprintf(w, "  %s: bound %s; %d customers delivered, %d ops ok, %d not; %d requests seen by the sandbox, %d passed\n",
-				p.Partner, p.BoundHow, p.Customers, p.OK, p.NotOK, p.Requests, p.Passed)
+			injected := ""
+			if c, err := faults.ParseSpec(p.Faults); err == nil && c.Latency > 0 {
+				if b, _ := Bound(c, max(p.Concurrency, p.MaxConcurrency)); b > 0 {
+					injected = fmt.Sprintf(" (%.1f%% of %.1f/s at the injected latency alone)", 100*p.PassedPerS/b, b)
+				}
+			}
+			fmt.Fprintf(w, "  %s: bound %s%s; %d customers delivered, %d ops ok, %d not; %d requests seen by the sandbox, %d passed\n",
+				p.Partner, p.BoundHow, injected, p.Customers, p.OK, p.NotOK, p.Requests, p.Passed)
 			if p.Stopped != "" {
 				fmt.Fprintf(w, "  %s STOPPED: %s\n", p.Partner, p.Stopped)
 			}

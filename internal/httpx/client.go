@@ -30,9 +30,10 @@ type Config struct {
 	Burst      int // default 1 (or the concurrency)
 	// Concurrency is how many requests may be in flight to the partner
 	// at once (default 8, the engine's default workers); an attempt holds
-	// a slot only while it is on the wire. With MaxConcurrency above it,
-	// the limit grows one slot at a time while latency stays flat and
-	// halves back when it rises or the partner answers 429 or 5xx.
+	// a slot only while it waits for its rate token and is on the wire.
+	// With MaxConcurrency above it, the limit grows one slot at a time
+	// while latency stays flat and comes back down when latency rises,
+	// the partner answers 429 or fails a quarter of its attempts (Slots).
 	Concurrency    int
 	MaxConcurrency int // default Concurrency: no growth
 	// Slots, if set, is the in-flight bound shared with the partner's
@@ -245,7 +246,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 			resp.Attempts = attempt
 			return resp, nil
 		}
-		if e.Code != "breaker_open" && !(e.Code == "cancelled" && e.Status == 0 && e.Kind == Retryable) {
+		if e.Code != "breaker_open" && e.Code != "partner_stopped" && !(e.Code == "cancelled" && e.Status == 0 && e.Kind == Retryable) {
 			sent++
 		}
 		e.Attempts = sent
@@ -300,17 +301,23 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 // after the breaker admits the attempt reports a verdict, so a half-open
 // probe can never stick.
 func (c *Client) try(ctx context.Context, req Request, op string, attempt int) (*Response, *Error) {
+	// The slot first, then the breaker: a caller that waited for a slot
+	// while the breaker opened must hear so before it sends, and a
+	// half-open probe is not admitted until it can go out.
+	if e := c.takeSlot(ctx, op); e != nil {
+		return nil, e
+	}
 	done, ok := c.breaker.Admit()
 	if !ok {
+		c.slots.release(0, ours)
 		return nil, &Error{Partner: c.cfg.Partner, Op: op, Kind: Unavailable, Code: "breaker_open", Message: "circuit breaker open: partner failing, left for the rerun"}
 	}
 	verdict := NoVerdict
 	defer func() { done(verdict) }()
-	if err := c.slots.acquire(ctx); err != nil {
-		return nil, c.fail(op, Retryable, 0, "cancelled", err)
-	}
+	// The slot is held through the rate wait: a token taken first and a
+	// slot waited for after would let the tokens bunch up into a burst.
 	if err := c.pace.wait(ctx); err != nil {
-		c.slots.release(0, 0)
+		c.slots.release(0, ours)
 		return nil, c.fail(op, Retryable, 0, "cancelled", err)
 	}
 	start := time.Now()
@@ -321,7 +328,7 @@ func (c *Client) try(ctx context.Context, req Request, op string, attempt int) (
 		status, header = resp.Status, resp.Header
 	}
 	now := time.Now()
-	c.slots.release(now.Sub(start), status)
+	c.slots.release(now.Sub(start), slotOutcome(ctx, status, err))
 	if c.cfg.Observe != nil {
 		c.cfg.Observe(op, status, now.Sub(start), attempt > 1)
 	}
@@ -334,6 +341,57 @@ func (c *Client) try(ctx context.Context, req Request, op string, attempt int) (
 	e.Op = op
 	verdict = verdictOf(e)
 	return nil, e
+}
+
+type stopKey struct{}
+
+// WithStop returns ctx carrying stop: once stop is done, calls made with
+// the returned context send no further attempt (one waiting for a slot
+// gives up) and fail Unavailable with code partner_stopped, nothing sent.
+// The engine stops a partner's lane this way when the partner answers
+// fatally (bad credentials), so that the callers queued at its slots do
+// not each send one more request. Attempts already on the wire finish.
+func WithStop(ctx, stop context.Context) context.Context {
+	return context.WithValue(ctx, stopKey{}, stop)
+}
+
+// takeSlot waits for one of the partner's slots, or for ctx or the stop
+// of WithStop.
+func (c *Client) takeSlot(ctx context.Context, op string) *Error {
+	stop, _ := ctx.Value(stopKey{}).(context.Context)
+	wait := ctx
+	if stop != nil {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(stop, cancel)()
+	}
+	err := c.slots.acquire(wait)
+	if err == nil && (stop == nil || stop.Err() == nil) {
+		return nil
+	}
+	if err == nil {
+		c.slots.release(0, ours)
+	}
+	if stop != nil && stop.Err() != nil && ctx.Err() == nil {
+		return &Error{Partner: c.cfg.Partner, Op: op, Kind: Unavailable, Code: "partner_stopped",
+			Message: "the partner was stopped for this run (a fatal answer): not sent, left for the rerun"}
+	}
+	return c.fail(op, Retryable, 0, "cancelled", err)
+}
+
+// slotOutcome is what an attempt tells the in-flight limit: its status,
+// noAnswer when the partner did not answer, ours when we gave up or
+// never sent it.
+func slotOutcome(ctx context.Context, status int, err error) int {
+	if status > 0 || err == nil {
+		return status
+	}
+	var e *Error
+	if ctx.Err() != nil || (errors.As(err, &e) && (e.Code == "cancelled" || e.Code == "sign" || e.Code == "bad_request")) {
+		return ours
+	}
+	return noAnswer
 }
 
 // verdictOf says what a failed attempt tells the breaker. A 429 is the

@@ -15,13 +15,15 @@ import (
 //
 // Its limit starts at the configured concurrency. When MaxConcurrency is
 // above that, it probes upwards the way TCP Vegas and Netflix's
-// concurrency-limits do: after each window of answers (as many as the
-// limit), a window whose mean latency stays within growTolerance of the
-// best window seen adds one slot; one past shrinkFactor of it takes a
-// quarter off, and one holding a 429 or more than a tenth of 5xx halves
-// the limit, never below the configured concurrency (the operator's
-// known-safe figure). On loopback the latency is the CPU's, so growth
-// stops where the machine saturates.
+// concurrency-limits do: after each window of attempts (as many as the
+// limit, at least minWindow), a window whose mean latency stays within
+// growTolerance of the best window seen adds one slot; one past
+// shrinkFactor of it takes a quarter off, and one holding a 429, or
+// failing more than a quarter of its attempts (5xx, timeouts, lost
+// answers), halves the limit, never below the configured concurrency (the
+// operator's known-safe figure). A shrink takes free slots back at once
+// and the rest as their attempts end. On loopback the latency is the
+// CPU's, so growth stops where the machine saturates.
 //
 // Why our own: the one Go port of those algorithms is not on the module
 // proxy here, and this is the one decision it would make for us; the
@@ -38,7 +40,7 @@ type Slots struct {
 	debt     int // slots to take back as they are released (a shrink)
 	n        int // 2xx answers in this window
 	sum      time.Duration
-	failed   int  // 5xx answers in this window
+	failed   int  // 5xx answers and answerless failures in this window
 	overload bool // a 429 in this window
 	best     time.Duration
 }
@@ -46,6 +48,16 @@ type Slots struct {
 const (
 	growTolerance = 1.25
 	shrinkFactor  = 2.0
+	// minWindow keeps one 5xx in a small window from reading as a
+	// partner failing a quarter of its calls.
+	minWindow = 20
+)
+
+// Outcomes of an attempt as the limit reads them: an HTTP status, or one
+// of these.
+const (
+	noAnswer = 0  // the partner did not answer (timeout, reset, lost answer)
+	ours     = -1 // we gave up (cancelled) or never sent it: says nothing of the partner
 )
 
 // NewSlots makes the in-flight bound of one partner for clients that
@@ -72,16 +84,16 @@ func NewSlots(start, max int, name string, log *zap.Logger) *Slots {
 func (l *Slots) acquire(ctx context.Context) error { return l.sem.Acquire(ctx, 1) }
 
 // release returns a slot after an attempt and feeds the limit: d is the
-// attempt's latency, status its HTTP status (0: no answer).
+// attempt's latency, status its HTTP status, noAnswer or ours.
 func (l *Slots) release(d time.Duration, status int) {
 	l.mu.Lock()
+	if l.max > l.min {
+		l.observe(d, status) // first: a shrink it makes may claim this slot
+	}
 	keep := false
 	if l.debt > 0 {
 		l.debt--
 		keep = true // the slot goes back to the limiter's reserve
-	}
-	if l.max > l.min {
-		l.observe(d, status)
 	}
 	l.mu.Unlock()
 	if !keep {
@@ -94,18 +106,20 @@ func (l *Slots) observe(d time.Duration, status int) {
 	switch {
 	case status == 429:
 		l.overload = true
-	case status >= 500:
+	case status >= 500 || status == noAnswer:
 		l.failed++
 	case status >= 200 && status < 300:
 		l.n++
 		l.sum += d
+	default:
+		return // a 4xx is about our request; ours says nothing
 	}
-	if l.n+l.failed < l.limit && !l.overload {
+	if l.n+l.failed < max(l.limit, minWindow) && !l.overload {
 		return
 	}
 	// A partner failing now and then is not overloaded; one failing a
-	// tenth of its answers, or asking us to slow down, is.
-	overload := l.overload || l.failed*10 > l.n+l.failed
+	// quarter of its attempts, or asking us to slow down, is.
+	overload := l.overload || l.failed*4 > l.n+l.failed
 	var mean time.Duration
 	if l.n > 0 {
 		mean = l.sum / time.Duration(l.n)
@@ -121,12 +135,10 @@ func (l *Slots) observe(d time.Duration, status int) {
 	switch {
 	case overload:
 		l.limit = max(l.min, l.limit/2)
-		// Slots in use come back to the reserve as their attempts end.
-		l.debt += old - l.limit
+		l.reclaim(old - l.limit)
 	case float64(mean) > shrinkFactor*float64(l.best):
 		l.limit = max(l.min, l.limit-max(1, l.limit/4))
-		// Slots in use come back to the reserve as their attempts end.
-		l.debt += old - l.limit
+		l.reclaim(old - l.limit)
 	case float64(mean) <= growTolerance*float64(l.best) && l.limit < l.max:
 		if l.debt > 0 {
 			l.debt-- // an owed slot is kept in use instead
@@ -138,6 +150,15 @@ func (l *Slots) observe(d time.Duration, status int) {
 	if l.limit != old {
 		l.log.Debug("partner concurrency changed", zap.String("partner", l.name), zap.Int("from", old), zap.Int("to", l.limit),
 			zap.Duration("window_latency", mean), zap.Duration("best_latency", l.best), zap.Bool("overload", overload))
+	}
+}
+
+// reclaim takes n slots back into the reserve: the free ones now, the
+// rest as their attempts end (debt). Called with l.mu held.
+func (l *Slots) reclaim(n int) {
+	l.debt += n
+	for l.debt > 0 && l.sem.TryAcquire(1) {
+		l.debt--
 	}
 }
 

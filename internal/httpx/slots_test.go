@@ -218,3 +218,124 @@ func TestSharedSlots(t *testing.T) {
 		}
 	})
 }
+
+// Failures judge the limit by their share of a window of at least 20
+// attempts: a partner failing one call in ten still grows, even from 2 in
+// flight (where one failure is half of a window as small as the limit);
+// one failing half of them (5xx, or no answer at all) is brought back down.
+func TestFailuresShrinkByTheirShare(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  func(n int64) int
+		atLeast int
+		atMost  int
+	}{
+		{name: "10% of 5xx", atLeast: 24, atMost: 32, status: func(n int64) int {
+			if n%10 == 0 {
+				return http.StatusInternalServerError
+			}
+			return http.StatusOK
+		}},
+		{name: "half 5xx", atLeast: 2, atMost: 4, status: func(n int64) int {
+			if n%2 == 0 {
+				return http.StatusBadGateway
+			}
+			return http.StatusOK
+		}},
+		{name: "half without an answer", atLeast: 2, atMost: 4, status: func(n int64) int {
+			if n%2 == 0 {
+				return statusCut
+			}
+			return http.StatusOK
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &slowPartner{latency: flat(0), status: tc.status}
+				c := memClient(t, p.ServeHTTP, func(c *httpx.Config) {
+					c.Concurrency, c.MaxConcurrency = 2, 32
+					c.MaxAttempts = 1
+					c.BreakerFailures = 1 << 20
+					c.Transport = cutTransport{handlerTransport{http.HandlerFunc(p.ServeHTTP)}}
+				})
+				drive(c, 64, 4000)
+				if got := c.Concurrency(); got < tc.atLeast || got > tc.atMost {
+					t.Errorf("limit %d, want %d to %d", got, tc.atLeast, tc.atMost)
+				}
+			})
+		})
+	}
+}
+
+// statusCut marks an answer cutTransport turns into a transport error:
+// an attempt the partner never answered.
+const statusCut = 599
+
+// cutTransport turns statusCut into a transport error.
+type cutTransport struct{ base http.RoundTripper }
+
+func (t cutTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err == nil && resp.StatusCode == statusCut {
+		return nil, errCut
+	}
+	return resp, err
+}
+
+var errCut = &cutError{}
+
+type cutError struct{}
+
+func (*cutError) Error() string { return "connection reset by peer" }
+
+// The breaker is asked after the slot is taken: callers that queued for a
+// slot while the breaker opened send nothing.
+func TestOpenBreakerStopsTheCallersQueuedAtTheSlots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &slowPartner{latency: flat(0), status: func(int64) int { return http.StatusServiceUnavailable }}
+		c := memClient(t, p.ServeHTTP, func(c *httpx.Config) {
+			c.Concurrency = 2
+			c.BreakerFailures = 2
+			c.MaxAttempts = 1
+		})
+		drive(c, 8, 8)
+		if n := p.n.Load(); n > 3 {
+			t.Errorf("%d requests reached a partner whose breaker opened after 2", n)
+		}
+	})
+}
+
+// After WithStop's context is done, callers waiting for a slot give up
+// unsent (partner_stopped) and no further attempt goes out.
+func TestStopSendsNothingMore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stop, halt := context.WithCancel(context.Background())
+		p := &slowPartner{latency: flat(0), status: func(n int64) int {
+			if n == 1 {
+				halt() // the first answer is fatal: the engine stops the lane
+				return http.StatusUnauthorized
+			}
+			return http.StatusOK
+		}}
+		c := memClient(t, p.ServeHTTP, func(c *httpx.Config) { c.Concurrency = 1 })
+		ctx := httpx.WithStop(context.Background(), stop)
+		var wg sync.WaitGroup
+		var stopped atomic.Int32
+		for i := range 8 {
+			wg.Go(func() {
+				_, err := c.Do(ctx, httpx.Request{Method: "PUT", Path: "/c", Body: []byte(strconv.Itoa(i)), Idempotent: true})
+				if httpx.CodeOf(err) == "partner_stopped" && httpx.KindOf(err) == httpx.Unavailable && httpx.AttemptsOf(err) == 0 {
+					stopped.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := p.n.Load(); n != 1 {
+			t.Errorf("%d requests went out, want only the fatal one", n)
+		}
+		if got := stopped.Load(); got != 7 {
+			t.Errorf("%d callers failed partner_stopped, want 7", got)
+		}
+	})
+}

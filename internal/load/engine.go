@@ -384,6 +384,7 @@ func (e *Engine) call(ctx context.Context, runID int64, l *lane, j job, w *ledge
 	start := time.Now()
 	var results []partner.Result
 	jr := journal{store: e.store, runID: runID, provider: l.p.Name()}
+	ctx = httpx.WithStop(ctx, l.halt)
 	switch j.kind {
 	case resolveJob:
 		results = []partner.Result{l.p.(partner.Resolver).Resolve(ctx, j.ops[0], jr)}
@@ -468,6 +469,7 @@ func (e *Engine) record(l *lane, op partner.Op, r partner.Result, lat time.Durat
 		}
 		c.addErr(code)
 		if httpx.KindOf(r.Err) == httpx.Fatal && l.stopped.CompareAndSwap(false, true) {
+			l.haltNow()
 			l.stopMsg.Store(msg)
 			e.log.Error("partner stopped: fix the cause and rerun", zap.String("provider", name), zap.String("reason", msg))
 		}

@@ -141,7 +141,13 @@ type lane struct {
 	counts   *Counts
 	stopped  atomic.Bool
 	stopMsg  atomic.Value
-	workers  int
+	// halt is done once the partner is stopped: the partner's client
+	// sends no further attempt for the calls already handed to it
+	// (httpx.WithStop), so the workers queued at its slots do not each
+	// send one more request after a fatal answer.
+	halt    context.Context
+	haltNow context.CancelFunc
+	workers int
 
 	mu     sync.Mutex
 	queue  []task
@@ -168,7 +174,9 @@ func (l *lane) send(j job, reason string) {
 
 func newLane(p partner.Provider, workers int) *lane {
 	_, journals := p.(partner.Resolver)
-	return &lane{p: p, journals: journals, counts: &Counts{}, workers: workers, wakeCh: make(chan struct{}, 1), jobs: make(chan job)}
+	halt, haltNow := context.WithCancel(context.Background())
+	return &lane{p: p, journals: journals, counts: &Counts{}, workers: workers, wakeCh: make(chan struct{}, 1), jobs: make(chan job),
+		halt: halt, haltNow: haltNow}
 }
 
 func (l *lane) wake() {
