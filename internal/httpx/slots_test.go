@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/northwind-data/etl/internal/httpx"
+	"github.com/northwind-data/etl/internal/providers/providertest"
 )
 
 // slowPartner answers after latency(inFlight) and records the most
@@ -24,22 +25,15 @@ type slowPartner struct {
 	latency func(inFlight int) time.Duration
 	status  func(n int64) int // the status of the nth request (from 1); nil: 200
 
-	inFlight atomic.Int32
-	peak     atomic.Int32
-	n        atomic.Int64
+	flight providertest.InFlight
+	n      atomic.Int64
 }
 
 func (p *slowPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	now := p.inFlight.Add(1)
-	defer p.inFlight.Add(-1)
-	for {
-		old := p.peak.Load()
-		if now <= old || p.peak.CompareAndSwap(old, now) {
-			break
-		}
-	}
+	now, done := p.flight.Enter()
+	defer done()
 	n := p.n.Add(1)
-	time.Sleep(p.latency(int(now)))
+	time.Sleep(p.latency(now))
 	if p.status != nil {
 		if s := p.status(n); s != http.StatusOK {
 			w.WriteHeader(s)
@@ -105,7 +99,7 @@ func TestConcurrencyBoundsRequestsInFlight(t *testing.T) {
 				if bad := drive(c, 64, 4000); bad != 0 {
 					t.Fatalf("%d calls failed", bad)
 				}
-				peak := int(p.peak.Load())
+				peak := p.flight.Peak()
 				if tc.max == 0 && peak != tc.expect {
 					t.Errorf("peak in flight %d, want exactly the concurrency %d", peak, tc.expect)
 				}
@@ -184,7 +178,7 @@ func TestBackoffHoldsNoSlot(t *testing.T) {
 		if d := time.Since(start); d > 8*time.Second {
 			t.Errorf("200 calls took %v through one slot: callers in backoff held it", d)
 		}
-		if peak := p.peak.Load(); peak != 1 {
+		if peak := p.flight.Peak(); peak != 1 {
 			t.Errorf("peak in flight %d, want 1", peak)
 		}
 	})
@@ -194,16 +188,10 @@ func TestBackoffHoldsNoSlot(t *testing.T) {
 // the bound.
 func TestSharedSlots(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var inFlight, peak atomic.Int32
+		var flight providertest.InFlight
 		h := func(w http.ResponseWriter, r *http.Request) {
-			n := inFlight.Add(1)
-			defer inFlight.Add(-1)
-			for {
-				old := peak.Load()
-				if n <= old || peak.CompareAndSwap(old, n) {
-					break
-				}
-			}
+			_, done := flight.Enter()
+			defer done()
 			time.Sleep(5 * time.Millisecond)
 		}
 		s := httpx.NewSlots(3, 3, "clubready", nil)
@@ -213,7 +201,7 @@ func TestSharedSlots(t *testing.T) {
 		wg.Go(func() { drive(a, 8, 200) })
 		wg.Go(func() { drive(b, 8, 200) })
 		wg.Wait()
-		if got := peak.Load(); got != 3 {
+		if got := flight.Peak(); got != 3 {
 			t.Errorf("peak in flight across both clients %d, want 3", got)
 		}
 	})

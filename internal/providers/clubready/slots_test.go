@@ -23,17 +23,12 @@ import (
 // for certain.
 func TestVaultAndImportShareConcurrency(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var inFlight, peak, vault, imports atomic.Int32
+		var flight providertest.InFlight
+		var vault, imports atomic.Int32
 		sb := clubready.NewSandbox(clubready.SandboxOptions{ApiKey: apiKey, VaultKey: vaultKey, Clock: providertest.Clock(), SigningKey: signingKey})
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			n := inFlight.Add(1)
-			defer inFlight.Add(-1)
-			for {
-				old := peak.Load()
-				if n <= old || peak.CompareAndSwap(old, n) {
-					break
-				}
-			}
+			_, done := flight.Enter()
+			defer done()
 			if r.URL.Path == clubready.VaultPath {
 				vault.Add(1)
 			} else {
@@ -63,7 +58,7 @@ func TestVaultAndImportShareConcurrency(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if got := peak.Load(); got != 3 {
+		if got := flight.Peak(); got != 3 {
 			t.Errorf("peak requests in flight over the vault and the import API %d, want the concurrency, 3", got)
 		}
 		if vault.Load() == 0 || imports.Load() == 0 {

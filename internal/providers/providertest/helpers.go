@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -269,3 +270,23 @@ var T0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 // Clock is a fake clock standing at T0, for a sandbox under test; it moves
 // only when the test advances it.
 func Clock() *sandbox.FakeClock { return sandbox.NewFakeClock(T0) }
+
+// InFlight counts a test partner's requests in flight and the most it
+// ever had at once. It is safe for concurrent use.
+type InFlight struct{ now, peak atomic.Int32 }
+
+// Enter counts one request in and returns how many are in flight with it;
+// call done when the request ends.
+func (f *InFlight) Enter() (n int, done func()) {
+	v := f.now.Add(1)
+	for {
+		old := f.peak.Load()
+		if v <= old || f.peak.CompareAndSwap(old, v) {
+			break
+		}
+	}
+	return int(v), func() { f.now.Add(-1) }
+}
+
+// Peak is the most requests that were in flight at once.
+func (f *InFlight) Peak() int { return int(f.peak.Load()) }
