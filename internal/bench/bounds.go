@@ -67,8 +67,7 @@ func MergeFaults(known []string, items []string) (map[string]faults.Config, erro
 }
 
 // Bound is the most passed requests per second a partner's sandbox can
-// answer a run with concurrency requests in flight, each one request in
-// flight:
+// answer a run with concurrency requests in flight:
 //
 //	min(concurrency / latency, rate limit) x (1 - errors - reset - drop)
 //

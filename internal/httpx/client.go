@@ -29,7 +29,7 @@ type Config struct {
 	RatePerSec float64
 	Burst      int // default 1 (or the concurrency)
 	// Concurrency is how many requests may be in flight to the partner
-	// at once (default 8, the engine's default workers); an attempt holds
+	// at once (default DefaultConcurrency); an attempt holds
 	// a slot only while it waits for its rate token and is on the wire.
 	// With MaxConcurrency above it, the limit grows one slot at a time
 	// while latency stays flat and comes back down when latency rises,
@@ -217,7 +217,8 @@ func New(cfg Config, decode Decoder) (*Client, error) {
 func (c *Client) Rate() float64 { return c.pace.Rate() }
 
 // DefaultConcurrency is the requests in flight to a partner when its
-// config sets none.
+// config sets none: config.DefaultConcurrency, repeated here because
+// httpx does not know the config.
 const DefaultConcurrency = 8
 
 // Concurrency is the current limit of requests in flight.

@@ -10,8 +10,9 @@ import (
 )
 
 // Slots bounds the requests in flight to one partner: an attempt holds
-// a slot only while it is on the wire, so a caller waiting out a backoff,
-// a Retry-After or its own ledger commit leaves the slot to another.
+// a slot only while it waits for its rate token and is on the wire, so a
+// caller waiting out a backoff, a Retry-After or its own ledger commit
+// leaves the slot to another.
 //
 // Its limit starts at the configured concurrency. When MaxConcurrency is
 // above that, it probes upwards the way TCP Vegas and Netflix's
