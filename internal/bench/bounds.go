@@ -118,6 +118,9 @@ type MixedPartner struct {
 	RatePerSec      float64 `json:"rate_per_sec,omitempty"` // the run's client-side limit
 	MaxBatch        int     `json:"max_batch"`
 	Bound           float64 `json:"bound_passed_per_s"` // 0: none
+	// InjectedBound is the bound at the injected latency alone, before
+	// the measured one replaced it.
+	InjectedBound float64 `json:"injected_bound_passed_per_s"`
 	// LatencyMS is the sandbox's mean time from a request's arrival to its
 	// answer; the bound uses it where it exceeds the injected latency.
 	LatencyMS   float64 `json:"partner_latency_ms"`
@@ -279,10 +282,8 @@ func (r *Report) printMixed(w io.Writer) {
 		tw.Flush()
 		for _, p := range m.Partners {
 			injected := ""
-			if c, err := faults.ParseSpec(p.Faults); err == nil && c.Latency > 0 {
-				if b, _ := Bound(c, max(p.Concurrency, p.MaxConcurrency)); b > 0 {
-					injected = fmt.Sprintf(" (%.1f%% of %.1f/s at the injected latency alone)", 100*p.PassedPerS/b, b)
-				}
+			if b := p.InjectedBound; b > 0 && b != p.Bound {
+				injected = fmt.Sprintf(" (%.1f%% of %.1f/s at the injected latency alone)", 100*p.PassedPerS/b, b)
 			}
 			fmt.Fprintf(w, "  %s: bound %s%s; %d customers delivered, %d ops ok, %d not; %d requests seen by the sandbox, %d passed\n",
 				p.Partner, p.BoundHow, injected, p.Customers, p.OK, p.NotOK, p.Requests, p.Passed)

@@ -166,7 +166,7 @@ func (r *runner) mixedRun(ctx context.Context, plan mixedPlan, n int) (*MixedRes
 		pp := plan.rc.PerPartner[p]
 		b, how := Bound(c, max(pp.Concurrency, pp.MaxConcurrency))
 		res.Partners = append(res.Partners, MixedPartner{Partner: p, Faults: c.String(), Concurrency: pp.Concurrency, MaxConcurrency: pp.MaxConcurrency,
-			RatePerSec: plan.rc.PerPartner[p].RatePerSec, MaxBatch: prov.MaxBatch(), Bound: b, BoundHow: how, RateLimited: c.RateLimit > 0})
+			RatePerSec: plan.rc.PerPartner[p].RatePerSec, MaxBatch: prov.MaxBatch(), Bound: b, InjectedBound: b, BoundHow: how, RateLimited: c.RateLimit > 0})
 	}
 	logPath := cfgPath + ".log"
 	metricsPath := cfgPath + ".prom"

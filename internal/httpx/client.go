@@ -170,15 +170,7 @@ func New(cfg Config, decode Decoder) (*Client, error) {
 	if cfg.Burst <= 0 {
 		cfg.Burst = 1
 	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
-	if cfg.MaxConcurrency < cfg.Concurrency {
-		cfg.MaxConcurrency = cfg.Concurrency
-	}
-	if cfg.Slots == nil {
-		cfg.Slots = NewSlots(cfg.Concurrency, cfg.MaxConcurrency, cfg.Partner, cfg.Logger)
-	}
+	cfg.Slots = SlotsFor(cfg)
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleepCtx
 	}
@@ -215,6 +207,21 @@ func New(cfg Config, decode Decoder) (*Client, error) {
 // Rate is the partner's current pace in requests per second, +Inf when
 // unlimited (metrics and tests).
 func (c *Client) Rate() float64 { return c.pace.Rate() }
+
+// SlotsFor is cfg.Slots, or new slots from cfg's Concurrency and
+// MaxConcurrency with their defaults: what New uses, and what a partner
+// with several clients (ClubReady's vault and import API) builds once and
+// gives each of them.
+func SlotsFor(cfg Config) *Slots {
+	if cfg.Slots != nil {
+		return cfg.Slots
+	}
+	c := cfg.Concurrency
+	if c <= 0 {
+		c = DefaultConcurrency
+	}
+	return NewSlots(c, max(cfg.MaxConcurrency, c), cfg.Partner, cfg.Logger)
+}
 
 // DefaultConcurrency is the requests in flight to a partner when its
 // config sets none: config.DefaultConcurrency, repeated here because

@@ -65,9 +65,8 @@ func drive(c *httpx.Client, workers, calls int) (failed int32) {
 	return bad.Load()
 }
 
-func flat(time.Duration) func(int) time.Duration {
-	return func(int) time.Duration { return 20 * time.Millisecond }
-}
+// flat is a latency that does not depend on the requests in flight.
+func flat(int) time.Duration { return 20 * time.Millisecond }
 
 func TestConcurrencyBoundsRequestsInFlight(t *testing.T) {
 	tests := []struct {
@@ -76,9 +75,9 @@ func TestConcurrencyBoundsRequestsInFlight(t *testing.T) {
 		latency                  func(int) time.Duration
 	}{
 		// Without max_concurrency the bound is fixed, whatever the latency.
-		{name: "fixed", concurrency: 4, expect: 4, latency: flat(0)},
+		{name: "fixed", concurrency: 4, expect: 4, latency: flat},
 		// Latency flat: the limit grows to its maximum.
-		{name: "grows while latency stays flat", concurrency: 4, max: 16, expect: 16, latency: flat(0)},
+		{name: "grows while latency stays flat", concurrency: 4, max: 16, expect: 16, latency: flat},
 		// Latency rises steeply past 6 in flight (a partner at its
 		// capacity): growth stops near there instead of reaching the
 		// maximum.
@@ -118,7 +117,7 @@ func TestConcurrencyBoundsRequestsInFlight(t *testing.T) {
 func TestConcurrencyHalvesOnTooManyRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var refuse atomic.Bool
-		p := &slowPartner{latency: flat(0), status: func(int64) int {
+		p := &slowPartner{latency: flat, status: func(int64) int {
 			if refuse.Load() {
 				return http.StatusTooManyRequests
 			}
@@ -240,7 +239,7 @@ func TestFailuresShrinkByTheirShare(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				p := &slowPartner{latency: flat(0), status: tc.status}
+				p := &slowPartner{latency: flat, status: tc.status}
 				c := memClient(t, p.ServeHTTP, func(c *httpx.Config) {
 					c.Concurrency, c.MaxConcurrency = 2, 32
 					c.MaxAttempts = 1
@@ -281,7 +280,7 @@ func (*cutError) Error() string { return "connection reset by peer" }
 // slot while the breaker opened send nothing.
 func TestOpenBreakerStopsTheCallersQueuedAtTheSlots(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := &slowPartner{latency: flat(0), status: func(int64) int { return http.StatusServiceUnavailable }}
+		p := &slowPartner{latency: flat, status: func(int64) int { return http.StatusServiceUnavailable }}
 		c := memClient(t, p.ServeHTTP, func(c *httpx.Config) {
 			c.Concurrency = 2
 			c.BreakerFailures = 2
@@ -299,7 +298,7 @@ func TestOpenBreakerStopsTheCallersQueuedAtTheSlots(t *testing.T) {
 func TestStopSendsNothingMore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		stop, halt := context.WithCancel(context.Background())
-		p := &slowPartner{latency: flat(0), status: func(n int64) int {
+		p := &slowPartner{latency: flat, status: func(n int64) int {
 			if n == 1 {
 				halt() // the first answer is fatal: the engine stops the lane
 				return http.StatusUnauthorized

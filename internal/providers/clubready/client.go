@@ -100,15 +100,10 @@ func New(cfg Config) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
-	if cfg.HTTP.Slots == nil {
-		// The vault and the import API are one partner to its operator:
-		// concurrency bounds their requests together.
-		c := cfg.HTTP.Concurrency
-		if c <= 0 {
-			c = httpx.DefaultConcurrency
-		}
-		cfg.HTTP.Slots = httpx.NewSlots(c, max(cfg.HTTP.MaxConcurrency, c), Name, cfg.HTTP.Logger)
-	}
+	// The vault and the import API are one partner to its operator:
+	// concurrency bounds their requests together.
+	cfg.HTTP.Partner = Name
+	cfg.HTTP.Slots = httpx.SlotsFor(cfg.HTTP)
 	v := cfg.Vault
 	if v == nil {
 		hv, err := NewHTTPVault(VaultConfig{BaseURL: cfg.VaultURL, Key: cfg.VaultKey, HTTP: cfg.HTTP})
