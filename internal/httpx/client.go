@@ -321,11 +321,17 @@ func (c *Client) try(ctx context.Context, req Request, op string, attempt int) (
 		return nil, &Error{Partner: c.cfg.Partner, Op: op, Kind: Unavailable, Code: "breaker_open", Message: "circuit breaker open: partner failing, left for the rerun"}
 	}
 	verdict := NoVerdict
-	defer func() { done(verdict) }()
+	var lat time.Duration
+	outcome := ours
+	defer func() {
+		// The breaker hears the verdict before the slot is free: the
+		// caller that takes the slot next asks a breaker that knows.
+		done(verdict)
+		c.slots.release(lat, outcome)
+	}()
 	// The slot is held through the rate wait: a token taken first and a
 	// slot waited for after would let the tokens bunch up into a burst.
 	if err := c.pace.wait(ctx); err != nil {
-		c.slots.release(0, ours)
 		return nil, c.fail(op, Retryable, 0, "cancelled", err)
 	}
 	start := time.Now()
@@ -336,7 +342,7 @@ func (c *Client) try(ctx context.Context, req Request, op string, attempt int) (
 		status, header = resp.Status, resp.Header
 	}
 	now := time.Now()
-	c.slots.release(now.Sub(start), slotOutcome(ctx, status, err))
+	lat, outcome = now.Sub(start), slotOutcome(ctx, status, err)
 	if c.cfg.Observe != nil {
 		c.cfg.Observe(op, status, now.Sub(start), attempt > 1)
 	}
