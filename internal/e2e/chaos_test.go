@@ -33,6 +33,9 @@ func TestChaos5xxAnd429WithRetryAfter(t *testing.T) {
 		errs += st.Errors5xx
 		early += st.EarlyRetries
 		maxEarly = max(maxEarly, st.MaxEarlyRetry)
+		if st.EarlyRetries > 0 {
+			t.Logf("%s: %d early retries (worst by %v)", n, st.EarlyRetries, st.MaxEarlyRetry)
+		}
 	}
 	t.Logf("records delivered exactly once; injected 5xx %d, 429 %d; retries in ledger %d; early retries %d (max %v)", errs, limited, e.retries(), early, maxEarly)
 	if errs == 0 || limited == 0 {
